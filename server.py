@@ -1,0 +1,70 @@
+"""Entry point: python server.py [--config config.json] [--host H] [--port P]"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import ssl
+import sys
+
+from aiohttp import web
+
+from stt.app import create_app
+from stt.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("stt.server")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Self-hosted Whisper speech-to-text server")
+    parser.add_argument("--config", default="config.json", help="path to the JSON config (default: config.json)")
+    parser.add_argument("--host", help="override server.http.host")
+    parser.add_argument("--port", type=int, help="override server.http.port")
+    return parser.parse_args(argv)
+
+
+def with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
+    changes = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if not changes:
+        return settings
+    http = dataclasses.replace(settings.http, **changes)
+    return dataclasses.replace(settings, server=dataclasses.replace(settings.server, http=http))
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    if not settings.http.ssl_certfile:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.http.ssl_certfile, settings.http.ssl_keyfile)
+    return context
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        settings = with_overrides(load_settings(args.config), args)
+        context = ssl_context(settings)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ssl.SSLError) as exc:
+        print(f"config error: server.http.ssl_certfile/ssl_keyfile: {exc}", file=sys.stderr)
+        return 2
+    http = settings.http
+    scheme = "https" if context else "http"
+    web.run_app(
+        create_app(settings),
+        host=http.host,
+        port=http.port,
+        ssl_context=context,
+        access_log=None,  # our own access log names request ids and timings
+        shutdown_timeout=settings.limits.shutdown_timeout_seconds,
+        print=lambda _: log.info("ready: listening on %s://%s:%d", scheme, http.host, http.port),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

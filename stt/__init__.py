@@ -1,0 +1,1 @@
+"""Self-hosted Whisper speech-to-text service."""

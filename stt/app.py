@@ -1,0 +1,84 @@
+"""The application factory: middlewares, app-lifetime resources (engine, scheduler) and the API faces."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from auth.middleware import auth_middleware
+from auth.throttle import FailureThrottle
+from auth.tokens import TokenStore, generate_token
+from stt.engines.base import Engine
+from stt.errors import error_middleware
+from stt.keys import ENGINE, SCHEDULER, SETTINGS, STARTED_AT
+from stt.observability import add_request_id_header, request_id_middleware
+from stt.routes import native, ops
+from stt.scheduler import Scheduler
+from stt.settings import AsrSettings, Settings
+
+log = logging.getLogger("stt.app")
+EngineFactory = Callable[[AsrSettings], Engine]
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None,
+               engine_factory: EngineFactory | None = None) -> web.Application:
+    """``engine``: use this already-loaded engine (tests share one); otherwise ``engine_factory`` (default:
+    the configured real model) loads it once at start-up."""
+    store = TokenStore(settings.http.allowed_tokens or [_generated_token()])
+    limits = settings.limits
+    throttle = FailureThrottle(limits.auth_max_failures, limits.auth_window_seconds)
+    app = web.Application(
+        client_max_size=settings.http.request_max_size,
+        middlewares=[request_id_middleware, error_middleware, auth_middleware(store, throttle)],
+    )
+    app[SETTINGS] = settings
+    app[STARTED_AT] = time.time()
+    app.on_response_prepare.append(add_request_id_header)
+    app.cleanup_ctx.append(_engine_ctx(engine, engine_factory))
+    app.cleanup_ctx.append(_scheduler_ctx)
+    native.setup(app)
+    ops.setup(app)
+    return app
+
+
+def _generated_token() -> str:
+    token = generate_token()
+    # Printed once to the console, never to the log: log files are shipped and kept.
+    print(f"No token configured: generated one for this run: {token}", file=sys.stderr, flush=True)
+    return token
+
+
+def _engine_ctx(engine: Engine | None, factory: EngineFactory | None):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if engine is not None:
+            app[ENGINE] = engine
+            yield
+            return
+        if factory is None:
+            from stt.engines.factory import load_engine as make
+        else:
+            make = factory
+        asr = app[SETTINGS].asr
+        started = time.monotonic()
+        loaded = await asyncio.to_thread(make, asr)
+        log.info("loaded %s model %r in %.1f s", loaded.name, asr.model, time.monotonic() - started)
+        app[ENGINE] = loaded
+        yield
+        loaded.close()
+
+    return ctx
+
+
+async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    scheduler = Scheduler(settings.asr.workers, settings.limits.max_queue, settings.limits.queue_timeout_seconds)
+    app[SCHEDULER] = scheduler
+    yield
+    # Finish what was accepted before the engine goes away (graceful shutdown).
+    await scheduler.drain(settings.limits.shutdown_timeout_seconds)
+    scheduler.close()

@@ -1,0 +1,105 @@
+"""Uploaded bytes -> 16 kHz mono float32, the only input the engines accept.
+
+libsndfile (soundfile) reads WAV, FLAC, OGG/Vorbis, OGG/Opus and MP3 directly; what it cannot read (WebM/Opus
+from browsers, M4A/AAC, ...) goes through FFmpeg via PyAV. Resampling uses soxr, a band-limited resampler:
+naive slicing or linear interpolation would alias high frequencies into the speech band.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import av
+import numpy as np
+import soundfile as sf
+import soxr
+
+from stt.errors import AudioError, TooLarge
+
+SAMPLE_RATE = 16000  # Hz, what Whisper was trained on
+MAX_CHANNELS = 32
+MAX_SOURCE_RATE = 768_000  # Hz; anything above is a corrupt or hostile header
+
+log = logging.getLogger("stt.audio")
+
+
+def decode_audio(data: bytes, max_seconds: float = float("inf")) -> np.ndarray:
+    """Decode any supported container to mono float32 at SAMPLE_RATE; AudioError (400) or TooLarge (413)."""
+    if not data:
+        raise AudioError("Empty audio: the request body has no bytes")
+    try:
+        audio, rate = _read_soundfile(data, max_seconds)
+    except sf.LibsndfileError:
+        audio, rate = _read_pyav(data, max_seconds)
+    return _finish(audio, rate)
+
+
+def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        _check_format(f.samplerate, f.channels)
+        # The header's frame count is checked before decoding, so a tiny file that claims hours of audio
+        # costs nothing. A header that lies low is caught below by reading at most the allowed frames + 1.
+        if f.frames > 0 and f.frames / f.samplerate > max_seconds:
+            raise _too_long(f.frames / f.samplerate, max_seconds)
+        limit = int(max_seconds * f.samplerate) + 1 if np.isfinite(max_seconds) else -1
+        try:
+            audio = f.read(frames=limit, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioError(f"Could not decode audio: {exc}") from exc
+        if np.isfinite(max_seconds) and len(audio) >= limit:
+            raise _too_long(len(audio) / f.samplerate, max_seconds)
+        return audio.mean(axis=1), f.samplerate
+
+
+def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.audio:
+                raise AudioError("Unsupported or corrupt audio: no audio stream found")
+            stream = container.streams.audio[0]
+            _check_format(stream.rate or SAMPLE_RATE, stream.channels or 1)
+            # FFmpeg's resampler converts to mono float at the target rate while decoding.
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+            chunks: list[np.ndarray] = []
+            total = 0
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunk = out.to_ndarray().reshape(-1)
+                    chunks.append(chunk)
+                    total += len(chunk)
+                if total > max_seconds * SAMPLE_RATE:
+                    raise _too_long(total / SAMPLE_RATE, max_seconds)
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+    except (av.FFmpegError, ValueError, IndexError, OSError) as exc:
+        raise AudioError("Unsupported or corrupt audio: could not decode the upload "
+                         "(WAV, FLAC, OGG, MP3, WebM, M4A and other FFmpeg formats are accepted)") from exc
+    if not chunks:
+        raise AudioError("Audio has no samples")
+    return np.concatenate(chunks).astype(np.float32, copy=False), SAMPLE_RATE
+
+
+def _check_format(rate: int, channels: int) -> None:
+    if not 0 < rate <= MAX_SOURCE_RATE:
+        raise AudioError(f"Unsupported sample rate: {rate} Hz")
+    if not 0 < channels <= MAX_CHANNELS:
+        raise AudioError(f"Unsupported channel count: {channels} (at most {MAX_CHANNELS})")
+
+
+def _too_long(seconds: float, max_seconds: float) -> TooLarge:
+    return TooLarge(f"Audio is too long: {seconds:.0f} s (limit {max_seconds:.0f} s)")
+
+
+def _finish(audio: np.ndarray, rate: int) -> np.ndarray:
+    if audio.size == 0:
+        raise AudioError("Audio has no samples")
+    if not np.isfinite(audio).all():
+        raise AudioError("Audio contains NaN or infinite samples")
+    if rate != SAMPLE_RATE:
+        audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def duration_seconds(audio: np.ndarray) -> float:
+    return len(audio) / SAMPLE_RATE

@@ -1,0 +1,1 @@
+"""Whisper engines behind one interface (see base.Engine)."""

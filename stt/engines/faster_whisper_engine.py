@@ -1,0 +1,58 @@
+"""faster-whisper (CTranslate2): int8 on CPU, the default engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from faster_whisper import WhisperModel
+
+from stt.engines.base import Segment, TranscribeOptions, Transcript, Word, join_segments
+from stt.audio import duration_seconds
+
+
+class FasterWhisperEngine:
+    name = "faster-whisper"
+
+    def __init__(self, model_dir: Path, model_name: str, *, compute_type: str, threads: int,
+                 workers: int, device: str = "cpu") -> None:
+        self.model_name = model_name
+        # local_files_only: never reach for the network, even when a side file is missing.
+        self._model = WhisperModel(str(model_dir), device=device, compute_type=compute_type,
+                                   cpu_threads=threads, num_workers=workers, local_files_only=True)
+        self.multilingual = self._model.model.is_multilingual
+
+    def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
+        segments, info = self._model.transcribe(
+            audio,
+            language=options.language,
+            task=options.task,
+            beam_size=options.beam_size,
+            temperature=list(options.temperature),
+            word_timestamps=options.word_timestamps,
+            vad_filter=options.vad_filter,
+            initial_prompt=options.initial_prompt,
+            condition_on_previous_text=options.condition_on_previous_text,
+            without_timestamps=options.without_timestamps,
+        )
+        out = tuple(_segment(s) for s in segments)  # the generator runs the decoding
+        return Transcript(text=join_segments(out), segments=out, language=info.language,
+                          language_probability=float(info.language_probability),
+                          duration=duration_seconds(audio))
+
+    def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
+        if not self.multilingual:
+            return [("en", 1.0)]
+        _, _, probs = self._model.detect_language(audio)
+        return [(lang, float(p)) for lang, p in probs]
+
+    def close(self) -> None:
+        del self._model
+
+
+def _segment(s) -> Segment:  # type: ignore[no-untyped-def]  # faster_whisper.transcribe.Segment
+    words = tuple(Word(w.start, w.end, w.word, w.probability) for w in (s.words or ()))
+    return Segment(id=s.id, start=s.start, end=s.end, text=s.text, words=words,
+                   avg_logprob=s.avg_logprob, no_speech_prob=s.no_speech_prob,
+                   compression_ratio=s.compression_ratio, temperature=s.temperature or 0.0,
+                   tokens=tuple(s.tokens))

@@ -1,0 +1,81 @@
+"""openai-whisper (PyTorch, fp32 on CPU): the reference implementation, loaded from a local checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import whisper
+from whisper.model import ModelDimensions, Whisper
+
+from stt.audio import SAMPLE_RATE, duration_seconds
+from stt.engines.base import Segment, TranscribeOptions, Transcript, Word, join_segments
+
+
+class OpenAIWhisperEngine:
+    name = "openai-whisper"
+
+    def __init__(self, checkpoint: Path, model_name: str, *, threads: int, device: str = "cpu") -> None:
+        self.model_name = model_name
+        if threads > 0:
+            torch.set_num_threads(threads)
+        ckpt = torch.load(checkpoint, map_location=device, weights_only=True)
+        model = Whisper(ModelDimensions(**ckpt["dims"]))
+        model.load_state_dict(ckpt["model_state_dict"])
+        if "alignment_heads" in ckpt:
+            model.register_buffer("alignment_heads", ckpt["alignment_heads"].to_sparse(), persistent=False)
+        self._model = model.to(device).eval()
+        self._fp16 = device != "cpu"
+        self.multilingual = model.is_multilingual
+
+    def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
+        language, probability = options.language, 1.0
+        if language is None:
+            # Detect here rather than inside whisper.transcribe, which would not report the probability.
+            language, probability = self.detect_language(audio)[0]
+        kwargs: dict[str, Any] = {}
+        if options.vad_filter:
+            kwargs["clip_timestamps"] = _speech_clips(audio)
+        result = whisper.transcribe(
+            self._model, audio, language=language, task=options.task, beam_size=options.beam_size,
+            temperature=options.temperature, word_timestamps=options.word_timestamps,
+            initial_prompt=options.initial_prompt, fp16=self._fp16,
+            condition_on_previous_text=options.condition_on_previous_text,
+            without_timestamps=options.without_timestamps, verbose=None, **kwargs)
+        segments = tuple(_segment(s) for s in result["segments"])
+        return Transcript(text=join_segments(segments), segments=segments, language=language,
+                          language_probability=probability,
+                          duration=duration_seconds(audio))
+
+    @torch.inference_mode()
+    def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
+        if not self.multilingual:
+            return [("en", 1.0)]
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(audio)),
+                                          n_mels=self._model.dims.n_mels).to(self._model.device)
+        _, probs = self._model.detect_language(mel)
+        return sorted(((k, float(v)) for k, v in probs.items()), key=lambda kv: -kv[1])
+
+    def close(self) -> None:
+        del self._model
+
+
+def _speech_clips(audio: np.ndarray) -> list[float] | str:
+    """Silero VAD (shipped with faster-whisper) -> openai-whisper's clip_timestamps, so both engines skip
+    silence the same way."""
+    from faster_whisper.vad import get_speech_timestamps
+
+    chunks = get_speech_timestamps(audio)
+    if not chunks:
+        return "0"
+    return [t for c in chunks for t in (c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE)]
+
+
+def _segment(s: dict[str, Any]) -> Segment:
+    words = tuple(Word(w["start"], w["end"], w["word"], w["probability"]) for w in s.get("words", ()))
+    return Segment(id=s["id"], start=s["start"], end=s["end"], text=s["text"], words=words,
+                   avg_logprob=s["avg_logprob"], no_speech_prob=s["no_speech_prob"],
+                   compression_ratio=s["compression_ratio"], temperature=s["temperature"],
+                   tokens=tuple(s["tokens"]))

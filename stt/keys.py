@@ -1,0 +1,14 @@
+"""Typed keys for the state the app holds for its whole life."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from stt.engines.base import Engine
+from stt.scheduler import Scheduler
+from stt.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", Engine)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
+STARTED_AT = web.AppKey("started_at", float)

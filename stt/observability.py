@@ -1,0 +1,59 @@
+"""Request ids and the access log: one line per request naming its id, route, status, audio and timings."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from stt.stats import request_stats
+
+log = logging.getLogger("stt.access")
+REQUEST_ID_HEADER = "X-Request-Id"
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # only ids that are safe to echo and to log
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given if _CLIENT_ID.match(given) else str(uuid.uuid4())
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    stats = request_stats(request)
+    stats.request_id = _request_id(request)
+    started = time.monotonic()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        _log_line(request, status, time.monotonic() - started)
+
+
+def _log_line(request: web.Request, status: int, total_s: float) -> None:
+    stats = request_stats(request)
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
+    job = stats.job
+    log.info("%s %s %s %d audio=%s queue=%s engine=%s total=%.3fs", stats.request_id, request.method, route,
+             status, _secs(stats.audio_s), _secs(job.queued_s if job else None),
+             _secs(job.engine_s if job else None), total_s)
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}s"
+
+
+async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare hook: every response, WebSocket upgrades and errors included, names its id."""
+    response.headers[REQUEST_ID_HEADER] = request_stats(request).request_id

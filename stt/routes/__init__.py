@@ -1,0 +1,1 @@
+"""One module per API face; each has ``setup(app)`` that adds its routes (and its error shape)."""

@@ -1,0 +1,103 @@
+"""The only place inference runs: worker threads behind a bounded queue, off the event loop.
+
+A request first waits for one of ``workers`` slots (bounded by ``max_queue`` waiters and a timeout), then its
+job runs in a thread. A waiter that is cancelled (its client went away) leaves the queue and its job never
+runs. A running job cannot be interrupted, so its slot is released only when the thread really finishes:
+otherwise cancelled requests would let more jobs than cores run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from stt.errors import Overloaded
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class JobStats:
+    queued_s: float = 0.0  # seconds waiting for a worker
+    engine_s: float = 0.0  # seconds in the engine
+
+
+class Scheduler:
+    def __init__(self, workers: int, max_queue: int, queue_timeout: float) -> None:
+        self._workers = workers
+        self._max_queue = max_queue
+        self._queue_timeout = queue_timeout
+        self._slots = asyncio.Semaphore(workers)
+        self._waiting = 0
+        self._running = 0
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stt-engine")
+        self._ewma_job_s = 5.0  # recent job length, for a useful Retry-After
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    def retry_after(self) -> int:
+        """Seconds a refused client should wait: roughly the time to drain what is queued now."""
+        return max(1, math.ceil(self._ewma_job_s * (self._waiting + self._running) / self._workers))
+
+    async def run(self, job: Callable[[], T], stats: JobStats | None = None) -> T:
+        stats = stats if stats is not None else JobStats()
+        queued_at = time.monotonic()
+        await self._acquire()
+        stats.queued_s = time.monotonic() - queued_at
+        return await self._execute(job, stats)
+
+    async def _acquire(self) -> None:
+        if self._slots.locked() and self._waiting >= self._max_queue:
+            raise Overloaded("Server is busy: the transcription queue is full, retry later",
+                             headers={"Retry-After": str(self.retry_after())})
+        self._waiting += 1
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._queue_timeout)
+        except TimeoutError:
+            raise Overloaded(f"Server is busy: waited {self._queue_timeout:.0f} s for a free worker",
+                             headers={"Retry-After": str(self.retry_after())}) from None
+        finally:
+            self._waiting -= 1
+
+    async def _execute(self, job: Callable[[], T], stats: JobStats) -> T:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        self._running += 1
+
+        def finished(_: Future[T]) -> None:
+            if not loop.is_closed():  # at exit the loop may already be gone; nothing waits then
+                loop.call_soon_threadsafe(self._release, started, stats)
+
+        future = self._executor.submit(job)
+        future.add_done_callback(finished)
+        # shield: a cancelled request must not cancel the wrapper and release the slot early.
+        return await asyncio.shield(asyncio.wrap_future(future))
+
+    def _release(self, started: float, stats: JobStats) -> None:
+        stats.engine_s = time.monotonic() - started
+        self._ewma_job_s = 0.8 * self._ewma_job_s + 0.2 * stats.engine_s
+        self._running -= 1
+        self._slots.release()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until no job is queued or running; False if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        while self._waiting or self._running:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,181 @@
+"""config.json + environment -> frozen, validated settings.
+
+Every key is checked against the dataclass that declares it, so a typo or a wrong type is reported by its
+full dotted name (``server.http.port``) instead of surfacing later as a confusing runtime error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENGINES = ("faster-whisper", "openai-whisper")
+TOKENS_ENV = "STT_TOKENS"
+MiB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or of the wrong type; the message names the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpSettings:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    allowed_tokens: tuple[str, ...] = ()
+    request_max_size: int = 100 * MiB  # bytes of request body
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    cors_origins: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    http: HttpSettings = HttpSettings()
+
+
+@dataclasses.dataclass(frozen=True)
+class AsrSettings:
+    engine: str = "faster-whisper"
+    model: str = "base"  # "base", "tiny.en" or a path to a model directory / checkpoint
+    compute_type: str = "int8"
+    beam_size: int = 5
+    threads: int = 0  # 0: one per CPU core
+    workers: int = 1  # transcriptions run at the same time; more than 1 only pays with spare cores
+    device: str = "cpu"
+    cache_dir: str | None = None  # where assembled / converted weights are kept; None: ~/.cache/stt-server
+
+
+@dataclasses.dataclass(frozen=True)
+class LimitsSettings:
+    max_audio_seconds: float = 4 * 3600.0
+    max_queue: int = 64  # requests waiting for the engine before new ones get 503
+    queue_timeout_seconds: float = 300.0
+    shutdown_timeout_seconds: float = 60.0
+    max_streams: int = 8
+    max_stream_seconds: float = 4 * 3600.0
+    auth_max_failures: int = 10  # failed auth attempts per address per window before 429
+    auth_window_seconds: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = ServerSettings()
+    asr: AsrSettings = AsrSettings()
+    limits: LimitsSettings = LimitsSettings()
+
+    @property
+    def http(self) -> HttpSettings:
+        return self.server.http
+
+
+def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (JSON) and the environment; raise ConfigError naming the bad key."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    return settings_from_dict(raw, env if env is not None else os.environ)
+
+
+def settings_from_dict(raw: Any, env: Mapping[str, str] | None = None) -> Settings:
+    settings = _build(Settings, raw, "")
+    settings = _with_env_tokens(settings, env or {})
+    _validate(settings)
+    return settings
+
+
+def _with_env_tokens(settings: Settings, env: Mapping[str, str]) -> Settings:
+    extra = tuple(t.strip() for t in env.get(TOKENS_ENV, "").split(",") if t.strip())
+    if not extra:
+        return settings
+    http = dataclasses.replace(settings.http, allowed_tokens=settings.http.allowed_tokens + extra)
+    return dataclasses.replace(settings, server=dataclasses.replace(settings.server, http=http))
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected an object, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"{_key(prefix, unknown[0])}: unknown key (known: {', '.join(sorted(names))})")
+    values = {name: _coerce(hints[name], raw[name], _key(prefix, name)) for name in names if name in raw}
+    return cls(**values)
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):  # "X | None"
+        if value is None:
+            return None
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerce(inner, value, key)
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of strings")
+        return tuple(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def _validate(s: Settings) -> None:
+    checks: list[tuple[bool, str]] = [
+        (0 < s.http.port < 65536, "server.http.port: must be between 1 and 65535"),
+        (s.http.request_max_size > 0, "server.http.request_max_size: must be positive (bytes)"),
+        (all(s.http.allowed_tokens), "server.http.allowed_tokens: empty token"),
+        ((s.http.ssl_certfile is None) == (s.http.ssl_keyfile is None),
+         "server.http.ssl_certfile/ssl_keyfile: set both or neither"),
+        (s.asr.engine in ENGINES, f"asr.engine: must be one of {', '.join(ENGINES)}, got {s.asr.engine!r}"),
+        (bool(s.asr.model), "asr.model: must not be empty"),
+        (1 <= s.asr.beam_size <= 20, "asr.beam_size: must be between 1 and 20"),
+        (s.asr.threads >= 0, "asr.threads: must be 0 (all cores) or more"),
+        (s.asr.workers >= 1, "asr.workers: must be at least 1"),
+        (s.limits.max_audio_seconds > 0, "limits.max_audio_seconds: must be positive"),
+        (s.limits.max_queue >= 0, "limits.max_queue: must be 0 or more"),
+        (s.limits.queue_timeout_seconds > 0, "limits.queue_timeout_seconds: must be positive"),
+        (s.limits.shutdown_timeout_seconds >= 0, "limits.shutdown_timeout_seconds: must be 0 or more"),
+        (s.limits.max_streams >= 0, "limits.max_streams: must be 0 or more"),
+        (s.limits.max_stream_seconds > 0, "limits.max_stream_seconds: must be positive"),
+        (s.limits.auth_max_failures >= 1, "limits.auth_max_failures: must be at least 1"),
+        (s.limits.auth_window_seconds > 0, "limits.auth_window_seconds: must be positive"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    for token in s.http.allowed_tokens:
+        if token.startswith("sha256:") and not _is_sha256_hex(token[len("sha256:"):]):
+            raise ConfigError("server.http.allowed_tokens: a 'sha256:' entry needs 64 hex digits")
+
+
+def _is_sha256_hex(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)

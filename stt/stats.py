@@ -1,0 +1,26 @@
+"""Per-request accounting that the access log reports: audio seconds, time queued, time in the engine."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiohttp import web
+
+from stt.scheduler import JobStats
+
+
+@dataclasses.dataclass
+class RequestStats:
+    request_id: str = ""
+    audio_s: float | None = None
+    job: JobStats | None = None
+
+
+_KEY = "stt.stats"
+
+
+def request_stats(request: web.Request) -> RequestStats:
+    stats = request.get(_KEY)
+    if stats is None:
+        stats = request[_KEY] = RequestStats()
+    return stats
