@@ -1,0 +1,78 @@
+"""Fixtures: settings, the real app from create_app (fake or real engine), real engines loaded once."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from stt.app import create_app
+from stt.engines.base import Engine
+from stt.settings import Settings, settings_from_dict
+from tests.helpers import AUDIO_DIR, TOKEN, FakeEngine
+
+AUTH = {"Authorization": f"Token {TOKEN}"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not (AUDIO_DIR / "manifest.tsv").is_file():
+        skip = pytest.mark.skip(reason=f"shared audio not found at {AUDIO_DIR} (set STT_AUDIO_DIR)")
+        for item in items:
+            if "model" in item.keywords:
+                item.add_marker(skip)
+
+
+def make_settings(**sections: dict[str, Any]) -> Settings:
+    """Settings with the test token; ``http={...}``, ``asr={...}``, ``limits={...}`` override defaults."""
+    http = {"allowed_tokens": [TOKEN], **sections.pop("http", {})}
+    return settings_from_dict({"server": {"http": http}, **sections}, env={})
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def fake_engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Callable[..., Any]) -> Callable[..., Any]:
+    """``await make_client(engine, **sections)``: a test client on create_app(settings, engine=engine)."""
+
+    async def make(engine: Engine, **sections: dict[str, Any]) -> Any:
+        return await aiohttp_client(create_app(make_settings(**sections), engine=engine))
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., Any], fake_engine: FakeEngine) -> Any:
+    return await make_client(fake_engine)
+
+
+def _load(engine: str, model: str) -> Engine:
+    from stt.engines.factory import load_engine
+
+    asr = make_settings(asr={"engine": engine, "model": model, "threads": 2}).asr
+    return load_engine(asr)
+
+
+@pytest.fixture(scope="session")
+def fw_base() -> Engine:
+    return _load("faster-whisper", "base")
+
+
+@pytest.fixture(scope="session")
+def ow_base() -> Engine:
+    return _load("openai-whisper", "base")
+
+
+@pytest.fixture(scope="session")
+def fw_tiny() -> Engine:
+    return _load("faster-whisper", "tiny.en")

@@ -1,0 +1,92 @@
+"""Shared test helpers: the shared audio set, word error rate, fake engines."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import threading
+import time
+from pathlib import Path
+
+import jiwer
+import numpy as np
+from whisper.normalizers import EnglishTextNormalizer, BasicTextNormalizer
+
+from stt.engines.base import Segment, TranscribeOptions, Transcript, Word
+
+ROOT = Path(__file__).resolve().parents[1]
+AUDIO_DIR = Path(os.environ.get("STT_AUDIO_DIR", ROOT.parent / "shared" / "audio"))
+TOKEN = "test-token-123"
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    file: str
+    seconds: float
+    rate: int
+    channels: int
+    transcript: str
+    lang: str
+    category: str
+
+    @property
+    def path(self) -> Path:
+        return AUDIO_DIR / self.file
+
+
+def manifest() -> dict[str, Clip]:
+    with (AUDIO_DIR / "manifest.tsv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return {r["file"]: Clip(r["file"], float(r["seconds"]), int(r["rate"]), int(r["channels"]),
+                            r["transcript"], r["lang"], r["category"]) for r in rows}
+
+
+def librispeech_clips() -> list[Clip]:
+    return [c for c in manifest().values() if c.category == "librispeech test-clean"]
+
+
+_EN = EnglishTextNormalizer()
+_BASIC = BasicTextNormalizer()
+
+
+def wer(reference: str | list[str], hypothesis: str | list[str], lang: str = "en") -> float:
+    """Word error rate after Whisper's own text normalizer (the one its published WERs use)."""
+    norm = _EN if lang == "en" else _BASIC
+    refs = [reference] if isinstance(reference, str) else reference
+    hyps = [hypothesis] if isinstance(hypothesis, str) else hypothesis
+    return jiwer.wer([norm(r) for r in refs], [norm(h) for h in hyps])
+
+
+class FakeEngine:
+    """A stand-in for HTTP-contract tests: answers from the audio's length, can be slowed or made to fail."""
+
+    name = "fake"
+    model_name = "fake"
+    multilingual = True
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.fail_next = False
+        self.calls = 0
+        self.running = threading.Event()
+        self.lock = threading.Lock()
+
+    def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
+        with self.lock:
+            self.calls += 1
+            fail, self.fail_next = self.fail_next, False
+        self.running.set()
+        time.sleep(self.delay)
+        if fail:
+            raise RuntimeError("injected engine fault")
+        seconds = len(audio) / 16000
+        words = (Word(0.0, seconds / 2, " hello", 0.9), Word(seconds / 2, seconds, " world", 0.8))
+        segment = Segment(0, 0.0, seconds, " hello world", words=words if options.word_timestamps else ())
+        return Transcript("hello world", (segment,), options.language or "en", 0.99, seconds)
+
+    def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
+        return [("en", 0.9), ("de", 0.1)]
+
+    def close(self) -> None:
+        pass
