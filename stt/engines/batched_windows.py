@@ -48,16 +48,14 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
     languages = _languages(model, requests, encoded)
     tokenizers = [Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=lang)
                   for lang in languages]
-    prefixes = [tok.encode(" " + r.prefix.strip()) if r.prefix else [] for tok, r in zip(tokenizers, requests)]
-    prompts = [_prompt(tok, r, p) for tok, r, p in zip(tokenizers, requests, prefixes)]
+    prompts = [_prompt(tok, r) for tok, r in zip(tokenizers, requests)]
     longest = max(len(p) for p in prompts)
     new_tokens = int(max(len(a) for a in audios) / SAMPLE_RATE * TOKENS_PER_S) + 16
     generated = model.model.generate(
         encoded, prompts, beam_size=max(r.beam_size for r in requests),
         max_length=min(model.max_length, longest + new_tokens), suppress_blank=True,
         suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])))
-    texts = [_with_prefix(prefix, [t for t in g.sequences_ids[0] if t < tok.eot])
-             for g, prefix, tok in zip(generated, prefixes, tokenizers)]
+    texts = [[t for t in g.sequences_ids[0] if t < tok.eot] for g, tok in zip(generated, tokenizers)]
     frames = [len(a) // HOP for a in audios]
     aligned = model.find_alignment(tokenizers[0], texts, encoded, frames)
     return [WindowResult(tok.decode(tokens).strip(), _words(words, len(a) / SAMPLE_RATE, tok.decode(tokens)), lang)
@@ -84,16 +82,11 @@ def _languages(model: WhisperModel, requests: Sequence[WindowRequest],
     return [r.language or d[0][0][2:-2] for r, d in zip(requests, detected)]  # "<|en|>" -> "en"
 
 
-def _prompt(tok: Tokenizer, request: WindowRequest, prefix: list[int]) -> list[int]:
+def _prompt(tok: Tokenizer, request: WindowRequest) -> list[int]:
     prompt: list[int] = []
     if request.prompt:
         prompt = [tok.sot_prev, *tok.encode(" " + request.prompt.strip())[-MAX_PROMPT_TOKENS:]]
-    return [*prompt, *tok.sot_sequence, tok.no_timestamps, *prefix]
-
-
-def _with_prefix(prefix: list[int], tokens: list[int]) -> list[int]:
-    # CTranslate2 returns the forced prefix as part of the sequence; be robust to either behaviour.
-    return tokens if tokens[:len(prefix)] == prefix else prefix + tokens
+    return [*prompt, *tok.sot_sequence, tok.no_timestamps]
 
 
 def _words(aligned: list[dict], seconds: float, text: str) -> tuple[Word, ...]:

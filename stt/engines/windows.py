@@ -21,13 +21,12 @@ class WindowRequest:
     audio: np.ndarray  # 16 kHz mono float32, at most 30 s
     language: str | None = None
     prompt: str | None = None  # text said before this window: context for spelling and style
-    prefix: str | None = None  # words of this window already committed: decoding continues after them
     beam_size: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
 class WindowResult:
-    text: str  # the whole window's text, prefix included
+    text: str  # the whole window's text
     words: tuple[Word, ...]  # times in seconds from the window's start
     language: str
 
@@ -45,9 +44,9 @@ def decode_windows(engine: Engine, requests: Sequence[WindowRequest]) -> list[Wi
 
 
 def _transcribe_window(engine: Engine, request: WindowRequest) -> WindowResult:
-    prompt = " ".join(p for p in (request.prompt, request.prefix) if p) or None
     options = TranscribeOptions(language=request.language, beam_size=request.beam_size, word_timestamps=True,
-                                initial_prompt=prompt, temperature=(0.0,), condition_on_previous_text=False)
+                                initial_prompt=request.prompt, temperature=(0.0,),
+                                condition_on_previous_text=False)
     transcript = engine.transcribe(request.audio, options)
     words = tuple(w for s in transcript.segments for w in s.words)
     return WindowResult(transcript.text, words, transcript.language)
