@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from auth.middleware import auth_middleware
+from auth.middleware import auth_middleware, token_from_subprotocol
 from auth.throttle import FailureThrottle
 from auth.tokens import TokenStore, generate_token
 from stt.engines.base import Engine
 from stt.errors import error_middleware
 from stt.keys import ENGINE, SCHEDULER, SETTINGS, STARTED_AT
 from stt.observability import add_request_id_header, request_id_middleware
-from stt.routes import native, ops
+from stt.routes import live, native, ops, page
 from stt.scheduler import Scheduler
 from stt.settings import AsrSettings, Settings
 
@@ -34,7 +34,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     throttle = FailureThrottle(limits.auth_max_failures, limits.auth_window_seconds)
     app = web.Application(
         client_max_size=settings.http.request_max_size,
-        middlewares=[request_id_middleware, error_middleware, auth_middleware(store, throttle)],
+        middlewares=[request_id_middleware, error_middleware,
+                     auth_middleware(store, throttle, extract=token_from_subprotocol)],
     )
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
@@ -43,6 +44,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app.cleanup_ctx.append(_scheduler_ctx)
     native.setup(app)
     ops.setup(app)
+    live.setup(app)
+    page.setup(app)
     return app
 
 

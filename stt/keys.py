@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from stt.batching import PassBatcher
 from stt.engines.base import Engine
 from stt.scheduler import Scheduler
 from stt.settings import Settings
@@ -12,3 +13,5 @@ SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", Engine)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 STARTED_AT = web.AppKey("started_at", float)
+LIVE_BATCHER = web.AppKey("live_batcher", PassBatcher)
+LIVE_STREAMS = web.AppKey("live_streams", set)  # the open LiveStream connections

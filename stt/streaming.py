@@ -308,7 +308,7 @@ class StreamSession:
         if agreed > len(utt.committed):
             utt.committed = words[:agreed]
         utt.previous, utt.hypothesis, utt.covered = current, words, end
-        return utt.committed + words[len(utt.committed):]
+        return utt.committed + words[_tail_start(utt.committed, words):]
 
     def _finish(self, due: _FinalDue) -> list[Event]:
         utt = due.utterance
@@ -332,6 +332,22 @@ class StreamSession:
 def _text(words: list[Word] | tuple[Word, ...]) -> str:
     text = "".join(w.word for w in words).strip()
     return text if any(c.isalnum() for c in text) else ""  # a lone "." on a breath is no transcript
+
+
+def _tail_start(committed: list[Word], words: list[Word]) -> int:
+    """Index of the first word of ``words`` after the committed text, compared letters only, so that a
+    hypothesis that hyphenates or splits the committed words differently does not repeat them."""
+    target = _letters(committed)
+    seen = ""
+    for i, word in enumerate(words):
+        if len(seen) >= len(target):
+            return i if seen == target else min(len(committed), len(words))
+        seen += _letters([word])
+    return len(words) if seen == target else min(len(committed), len(words))
+
+
+def _letters(words: list[Word]) -> str:
+    return "".join(c for w in words for c in w.word.lower() if c.isalnum())
 
 
 def _common_prefix(a: list[str], b: list[str]) -> int:

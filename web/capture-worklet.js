@@ -1,0 +1,26 @@
+// Runs on the audio thread: float samples at the context's rate -> little-endian Int16, posted every 100 ms.
+class Pcm16Capture extends AudioWorkletProcessor {
+  constructor() {
+    super();
+    this.chunk = new Int16Array(Math.round(sampleRate / 10));
+    this.filled = 0;
+  }
+
+  process(inputs) {
+    const channel = inputs[0] && inputs[0][0];
+    if (channel) {
+      for (let i = 0; i < channel.length; i++) {
+        const s = Math.max(-1, Math.min(1, channel[i]));
+        this.chunk[this.filled++] = s < 0 ? s * 0x8000 : s * 0x7fff;
+        if (this.filled === this.chunk.length) {
+          this.port.postMessage(this.chunk.buffer, [this.chunk.buffer]);
+          this.chunk = new Int16Array(this.chunk.length);
+          this.filled = 0;
+        }
+      }
+    }
+    return true;
+  }
+}
+
+registerProcessor('pcm16-capture', Pcm16Capture);
