@@ -15,7 +15,7 @@ import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens, merge_punctuations
 
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import Word
@@ -26,6 +26,8 @@ MAX_WINDOW_S = 30.0
 HOP = 160  # samples per mel frame
 TOKENS_PER_S = 8  # generous upper bound of Whisper tokens per second of speech
 MAX_COMPRESSION = 2.4  # above this the text repeats itself (Whisper's own hallucination threshold)
+PREPENDED = "\"'“¿([{-"  # faster-whisper's defaults: punctuation joins the word it belongs to
+APPENDED = "\"'.。,，!！?？:：”)]}、"
 MAX_PROMPT_TOKENS = 223  # Whisper keeps half its 448-token context for the previous text
 
 
@@ -91,6 +93,7 @@ def _prompt(tok: Tokenizer, request: WindowRequest) -> list[int]:
 
 def _words(aligned: list[dict], seconds: float, text: str) -> tuple[Word, ...]:
     if aligned:
+        merge_punctuations(aligned, PREPENDED, APPENDED)
         return tuple(Word(float(w["start"]), float(w["end"]), w["word"], float(w["probability"]))
                      for w in aligned if w["word"].strip())
     # find_alignment gives nothing for a single word: it spans the window.
