@@ -44,7 +44,7 @@ class StreamConfig:
     utterance_end_s: float | None = None  # send UtteranceEnd after this gap after the last word
     interim_interval_s: float = 0.3  # new audio between two passes over an open utterance
     min_speech_s: float = 0.3  # speech before the first pass of an utterance
-    max_utterance_s: float = 15.0
+    max_utterance_s: float = 15.0  # passes stay bounded; shorter cuts leave short, contextless tails (tested: 10 s)
     preroll_s: float = 0.3  # audio kept before the detected start of speech
     vad_threshold: float = 0.5
     context_chars: int = 200  # earlier final text given as the prompt

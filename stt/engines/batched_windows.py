@@ -23,6 +23,7 @@ from stt.engines.windows import WindowRequest, WindowResult
 
 PAD_S = 5.0  # silence after the audio, so the decoder sees where speech ends
 MAX_WINDOW_S = 30.0
+MAX_PADDING_WASTE = 1.3  # a batch may cost at most this much more than its windows' own lengths
 HOP = 160  # samples per mel frame
 TOKENS_PER_S = 8  # generous upper bound of Whisper tokens per second of speech
 MAX_COMPRESSION = 2.4  # above this the text repeats itself (Whisper's own hallucination threshold)
@@ -32,8 +33,30 @@ MAX_PROMPT_TOKENS = 223  # Whisper keeps half its 448-token context for the prev
 
 
 def decode_batch(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
-    if not requests:
-        return []
+    results: dict[int, WindowResult] = {}
+    for group in _groups(requests):
+        for i, result in zip(group, _decode_group(model, [requests[i] for i in group])):
+            results[i] = result
+    return [results[i] for i in range(len(requests))]
+
+
+def _groups(requests: Sequence[WindowRequest]) -> list[list[int]]:
+    """Windows of similar length, shortest first. A batch pads every window to its longest one: measured on
+    tiny.en, four 8 s windows batch in 0.52 s against 0.73 s one by one, but 3/8/12/15 s windows take
+    1.14 s batched against 0.88 s one by one, so a window joins a batch only while padding wastes little."""
+    cost = [len(r.audio) / SAMPLE_RATE + PAD_S for r in requests]
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for i in sorted(range(len(requests)), key=lambda i: cost[i]):
+        trial = current + [i]
+        if current and len(trial) * cost[i] > MAX_PADDING_WASTE * sum(cost[j] for j in trial):
+            groups.append(current)
+            trial = [i]
+        current = trial
+    return groups + [current] if current else groups
+
+
+def _decode_group(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
     results = _decode(model, requests, full=False)
     retry = [i for i, r in enumerate(results) if get_compression_ratio(r.text) > MAX_COMPRESSION]
     if retry:
