@@ -173,23 +173,28 @@ class LiveStream:
 
     # -- ending -------------------------------------------------------------------------------------
 
-    async def _flush(self, from_finalize: bool) -> None:
+    async def _flush(self, from_finalize: bool) -> str | None:
+        """Returns why the audio could not be decoded, if it could not."""
+        error = None
         # PCM keeps going after Finalize; a container's bytes end there (a new one may follow).
         if self._decoder is not None and (not from_finalize or isinstance(self._decoder, ContainerDecoder)):
             decoder, self._decoder = self._decoder, None
             try:
                 tail = await asyncio.to_thread(decoder.finish)
-            except AudioError:
-                tail = np.zeros(0, dtype=np.float32)
+            except AudioError as exc:
+                tail, error = np.zeros(0, dtype=np.float32), exc.message
             if tail.size:
                 await self._feed(tail)
         async with self._guard:
             events = await asyncio.to_thread(self._session.flush, from_finalize)
         await self._send(events)
         await self._run_passes()
+        return error
 
     async def _finish(self, code: int, reason: str) -> None:
-        await self._flush(from_finalize=False)
+        error = await self._flush(from_finalize=False)
+        if error is not None and code == CLOSE_NORMAL:
+            code, reason = CLOSE_BAD_DATA, error
         await self._send_json(metadata(request_id=self._id.request_id, sha256=self._hash.hexdigest(),
                                        seconds=self._session.seconds, engine=self._id.engine,
                                        model_name=self._id.model_name))

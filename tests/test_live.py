@@ -105,8 +105,8 @@ async def test_max_stream_seconds_closes_with_policy_code(make_client: Any) -> N
 async def test_undecodable_container_closes_with_1007(client: Any) -> None:
     ws = await client.ws_connect("/v1/listen", headers=AUTH)
     received = await stream(ws, b"this is not audio at all" * 400, speed=0)
-    assert received.close_code in (1000, 1007)  # FFmpeg may only give up when the stream ends
-    assert received.of("Metadata") or received.close_code == 1007
+    assert received.close_code == 1007 and "Could not decode" in received.close_reason
+    assert not received.of("Results")
 
 
 # -- protocol with the fake engine (fallback decoding path, real speech detector) ------------------------
@@ -221,3 +221,16 @@ def _webm(audio: np.ndarray) -> bytes:
         for packet in out.encode(None):
             container.mux(packet)
     return buf.getvalue()
+
+
+async def test_server_shutdown_closes_streams_with_going_away(aiohttp_server: Any) -> None:
+    from stt.app import create_app
+    from tests.conftest import make_settings
+
+    server = await aiohttp_server(create_app(make_settings(), engine=FakeEngine()))
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.make_url(PCM), headers=AUTH)
+        closing = asyncio.create_task(server.close())
+        received = await asyncio.wait_for(collect(ws), 10)
+        await closing
+    assert received.close_code == 1001 and "shutting down" in received.close_reason
