@@ -37,6 +37,7 @@ def microphone_wav(source: Path, directory: Path) -> Path:
 async def transcribe_on_page(url: str, token: str, source: Path, words: list[str], *,
                              timeout_s: float = 60.0, screenshot: Path | None = None) -> str:
     """Open the page, type the token, press the microphone button and wait until ``words`` are shown."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
     from playwright.async_api import async_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -44,15 +45,23 @@ async def transcribe_on_page(url: str, token: str, source: Path, words: list[str
         async with async_playwright() as p:
             browser = await p.chromium.launch(
                 executable_path=shutil.which("chromium") or CHROMIUM,
-                args=[*FLAGS, f"--use-file-for-fake-audio-capture={wav}%noloop", f"--user-data-dir={tmp}/profile"])
+                args=[*FLAGS, f"--use-file-for-fake-audio-capture={wav}%noloop"])  # Playwright makes a fresh profile
             try:
                 page = await browser.new_page()
+                console: list[str] = []
+                page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
                 await page.goto(url)
                 await page.fill("#token", token)
                 await page.click("#mic")
                 condition = " && ".join(
                     f"document.querySelector('#finals').textContent.toLowerCase().includes('{w}')" for w in words)
-                await page.wait_for_function(condition, timeout=timeout_s * 1000)
+                try:
+                    await page.wait_for_function(condition, timeout=timeout_s * 1000)
+                except PlaywrightTimeout as exc:
+                    status = await page.inner_text("#status")
+                    shown = await page.inner_text("#transcript")
+                    raise AssertionError(f"words {words} not shown; status {status!r}, transcript {shown!r}, "
+                                         f"console {console}") from exc
                 if screenshot is not None:
                     screenshot.parent.mkdir(parents=True, exist_ok=True)
                     await page.screenshot(path=str(screenshot), full_page=True)

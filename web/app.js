@@ -69,6 +69,7 @@ async function openCapture() {
       const mute = context.createGain();
       mute.gain.value = 0;  // keeps the graph pulling samples without playing the microphone back
       source.connect(node).connect(mute).connect(context.destination);
+      await context.resume();  // a context made after an await may start suspended (autoplay policy)
       state.context = context;
       return { rate: context.sampleRate, begin: (send) => { node.port.onmessage = (e) => send(e.data); } };
     } catch (err) {

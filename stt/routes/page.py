@@ -23,6 +23,12 @@ async def index(request: web.Request) -> web.FileResponse:
     return _file("index.html", "text/html")
 
 
+@routes.get("/favicon.ico")
+@public
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(status=204)  # browsers ask on every page load; a 401 here would only be noise
+
+
 @routes.get("/web/{name}")
 @public
 async def static(request: web.Request) -> web.FileResponse:
