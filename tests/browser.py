@@ -35,8 +35,11 @@ def microphone_wav(source: Path, directory: Path) -> Path:
 
 
 async def transcribe_on_page(url: str, token: str, source: Path, words: list[str], *,
-                             timeout_s: float = 60.0, screenshot: Path | None = None) -> str:
-    """Open the page, type the token, press the microphone button and wait until ``words`` are shown."""
+                             timeout_s: float = 60.0, screenshot: Path | None = None,
+                             init_script: str | None = None, sockets: list[str] | None = None) -> str:
+    """Open the page, type the token, press the microphone button and wait until ``words`` are shown.
+    ``init_script`` runs before the page's own scripts (to take a browser feature away, say); the URLs of the
+    WebSockets the page opens are appended to ``sockets``."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
     from playwright.async_api import async_playwright
 
@@ -48,6 +51,10 @@ async def transcribe_on_page(url: str, token: str, source: Path, words: list[str
                 args=[*FLAGS, f"--use-file-for-fake-audio-capture={wav}%noloop"])  # Playwright makes a fresh profile
             try:
                 page = await browser.new_page()
+                if init_script:
+                    await page.add_init_script(init_script)
+                if sockets is not None:
+                    page.on("websocket", lambda ws: sockets.append(ws.url))
                 console: list[str] = []
                 page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
                 await page.goto(url)

@@ -234,3 +234,10 @@ async def test_server_shutdown_closes_streams_with_going_away(aiohttp_server: An
         received = await asyncio.wait_for(collect(ws), 10)
         await closing
     assert received.close_code == 1001 and "shutting down" in received.close_reason
+
+
+def test_stream_idle_seconds_is_validated() -> None:
+    from stt.settings import ConfigError, settings_from_dict
+
+    with pytest.raises(ConfigError, match="limits.stream_idle_seconds"):
+        settings_from_dict({"limits": {"stream_idle_seconds": 0}}, env={})

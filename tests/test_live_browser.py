@@ -32,5 +32,22 @@ async def test_browser_microphone_to_transcript(aiohttp_server: Any, fw_tiny: An
     if reason:
         pytest.skip(reason)
     server = await aiohttp_server(create_app(make_settings(), engine=fw_tiny))
-    text = await transcribe_on_page(f"http://localhost:{server.port}/", TOKEN, CLIP, ["stew", "dinner", "turnips"])
+    sockets: list[str] = []
+    text = await transcribe_on_page(f"http://localhost:{server.port}/", TOKEN, CLIP, ["stew", "dinner", "turnips"],
+                                    sockets=sockets)
     assert "stew for dinner" in text.lower()
+    assert len(sockets) == 1 and "encoding=linear16&sample_rate=16000" in sockets[0]  # AudioWorklet at 16 kHz
+
+
+@pytest.mark.model
+async def test_browser_mediarecorder_fallback(aiohttp_server: Any, fw_tiny: Any) -> None:
+    """Without AudioWorklet the page streams MediaRecorder's WebM/Opus, decoded incrementally on the server."""
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    server = await aiohttp_server(create_app(make_settings(), engine=fw_tiny))
+    sockets: list[str] = []
+    text = await transcribe_on_page(f"http://localhost:{server.port}/", TOKEN, CLIP, ["stew", "dinner"],
+                                    init_script="delete window.AudioWorkletNode;", sockets=sockets)
+    assert "stew for dinner" in text.lower()
+    assert len(sockets) == 1 and "encoding=" not in sockets[0]  # the container path, not linear16
