@@ -45,7 +45,7 @@ class StreamConfig:
     interim_interval_s: float = 0.3  # new audio between two passes over an open utterance
     min_speech_s: float = 0.3  # speech before the first pass of an utterance
     max_utterance_s: float = 15.0  # passes stay bounded; shorter cuts leave short, contextless tails (tested: 10 s)
-    preroll_s: float = 0.3  # audio kept before the detected start of speech
+    preroll_s: float = 0.5  # audio kept before the detected start of speech (Silero detects soft onsets late)
     vad_threshold: float = 0.5
     context_chars: int = 200  # earlier final text given as the prompt
     beam_size: int = 1
