@@ -3,6 +3,8 @@
 Each session has at most one pass in flight. Passes that arrive while a batch is queued or running wait
 for the next one, and a job takes every waiting pass (up to ``max_batch``) at the moment it starts on a
 worker thread, so N live streams cost one batched encode/decode per round instead of N separate ones.
+Urgent passes (the one that turns an utterance final) go first: when any is waiting, a job takes only
+those, so a final never waits behind other streams' interims in the same batch.
 The scheduler's queue limits and timeouts apply to these jobs exactly as to /stt requests.
 """
 
@@ -18,7 +20,7 @@ from stt.errors import ApiError, EngineError
 from stt.scheduler import JobStats, Scheduler
 
 log = logging.getLogger("stt.batching")
-_Waiter = tuple[WindowRequest, "asyncio.Future[WindowResult]"]
+_Waiter = tuple[WindowRequest, "asyncio.Future[WindowResult]", bool]  # request, its result, urgent
 
 
 class PassBatcher:
@@ -32,10 +34,10 @@ class PassBatcher:
         self.batches = 0  # statistics: jobs run and passes decoded
         self.passes = 0
 
-    async def decode(self, request: WindowRequest) -> WindowResult:
+    async def decode(self, request: WindowRequest, urgent: bool = False) -> WindowResult:
         future: asyncio.Future[WindowResult] = asyncio.get_running_loop().create_future()
         with self._lock:
-            self._pending.append((request, future))
+            self._pending.append((request, future, urgent))
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run())
         return await future
@@ -51,21 +53,23 @@ class PassBatcher:
             except Exception as exc:  # Overloaded, or the engine failed: every waiting pass learns it
                 self._fail(taken, exc)
                 continue
-            for (_, future), result in zip(taken, results):
+            for (_, future, _), result in zip(taken, results):
                 if not future.done():
                     future.set_result(result)
 
     def _job(self, taken: list[_Waiter]) -> list[WindowResult]:
         with self._lock:
-            batch = [w for w in self._pending[:self._max_batch] if not w[1].cancelled()]
-            del self._pending[:self._max_batch]
+            waiting = [w for w in self._pending if not w[1].cancelled()]
+            batch = ([w for w in waiting if w[2]] or waiting)[:self._max_batch]
+            chosen = {id(w) for w in batch}
+            self._pending = [w for w in waiting if id(w) not in chosen]
         taken.extend(batch)
         if not batch:
             return []
         self.batches += 1
         self.passes += len(batch)
         try:
-            return decode_windows(self._engine, [request for request, _ in batch])
+            return decode_windows(self._engine, [request for request, _, _ in batch])
         except ApiError:
             raise
         except Exception as exc:
@@ -76,6 +80,6 @@ class PassBatcher:
         if not taken:  # refused before the job ran (queue full / timeout): fail what was waiting
             with self._lock:
                 taken, self._pending = self._pending, []
-        for _, future in taken:
+        for _, future, _ in taken:
             if not future.done():
                 future.set_exception(exc)

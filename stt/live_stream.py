@@ -166,7 +166,7 @@ class LiveStream:
 
     async def _decode(self, step: Pass) -> WindowResult | None:
         try:
-            return await self._batcher.decode(step.request)
+            return await self._batcher.decode(step.request, urgent=step.urgent)
         except ApiError as exc:  # overloaded or engine failure: skip this interim, keep the stream alive
             log.warning("%s: live pass failed: %s", self._id.request_id, exc.message)
             return None

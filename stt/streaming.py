@@ -107,6 +107,7 @@ class Pass:
     start: int  # absolute samples of the window
     end: int
     final: _FinalDue | None = None
+    urgent: bool = False  # an utterance's final waits on it: run it before other streams' interims
 
 
 class StreamSession:
@@ -244,7 +245,7 @@ class StreamSession:
             return None
         if self._finals:
             due = self._finals[0]
-            return self._start_pass(due.utterance, due.end, due)
+            return self._start_pass(due.utterance, due.end, due, urgent=True)
         utt = self._utt
         if utt is None or self._speech_end - utt.start < self.config.min_speech_s * SAMPLE_RATE:
             return None
@@ -254,7 +255,7 @@ class StreamSession:
         cover = self._speech_end + int(COVER_MARGIN_S * SAMPLE_RATE)
         covers_end = self._vad_pos >= cover > utt.covered
         if covers_end or (new_speech and interval):
-            return self._start_pass(utt, self._total, None)
+            return self._start_pass(utt, self._total, None, urgent=covers_end)
         return None
 
     def flush(self, from_finalize: bool = True) -> list[Event]:
@@ -267,12 +268,12 @@ class StreamSession:
             events += self._finish(due)
         return events
 
-    def _start_pass(self, utt: _Utterance, end: int, due: _FinalDue | None) -> Pass:
+    def _start_pass(self, utt: _Utterance, end: int, due: _FinalDue | None, urgent: bool = False) -> Pass:
         end = max(end, utt.start)
         audio = self._audio[utt.start - self._buf_start:end - self._buf_start]
         prompt = self._context[-self.config.context_chars:].strip() or None
         request = WindowRequest(audio, self.config.language, prompt, self.config.beam_size)
-        self._inflight = Pass(request, utt.id, utt.start, end, due)
+        self._inflight = Pass(request, utt.id, utt.start, end, due, urgent)
         self._last_pass_end = max(self._last_pass_end, end)
         self.passes += 1
         return self._inflight
