@@ -219,16 +219,18 @@ async def concurrent(model: str, levels: list[int], seconds: float = 45.0) -> No
         for n in levels:
             parts = [audio[int(i * 50 * SAMPLE_RATE):int((i * 50 + seconds) * SAMPLE_RATE)] for i in range(n)]
             runs = await asyncio.gather(*(replay(server.port, p) for p in parts))
-            worst_p95, worst_tail, p50s = 0.0, 0.0, []
+            worst_p95, worst_tail, p50s, gaps = 0.0, 0.0, [], []
             for part, (_, messages) in zip(parts, runs):
                 report = analyse(messages, speech_chunks(part))
                 worst_p95 = max(worst_p95, pct(report["values"], 95))
                 p50s.append(pct(report["values"], 50))
+                gaps.append(pct(report["gaps"], 50))
                 finals = [t for t, m in messages if m.get("type") == "Results" and m["is_final"]]
                 worst_tail = max(worst_tail, (finals[-1] if finals else 0) - len(part) / SAMPLE_RATE)
             ok = worst_p95 <= 2.0 and worst_tail <= 2.0
             print(f"{model}: {n} concurrent real-time streams: final delay p50 {max(p50s):.2f} s (worst stream), "
-                  f"p95 {worst_p95:.2f} s, last final {worst_tail:+.2f} s after the audio -> "
+                  f"p95 {worst_p95:.2f} s, interims every {max(gaps):.2f} s (p50, worst stream), "
+                  f"last final {worst_tail:+.2f} s after the audio -> "
                   f"{'sustained' if ok else 'falling behind'}")
     finally:
         server.stop()
