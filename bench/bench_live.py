@@ -217,7 +217,10 @@ async def concurrent(model: str, levels: list[int], seconds: float = 45.0) -> No
     try:
         await server.ready()
         for n in levels:
-            parts = [audio[int(i * 50 * SAMPLE_RATE):int((i * 50 + seconds) * SAMPLE_RATE)] for i in range(n)]
+            # Different stretches of the chapter, every one a full `seconds` long (offsets wrap around).
+            span = len(audio) / SAMPLE_RATE - seconds
+            offsets = [(i * 29.0) % span for i in range(n)]
+            parts = [audio[int(o * SAMPLE_RATE):int((o + seconds) * SAMPLE_RATE)] for o in offsets]
             runs = await asyncio.gather(*(replay(server.port, p) for p in parts))
             worst_p95, worst_tail, p50s, gaps = 0.0, 0.0, [], []
             for part, (_, messages) in zip(parts, runs):
