@@ -1,6 +1,6 @@
 """Live transcription benchmark: real-time replay through the WebSocket against a real server.
 
-    .venv/bin/python bench/bench_live.py [--model base] [--concurrency 2,3] [--tiny-concurrency 4,5]
+    .venv/bin/python bench/bench_live.py [--model base] [--concurrency 2,4,8] [--tiny-concurrency 4,8] [--skip-chapter]
 
 1. The 276 s chapter is streamed in real time (100 ms frames) to a server running base int8 on 2 threads.
    Utterances are the Silero VAD speech chunks of the chapter (the manifest's 38 LibriSpeech utterances are

@@ -201,6 +201,17 @@ async def test_stream_wer_is_close_to_batch_on_the_same_audio(make_client: Any, 
     assert streamed <= batched + 0.04
 
 
+@pytest.mark.model
+async def test_openai_whisper_engine_streams_through_the_fallback(make_client: Any, ow_base: Any) -> None:
+    """An engine without batched window decoding is served one transcribe() per window."""
+    client = await make_client(ow_base)
+    ws = await client.ws_connect(PCM + "&punctuate=true", headers=AUTH)
+    received = await stream(ws, load_pcm16("en/librispeech/1089-134686-0030.flac"), speed=0)
+    assert received.close_code == 1000
+    assert wer("BEWARE OF MAKING THAT MISTAKE", received.final_text) == 0
+    assert received.finals[0]["channel"]["alternatives"][0]["words"]
+
+
 def pcm16_wav(audio: np.ndarray) -> bytes:
     import soundfile as sf
     buf = io.BytesIO()
