@@ -10,7 +10,7 @@ import sys
 
 from aiohttp import web
 
-from stt.app import create_app
+from stt.app import create_app, server_options
 from stt.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("stt.server")
@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         host=http.host,
         port=http.port,
         ssl_context=context,
-        access_log=None,  # our own access log names request ids and timings
-        shutdown_timeout=settings.limits.shutdown_timeout_seconds,
+        **server_options(settings),
         print=lambda _: log.info("ready: listening on %s://%s:%d", scheme, http.host, http.port),
     )
     return 0

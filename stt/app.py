@@ -7,12 +7,14 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
 from auth.middleware import auth_middleware
 from auth.throttle import FailureThrottle
 from auth.tokens import TokenStore, generate_token
+from stt.cors import setup_cors
 from stt.engines.base import Engine
 from stt.errors import error_middleware
 from stt.keys import ENGINE, SCHEDULER, SETTINGS, STARTED_AT
@@ -39,11 +41,25 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
     app.on_response_prepare.append(add_request_id_header)
+    setup_cors(app, settings.http.cors_origins)
     app.cleanup_ctx.append(_engine_ctx(engine, engine_factory))
     app.cleanup_ctx.append(_scheduler_ctx)
     native.setup(app)
     ops.setup(app)
     return app
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """Options for the HTTP server that runs the app (``web.run_app`` and the tests' server alike)."""
+    return {
+        # A client that goes away cancels its handler: queued work leaves the queue and never runs
+        # (a running transcription finishes in its thread; see Scheduler). Our handlers have no side effect
+        # that must complete, which is when aiohttp recommends this.
+        "handler_cancellation": True,
+        # On SIGTERM/SIGINT: accepted requests get this long to finish before their handlers are cancelled.
+        "shutdown_timeout": settings.limits.shutdown_timeout_seconds,
+        "access_log": None,  # our own access log names request ids and timings
+    }
 
 
 def _generated_token() -> str:
