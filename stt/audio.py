@@ -33,10 +33,18 @@ def decode_audio(data: bytes, max_seconds: float = float("inf")) -> np.ndarray:
     if not data:
         raise AudioError("Empty audio: the request body has no bytes")
     try:
-        audio, rate = _read_soundfile(data, max_seconds)
-    except sf.LibsndfileError:
-        audio, rate = _read_pyav(data, max_seconds)
-    return _finish(audio, rate)
+        try:
+            audio, rate = _read_soundfile(data, max_seconds)
+        except sf.LibsndfileError:
+            audio, rate = _read_pyav(data, max_seconds)
+        return _finish(audio, rate)
+    except (AudioError, TooLarge):
+        raise
+    except MemoryError as exc:
+        raise TooLarge("Audio is too large to decode") from exc
+    except Exception as exc:  # C decoders parsing hostile bytes: any other failure is still the upload's fault
+        log.warning("decoder failed on an upload: %s: %s", type(exc).__name__, exc)
+        raise AudioError("Unsupported or corrupt audio: could not decode the upload") from exc
 
 
 def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
@@ -83,7 +91,8 @@ def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
             if not container.streams.audio:
                 raise AudioError("Unsupported or corrupt audio: no audio stream found")
             stream = container.streams.audio[0]
-            _check_format(stream.rate or SAMPLE_RATE, stream.channels or 1)
+            # A corrupt header can leave these unset (or make them raise): then the stream is unusable.
+            _check_format(getattr(stream, "rate", 0) or 0, getattr(stream, "channels", 0) or 0)
             # FFmpeg's resampler converts to mono float at the target rate while decoding.
             resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
             chunks: list[np.ndarray] = []

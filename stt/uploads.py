@@ -35,11 +35,16 @@ async def read_upload(request: web.Request, field: str = "file") -> Upload:
 
 
 async def _read_multipart(request: web.Request, field: str) -> Upload:
-    limit = request.client_max_size
     try:
-        reader = await request.multipart()
-    except (ValueError, AssertionError) as exc:
+        return await _read_form(request, field)
+    except (ValueError, AssertionError, LookupError) as exc:
+        # aiohttp's multipart reader raises these on a missing boundary, a body cut short, a bad charset...
         raise BadRequest(f"Malformed multipart body: {exc}") from exc
+
+
+async def _read_form(request: web.Request, field: str) -> Upload:
+    limit = request.client_max_size
+    reader = await request.multipart()
     audio: bytes | None = None
     fields: dict[str, str] = {}
     total = 0
