@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import ssl
 import sys
 
 from aiohttp import web
 
-from stt.app import create_app, server_options
+from stt.app import create_app, server_options, unfinished_work
 from stt.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("stt.server")
@@ -54,15 +55,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     http = settings.http
     scheme = "https" if context else "http"
+    app = create_app(settings)
     web.run_app(
-        create_app(settings),
+        app,
         host=http.host,
         port=http.port,
         ssl_context=context,
         **server_options(settings),
         print=lambda _: log.info("ready: listening on %s://%s:%d", scheme, http.host, http.port),
     )
-    return 0
+    return _exit_code(app)
+
+
+def _exit_code(app: web.Application) -> int:
+    """0 when everything accepted was answered; 1 when the shutdown timeout cut work off."""
+    lost = unfinished_work(app)
+    if not lost:
+        log.info("stopped: every accepted request was answered")
+        return 0
+    log.error("stopped after limits.shutdown_timeout_seconds: %d accepted request(s) not finished", lost)
+    logging.shutdown()
+    # An engine thread may still be inside the model and cannot be interrupted; do not wait for it at exit.
+    os._exit(1)
 
 
 if __name__ == "__main__":

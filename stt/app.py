@@ -17,7 +17,8 @@ from auth.tokens import TokenStore, generate_token
 from stt.cors import setup_cors
 from stt.engines.base import Engine
 from stt.errors import error_middleware
-from stt.keys import ENGINE, SCHEDULER, SETTINGS, STARTED_AT
+from stt.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT
+from stt.lifecycle import Lifecycle
 from stt.observability import add_request_id_header, request_id_middleware
 from stt.routes import native, ops
 from stt.scheduler import Scheduler
@@ -34,11 +35,15 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     store = TokenStore(settings.http.allowed_tokens or [_generated_token()])
     limits = settings.limits
     throttle = FailureThrottle(limits.auth_max_failures, limits.auth_window_seconds)
+    lifecycle = Lifecycle(limits.shutdown_timeout_seconds)
     app = web.Application(
         client_max_size=settings.http.request_max_size,
-        middlewares=[request_id_middleware, error_middleware, auth_middleware(store, throttle)],
+        middlewares=[request_id_middleware, lifecycle.middleware(), error_middleware,
+                     auth_middleware(store, throttle)],
     )
     app[SETTINGS] = settings
+    app[LIFECYCLE] = lifecycle
+    app.on_shutdown.append(lifecycle.on_shutdown)
     app[STARTED_AT] = time.time()
     app.on_response_prepare.append(add_request_id_header)
     setup_cors(app, settings.http.cors_origins)
@@ -95,6 +100,17 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     scheduler = Scheduler(settings.asr.workers, settings.limits.max_queue, settings.limits.queue_timeout_seconds)
     app[SCHEDULER] = scheduler
     yield
-    # Finish what was accepted before the engine goes away (graceful shutdown).
-    await scheduler.drain(settings.limits.shutdown_timeout_seconds)
-    scheduler.close()
+    # Finish what was accepted before the engine goes away (graceful shutdown), within what is left of the
+    # shutdown budget. A transcription still running then cannot be interrupted: it is abandoned.
+    lifecycle = app[LIFECYCLE]
+    drained = await scheduler.drain(max(0.0, lifecycle.deadline() - time.monotonic()))
+    if not drained:
+        log.error("shutdown timeout: abandoning %d running transcription(s)", scheduler.running)
+    scheduler.close(wait=drained)
+
+
+def unfinished_work(app: web.Application) -> int:
+    """After the app stopped: accepted requests that got no answer, or transcriptions still running."""
+    scheduler = app.get(SCHEDULER)
+    # A cut-off request's transcription may still be running: the larger count, not the sum.
+    return max(app[LIFECYCLE].cut_off, scheduler.running if scheduler is not None else 0)

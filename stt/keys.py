@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from stt.engines.base import Engine
+from stt.lifecycle import Lifecycle
 from stt.scheduler import Scheduler
 from stt.settings import Settings
 
@@ -12,3 +13,4 @@ SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", Engine)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 STARTED_AT = web.AppKey("started_at", float)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)

@@ -99,5 +99,5 @@ class Scheduler:
             await asyncio.sleep(0.05)
         return True
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        self._executor.shutdown(wait=wait, cancel_futures=True)
