@@ -1,0 +1,120 @@
+"""Graceful shutdown of a real ``python server.py`` (tiny.en): on SIGTERM/SIGINT it stops accepting, answers
+every accepted request, and exits 0; past limits.shutdown_timeout_seconds it gives up and exits 1. Also the
+production server's handling of a client that hangs up while queued."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests import rawhttp
+from tests.helpers import TOKEN, manifest, wer
+from tests.serverproc import ServerProcess
+
+pytestmark = pytest.mark.model
+AUTH = {"Authorization": f"Token {TOKEN}"}
+SHORT_CLIPS = ["en/librispeech/1089-134686-0014.flac", "en/librispeech/1089-134686-0003.flac",
+               "en/librispeech/1089-134686-0030.flac", "en/librispeech/1089-134686-0036.flac"]
+
+
+async def _wait_accepted(server: ServerProcess, count: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        health = await asyncio.to_thread(server.health)
+        if health["queued"] + health["running"] == count:
+            return
+        assert time.monotonic() < deadline, f"only {health} of {count} accepted"
+        await asyncio.sleep(0.05)
+
+
+async def _connection_refused(url: str) -> bool:
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url, headers=AUTH) as resp:
+            await resp.read()
+            return False
+    except aiohttp.ClientConnectionError:
+        return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_signal_with_8_requests_in_flight_answers_all_then_exits_0(tmp_path: Path, sig: int) -> None:
+    clips = [manifest()[SHORT_CLIPS[i % len(SHORT_CLIPS)]] for i in range(8)]
+    with ServerProcess(tmp_path, limits={"shutdown_timeout_seconds": 60}) as server:
+        async with aiohttp.ClientSession() as session:
+
+            async def transcribe(body: bytes) -> tuple[int, dict]:
+                async with session.post(f"{server.url}/stt", data=body, headers=AUTH) as resp:
+                    return resp.status, await resp.json()
+
+            tasks = [asyncio.create_task(transcribe(c.path.read_bytes())) for c in clips]
+            await _wait_accepted(server, 8)
+            server.signal(sig)
+            await asyncio.sleep(0.3)
+            refused = await _connection_refused(f"{server.url}/ping")
+            results = await asyncio.gather(*tasks)
+        code = await asyncio.to_thread(server.wait, 60)
+        log = server.log()
+    assert refused, "a new connection was accepted after the signal"
+    assert [status for status, _ in results] == [200] * 8, results
+    for clip, (_, body) in zip(clips, results):
+        assert wer(clip.transcript, body["text"]) < 0.35, (clip.file, body["text"])
+    assert code == 0, log
+    assert "finishing 8 accepted request(s)" in log
+    assert "every accepted request was answered" in log
+
+
+async def test_shutdown_timeout_bounds_the_wait_and_exits_1(tmp_path: Path) -> None:
+    """Eight 29 s clips take far longer than the 1 s budget: the server gives up on time and says so."""
+    body = manifest()["en/librispeech/1272-128104-0004-8k.wav"].path.read_bytes()
+    with ServerProcess(tmp_path, limits={"shutdown_timeout_seconds": 1}) as server:
+        async with aiohttp.ClientSession() as session:
+
+            async def transcribe() -> int | str:
+                try:
+                    async with session.post(f"{server.url}/stt", data=body, headers=AUTH) as resp:
+                        return resp.status
+                except aiohttp.ClientError as exc:
+                    return type(exc).__name__
+
+            tasks = [asyncio.create_task(transcribe()) for _ in range(8)]
+            await _wait_accepted(server, 8)
+            started = time.monotonic()
+            server.signal(signal.SIGTERM)
+            code = await asyncio.to_thread(server.wait, 30)
+            elapsed = time.monotonic() - started
+            outcomes = await asyncio.gather(*tasks)
+        log = server.log()
+    assert code == 1, log
+    assert elapsed < 6.0  # 2 x 1 s of aiohttp's handler wait, plus start-up of the exit; not 8 x 2 s of work
+    assert "accepted request(s) not finished" in log
+    assert outcomes.count(200) < 8
+
+
+async def test_production_server_drops_a_queued_request_whose_client_hung_up(tmp_path: Path) -> None:
+    """handler_cancellation is on in the real server (server_options), not only in aiohttp's test server."""
+    long_body = manifest()["en/librispeech/1272-128104-0004-8k.wav"].path.read_bytes()
+    short_body = manifest()[SHORT_CLIPS[0]].path.read_bytes()
+    with ServerProcess(tmp_path) as server:
+        async with aiohttp.ClientSession() as session:
+            busy = asyncio.create_task(session.post(f"{server.url}/stt", data=long_body, headers=AUTH))
+            await _wait_accepted(server, 1)
+            reader, writer = await rawhttp.connect(server.port)
+            writer.write(rawhttp.request_head("/stt", len(short_body)) + short_body)
+            await writer.drain()
+            await _wait_accepted(server, 2)
+            await rawhttp.hang_up(writer)
+            await asyncio.sleep(0.5)
+            health = await asyncio.to_thread(server.health)
+            assert (health["queued"], health["running"]) == (0, 1)  # gone from the queue while the engine works
+            resp = await busy
+            assert resp.status == 200
+        await asyncio.sleep(0.3)
+        log = server.log()
+    assert log.count("POST /stt 200") == 1
+    assert log.count("POST /stt 499") == 1
+    assert log.count("Processing audio") == 1  # faster-whisper ran once: the dropped request never reached it
