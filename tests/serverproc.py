@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -35,6 +36,8 @@ class ServerProcess:
         asr = {"model": "tiny.en", "threads": 2, "beam_size": 1, **(asr or {})}
         self.config.write_text(json.dumps({"server": {"http": http}, "asr": asr, "limits": limits or {}}))
         self.scheme = "https" if "ssl_certfile" in http else "http"
+        # Trust the server's own (self-signed) certificate for the health checks.
+        self.ssl = ssl.create_default_context(cafile=http["ssl_certfile"]) if self.scheme == "https" else None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -58,13 +61,13 @@ class ServerProcess:
 
     def _healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as resp:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1, context=self.ssl) as resp:
                 return resp.status == 200
         except (urllib.error.URLError, OSError):
             return False
 
     def health(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/health", timeout=5) as resp:
+        with urllib.request.urlopen(f"{self.url}/health", timeout=5, context=self.ssl) as resp:
             return json.loads(resp.read())
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
