@@ -75,7 +75,8 @@ def _read_blocks(f: sf.SoundFile, max_seconds: float) -> np.ndarray:
             if frames > max_seconds * f.samplerate:
                 raise _too_long(frames / f.samplerate, max_seconds)
             raise _too_heavy(f.channels, f.samplerate, frames / f.samplerate)
-        mono = block.mean(axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf are refused just below
+            mono = block.mean(axis=1)
         if not np.isfinite(mono).all():  # checked before resampling, which would smear a NaN around
             raise AudioError("Audio contains NaN or infinite samples")
         chunks.append(stream.resample_chunk(mono))
