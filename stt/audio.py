@@ -47,8 +47,17 @@ def decode_audio(data: bytes, max_seconds: float = float("inf")) -> np.ndarray:
         raise AudioError("Unsupported or corrupt audio: could not decode the upload") from exc
 
 
+class _ClampedBytesIO(io.BytesIO):
+    """libsndfile asks corrupt files to seek before their start; BytesIO raises from inside a C callback
+    (printed as "Exception ignored", then the seek reports position 0). Clamp to 0 instead, quietly."""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: len(self.getbuffer())}[whence]
+        return super().seek(max(0, base + offset))
+
+
 def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
-    with sf.SoundFile(io.BytesIO(data)) as f:
+    with sf.SoundFile(_ClampedBytesIO(data)) as f:
         _check_format(f.samplerate, f.channels)
         # The header's frame count is checked before decoding, so a tiny file that claims hours of audio
         # costs nothing. A header that lies low is caught while reading, block by block.
