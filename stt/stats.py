@@ -16,7 +16,7 @@ class RequestStats:
     job: JobStats | None = None
 
 
-_KEY = web.RequestKey("stt.stats", RequestStats)
+_KEY = web.RequestKey("stt_stats", RequestStats)
 
 
 def request_stats(request: web.Request) -> RequestStats:
