@@ -12,7 +12,7 @@ from aiohttp import web
 from stt.app import create_app
 from stt.engines.base import Engine
 from stt.settings import Settings, settings_from_dict
-from tests.helpers import AUDIO_DIR, TOKEN, FakeEngine
+from tests.helpers import AUDIO_DIR, TOKEN, FakeEngine, tone, wav
 
 AUTH = {"Authorization": f"Token {TOKEN}"}
 
@@ -34,6 +34,12 @@ def make_settings(**sections: dict[str, Any]) -> Settings:
 @pytest.fixture
 def settings() -> Settings:
     return make_settings()
+
+
+@pytest.fixture
+def wav_bytes() -> bytes:
+    """One second of a 440 Hz tone as 16-bit WAV: valid audio for contract tests."""
+    return wav(tone(440, 1.0, 16000))
 
 
 @pytest.fixture

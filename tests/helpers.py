@@ -90,3 +90,42 @@ class FakeEngine:
 
     def close(self) -> None:
         pass
+
+
+def encode(audio: np.ndarray, rate: int, fmt: str, codec: str) -> bytes:
+    """Encode mono float audio into a container with FFmpeg (PyAV), e.g. ("webm", "libopus") as browsers send."""
+    import io
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        frame_size = stream.codec_context.frame_size or 1024
+        pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+        pts = 0
+        for start in range(0, len(pcm), frame_size):
+            chunk = pcm[start:start + frame_size]
+            frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, pts
+            pts += len(chunk)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def wav(audio: np.ndarray, rate: int = 16000, subtype: str = "PCM_16") -> bytes:
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, audio, rate, format="WAV", subtype=subtype)
+    return buf.getvalue()
+
+
+def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 import whisper
-from whisper.model import ModelDimensions, Whisper
 
 from stt.audio import SAMPLE_RATE, duration_seconds
+from stt.engines.ct2_to_torch import load_whisper_model
 from stt.engines.base import Segment, TranscribeOptions, Transcript, Word, join_segments
 
 
@@ -21,12 +21,8 @@ class OpenAIWhisperEngine:
         self.model_name = model_name
         if threads > 0:
             torch.set_num_threads(threads)
-        ckpt = torch.load(checkpoint, map_location=device, weights_only=True)
-        model = Whisper(ModelDimensions(**ckpt["dims"]))
-        model.load_state_dict(ckpt["model_state_dict"])
-        if "alignment_heads" in ckpt:
-            model.register_buffer("alignment_heads", ckpt["alignment_heads"].to_sparse(), persistent=False)
-        self._model = model.to(device).eval()
+        model = load_whisper_model(checkpoint, device)
+        self._model = model.eval()
         self._fp16 = device != "cpu"
         self.multilingual = model.is_multilingual
 
@@ -74,7 +70,8 @@ def _speech_clips(audio: np.ndarray) -> list[float] | str:
 
 
 def _segment(s: dict[str, Any]) -> Segment:
-    words = tuple(Word(w["start"], w["end"], w["word"], w["probability"]) for w in s.get("words", ()))
+    words = tuple(Word(float(w["start"]), float(w["end"]), w["word"], float(w["probability"]))
+                  for w in s.get("words", ()))
     return Segment(id=s["id"], start=s["start"], end=s["end"], text=s["text"], words=words,
                    avg_logprob=s["avg_logprob"], no_speech_prob=s["no_speech_prob"],
                    compression_ratio=s["compression_ratio"], temperature=s["temperature"],
