@@ -5,9 +5,12 @@ production server's handling of a client that hangs up while queued."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,17 +21,32 @@ from tests.serverproc import ServerProcess
 
 pytestmark = pytest.mark.model
 AUTH = {"Authorization": f"Token {TOKEN}"}
+ASR = {"model": "tiny.en", "threads": 2, "beam_size": 1}
 SHORT_CLIPS = ["en/librispeech/1089-134686-0014.flac", "en/librispeech/1089-134686-0003.flac",
                "en/librispeech/1089-134686-0030.flac", "en/librispeech/1089-134686-0036.flac"]
+
+
+def start_server(folder: Path, limits: dict[str, Any] | None = None) -> ServerProcess:
+    return ServerProcess({"asr": ASR, "limits": limits or {}}, folder)
+
+
+def health(server: ServerProcess) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{server.url}/health", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def exit_code(server: ServerProcess, timeout: float) -> int:
+    assert server.proc is not None
+    return server.proc.wait(timeout)
 
 
 async def _wait_accepted(server: ServerProcess, count: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        health = await asyncio.to_thread(server.health)
-        if health["queued"] + health["running"] == count:
+        health_now = await asyncio.to_thread(health, server)
+        if health_now["queued"] + health_now["running"] == count:
             return
-        assert time.monotonic() < deadline, f"only {health} of {count} accepted"
+        assert time.monotonic() < deadline, f"only {health_now} of {count} accepted"
         await asyncio.sleep(0.05)
 
 
@@ -44,7 +62,7 @@ async def _connection_refused(url: str) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_signal_with_8_requests_in_flight_answers_all_then_exits_0(tmp_path: Path, sig: int) -> None:
     clips = [manifest()[SHORT_CLIPS[i % len(SHORT_CLIPS)]] for i in range(8)]
-    with ServerProcess(tmp_path, limits={"shutdown_timeout_seconds": 60}) as server:
+    with start_server(tmp_path, {"shutdown_timeout_seconds": 60}) as server:
         async with aiohttp.ClientSession() as session:
 
             async def transcribe(body: bytes) -> tuple[int, dict]:
@@ -53,12 +71,12 @@ async def test_signal_with_8_requests_in_flight_answers_all_then_exits_0(tmp_pat
 
             tasks = [asyncio.create_task(transcribe(c.path.read_bytes())) for c in clips]
             await _wait_accepted(server, 8)
-            server.signal(sig)
+            server.proc.send_signal(sig)
             await asyncio.sleep(0.3)
             refused = await _connection_refused(f"{server.url}/ping")
             results = await asyncio.gather(*tasks)
-        code = await asyncio.to_thread(server.wait, 60)
-        log = server.log()
+        code = await asyncio.to_thread(exit_code, server, 60)
+        log = "\n".join(server.lines)
     assert refused, "a new connection was accepted after the signal"
     assert [status for status, _ in results] == [200] * 8, results
     for clip, (_, body) in zip(clips, results):
@@ -71,7 +89,7 @@ async def test_signal_with_8_requests_in_flight_answers_all_then_exits_0(tmp_pat
 async def test_shutdown_timeout_bounds_the_wait_and_exits_1(tmp_path: Path) -> None:
     """Eight 29 s clips take far longer than the 1 s budget: the server gives up on time and says so."""
     body = manifest()["en/librispeech/1272-128104-0004-8k.wav"].path.read_bytes()
-    with ServerProcess(tmp_path, limits={"shutdown_timeout_seconds": 1}) as server:
+    with start_server(tmp_path, {"shutdown_timeout_seconds": 1}) as server:
         async with aiohttp.ClientSession() as session:
 
             async def transcribe() -> int | str:
@@ -84,11 +102,11 @@ async def test_shutdown_timeout_bounds_the_wait_and_exits_1(tmp_path: Path) -> N
             tasks = [asyncio.create_task(transcribe()) for _ in range(8)]
             await _wait_accepted(server, 8)
             started = time.monotonic()
-            server.signal(signal.SIGTERM)
-            code = await asyncio.to_thread(server.wait, 30)
+            server.proc.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(exit_code, server, 30)
             elapsed = time.monotonic() - started
             outcomes = await asyncio.gather(*tasks)
-        log = server.log()
+        log = "\n".join(server.lines)
     assert code == 1, log
     assert elapsed < 6.0  # 2 x 1 s of aiohttp's handler wait, plus start-up of the exit; not 8 x 2 s of work
     assert "accepted request(s) not finished" in log
@@ -99,7 +117,7 @@ async def test_production_server_drops_a_queued_request_whose_client_hung_up(tmp
     """handler_cancellation is on in the real server (server_options), not only in aiohttp's test server."""
     long_body = manifest()["en/librispeech/1272-128104-0004-8k.wav"].path.read_bytes()
     short_body = manifest()[SHORT_CLIPS[0]].path.read_bytes()
-    with ServerProcess(tmp_path) as server:
+    with start_server(tmp_path) as server:
         async with aiohttp.ClientSession() as session:
             busy = asyncio.create_task(session.post(f"{server.url}/stt", data=long_body, headers=AUTH))
             await _wait_accepted(server, 1)
@@ -109,12 +127,12 @@ async def test_production_server_drops_a_queued_request_whose_client_hung_up(tmp
             await _wait_accepted(server, 2)
             await rawhttp.hang_up(writer)
             await asyncio.sleep(0.5)
-            health = await asyncio.to_thread(server.health)
-            assert (health["queued"], health["running"]) == (0, 1)  # gone from the queue while the engine works
+            now = await asyncio.to_thread(health, server)
+            assert (now["queued"], now["running"]) == (0, 1)  # gone from the queue while the engine works
             resp = await busy
             assert resp.status == 200
         await asyncio.sleep(0.3)
-        log = server.log()
+        log = "\n".join(server.lines)
     assert log.count("POST /stt 200") == 1
     assert log.count("POST /stt 499") == 1
     assert log.count("Processing audio") == 1  # faster-whisper ran once: the dropped request never reached it
