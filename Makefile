@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CONFIG ?= config.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test test-fast bench clean
+.PHONY: install install-dev run test test-fast bench bench-load bench-fuzz clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ test-fast: install-dev
 
 bench: install-dev
 	$(PY) bench/bench_core.py
+
+# Hardening: 1,000 mixed requests at concurrency 16 against a real server (tiny.en), and a long fuzz run.
+bench-load: install-dev
+	$(PY) bench/load.py
+
+bench-fuzz: install-dev
+	$(PY) bench/fuzz_long.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
