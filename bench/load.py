@@ -6,6 +6,8 @@ Checks, each of which fails the run (exit 1):
   X-Request-Id, and an allowed status (clips: 200, or 503 with Retry-After; bad inputs: their 4xx);
 - zero lost (transport errors, timeouts) or malformed answers;
 - server RSS after the run within 10% of RSS after the first 100 requests.
+A client that gets 503 waits its Retry-After (at most 10 s) before its next request, as a well-behaved client
+would; the refused request itself is counted as answered (503), not retried.
 Reported: p50/p99 latency per kind, /ping p99 during the run, RSS, throughput.
 
 Usage: .venv/bin/python bench/load.py [--requests 1000] [--concurrency 16] [--clip-share 0.5] [--max-queue 12]
@@ -40,6 +42,7 @@ CLIPS = ["en/librispeech/1089-134686-0001.flac", "en/librispeech/1089-134686-000
 BODY_LIMIT = 2 * 1024 * 1024
 MAX_AUDIO_S = 600.0
 AUTH = {"Authorization": f"Token {TOKEN}"}
+RETRY_CAP_S = 10
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Outcome:
     status: int | None
     latency_s: float
     problem: str | None = None
+    retry_after: int = 0  # seconds, from a 503
 
 
 @dataclass
@@ -97,7 +101,9 @@ async def one(session: aiohttp.ClientSession, url: str, index: int, item: BadInp
                 body = json.loads(raw)
             except ValueError:
                 body = raw[:80]
-            return Outcome(kind, resp.status, latency, check(item, resp.status, resp.headers, body, request_id))
+            retry = resp.headers.get("Retry-After", "0")
+            return Outcome(kind, resp.status, latency, check(item, resp.status, resp.headers, body, request_id),
+                           int(retry) if retry.isdigit() else 0)
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         return Outcome(kind, None, time.perf_counter() - started, f"lost: {type(exc).__name__}: {exc}")
 
@@ -131,7 +137,11 @@ async def drive(url: str, items: list[BadInput], concurrency: int, server_pid: i
         async def guarded(index: int, item: BadInput) -> None:
             nonlocal done
             async with gate:
-                run.outcomes.append(await one(session, url, index, item))
+                outcome = await one(session, url, index, item)
+                run.outcomes.append(outcome)
+                if outcome.status == 503 and outcome.retry_after:
+                    # A well-behaved client waits as told before its next request (holding its slot).
+                    await asyncio.sleep(min(outcome.retry_after, RETRY_CAP_S))
             done += 1
             if done == 100:
                 run.rss_after_100 = process.memory_info().rss
