@@ -61,7 +61,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # (a running transcription finishes in its thread; see Scheduler). Our handlers have no side effect
         # that must complete, which is when aiohttp recommends this.
         "handler_cancellation": True,
-        # On SIGTERM/SIGINT: accepted requests get this long to finish before their handlers are cancelled.
+        # On SIGTERM/SIGINT aiohttp waits this long for in-flight handlers, then asks them to stop and waits
+        # up to this long again; what still runs after that is cancelled (see stt/lifecycle.py).
         "shutdown_timeout": settings.limits.shutdown_timeout_seconds,
         "access_log": None,  # our own access log names request ids and timings
     }
