@@ -106,7 +106,7 @@ async def test_client_gone_mid_inference_server_stays_healthy(make_client: Any) 
     await rawhttp.hang_up(writer)
     started = time.monotonic()
     ping = await client.get("/ping", headers=AUTH)
-    assert ping.status == 200 and time.monotonic() - started < 0.3  # the loop is free while the model works
+    assert ping.status == 200 and time.monotonic() - started < 1.0  # the loop is free while the model works
     # The running job cannot be interrupted: its worker is released when it finishes, not before.
     assert scheduler.running == 1
     await _wait_until(lambda: scheduler.running == 0)
