@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-Id"
 EXPOSED_HEADERS = "X-Request-Id, Retry-After"
@@ -60,7 +61,7 @@ def _is_preflight(request: web.Request) -> bool:
             and "Access-Control-Request-Method" in request.headers)
 
 
-def _preflight_middleware(policy: CorsPolicy):  # type: ignore[no-untyped-def]
+def _preflight_middleware(policy: CorsPolicy) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not _is_preflight(request):
