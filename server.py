@@ -11,6 +11,7 @@ import sys
 from aiohttp import web
 
 from stt.app import create_app
+from stt.models import ModelError
 from stt.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("stt.server")
@@ -54,6 +55,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     http = settings.http
     scheme = "https" if context else "http"
+    try:
+        _serve(settings, context, scheme)
+    except ModelError as exc:  # raised while loading at start-up: say what to fix, not a traceback
+        print(f"model error: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _serve(settings: Settings, context: ssl.SSLContext | None, scheme: str) -> None:
+    http = settings.http
     web.run_app(
         create_app(settings),
         host=http.host,
@@ -63,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
         shutdown_timeout=settings.limits.shutdown_timeout_seconds,
         print=lambda _: log.info("ready: listening on %s://%s:%d", scheme, http.host, http.port),
     )
-    return 0
 
 
 if __name__ == "__main__":
