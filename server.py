@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ssl.SSLError) as exc:
         print(f"config error: server.http.ssl_certfile/ssl_keyfile: {exc}", file=sys.stderr)
         return 2
-    http = settings.http
     scheme = "https" if context else "http"
     try:
         _serve(settings, context, scheme)
