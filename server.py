@@ -12,6 +12,7 @@ import sys
 from aiohttp import web
 
 from stt.app import create_app, server_options, unfinished_work
+from stt.models import ModelError
 from stt.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("stt.server")
@@ -53,8 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ssl.SSLError) as exc:
         print(f"config error: server.http.ssl_certfile/ssl_keyfile: {exc}", file=sys.stderr)
         return 2
-    http = settings.http
     scheme = "https" if context else "http"
+    try:
+        return _serve(settings, context, scheme)
+    except ModelError as exc:  # raised while loading at start-up: say what to fix, not a traceback
+        print(f"model error: {exc}", file=sys.stderr)
+        return 3
+
+
+def _serve(settings: Settings, context: ssl.SSLContext | None, scheme: str) -> int:
+    http = settings.http
     app = create_app(settings)
     web.run_app(
         app,
