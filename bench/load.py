@@ -3,7 +3,8 @@
 The mix: short LibriSpeech clips and the bad-inputs table (tests/bad_inputs.py), shuffled with a fixed seed.
 Checks, each of which fails the run (exit 1):
 - every request gets exactly one well-formed answer: JSON with the right ``status`` and the request's own
-  X-Request-Id, and an allowed status (clips: 200, or 503 with Retry-After; bad inputs: their 4xx);
+  X-Request-Id, and an allowed status (clips: 200 with the transcript of the clip sent, or 503 with
+  Retry-After; bad inputs: their 4xx);
 - zero lost (transport errors, timeouts) or malformed answers;
 - server RSS after the run within 10% of RSS after the first 100 requests.
 A client that gets 503 waits its Retry-After (at most 10 s) before its next request, as a well-behaved client
@@ -33,7 +34,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.bad_inputs import BadInput, bad_inputs, body_over_limit  # noqa: E402
-from tests.helpers import TOKEN, manifest  # noqa: E402
+from tests.helpers import TOKEN, manifest, wer  # noqa: E402
 from tests.serverproc import ServerProcess  # noqa: E402
 
 CLIPS = ["en/librispeech/1089-134686-0001.flac", "en/librispeech/1089-134686-0003.flac",
@@ -43,6 +44,10 @@ BODY_LIMIT = 2 * 1024 * 1024
 MAX_AUDIO_S = 600.0
 AUTH = {"Authorization": f"Token {TOKEN}"}
 RETRY_CAP_S = 10
+MAX_CLIP_WER = 0.5  # tiny.en, beam 1 on these clips: a transcript this far off belongs to another request
+
+
+TRANSCRIPTS: dict[str, str] = {}  # clip name -> reference transcript
 
 
 @dataclass
@@ -67,6 +72,7 @@ def workload(count: int, clip_share: float) -> list[BadInput]:
     rng = random.Random(7)
     bad = bad_inputs(MAX_AUDIO_S) + [body_over_limit(BODY_LIMIT)]
     clips = [BadInput(f"clip {c}", manifest()[c].path.read_bytes(), 200, "audio/flac") for c in CLIPS]
+    TRANSCRIPTS.update({f"clip {c}": manifest()[c].transcript for c in CLIPS})
     items = [rng.choice(clips) if rng.random() < clip_share else rng.choice(bad) for _ in range(count)]
     return items
 
@@ -85,6 +91,8 @@ def check(item: BadInput, status: int, headers: Mapping[str, str], body: object,
     expected = "success" if status == 200 else "failed"
     if body["status"] != expected or (status == 200 and not body.get("text")):
         return f"body does not match status {status}: {body}"
+    if status == 200 and wer(TRANSCRIPTS[item.name], body["text"]) > MAX_CLIP_WER:
+        return f"transcript does not match the clip sent: {body['text']!r}"
     return None
 
 
@@ -143,7 +151,7 @@ async def drive(url: str, items: list[BadInput], concurrency: int, server_pid: i
                     # A well-behaved client waits as told before its next request (holding its slot).
                     await asyncio.sleep(min(outcome.retry_after, RETRY_CAP_S))
             done += 1
-            if done == 100:
+            if done == min(100, len(items)):
                 run.rss_after_100 = process.memory_info().rss
             if done % 100 == 0:
                 print(f"  {done}/{len(items)} done", flush=True)
