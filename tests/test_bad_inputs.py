@@ -73,7 +73,7 @@ async def test_wav_data_size_that_lies_high_decodes_only_what_is_there(hardened:
 async def test_huge_header_is_refused_by_the_http_parser_and_server_stays_up(
         hardened: tuple[Any, FakeEngine]) -> None:
     """aiohttp's parser refuses a header over 8 KiB before the app sees the request, so this 400 is plain
-    text, not JSON (documented in docs/hardening.md); what matters is that nothing else is affected."""
+    text, not JSON (documented in the README); what matters is that nothing else is affected."""
     client, engine = hardened
     resp = await client.post("/stt", data=b"RIFF", headers={**AUTH, "X-Padding": "a" * 64 * 1024})
     assert resp.status == 400
