@@ -15,6 +15,7 @@ READ_CHUNK = 64 * 1024  # bytes
 class Upload:
     audio: bytes
     fields: dict[str, str]  # the other multipart fields (options), empty for a raw body
+    items: tuple[tuple[str, str], ...] = ()  # the same fields in order, repeats kept (``name[]`` lists)
 
 
 def check_declared_size(request: web.Request) -> None:
@@ -42,6 +43,7 @@ async def _read_multipart(request: web.Request, field: str) -> Upload:
         raise BadRequest(f"Malformed multipart body: {exc}") from exc
     audio: bytes | None = None
     fields: dict[str, str] = {}
+    items: list[tuple[str, str]] = []
     total = 0
     async for part in reader:
         if not isinstance(part, BodyPartReader):
@@ -54,9 +56,10 @@ async def _read_multipart(request: web.Request, field: str) -> Upload:
             audio = data
         elif part.name:
             fields[part.name] = data.decode("utf-8", errors="replace")
+            items.append((part.name, fields[part.name]))
     if audio is None:
         raise BadRequest(f"Multipart form has no '{field}' field with the audio", param=field)
-    return Upload(audio, fields)
+    return Upload(audio, fields, tuple(items))
 
 
 async def _read_part(part: BodyPartReader, budget: int) -> bytes:
