@@ -117,7 +117,7 @@ def temperature_schedule(start: float) -> tuple[float, ...]:
     """A start temperature -> Whisper's fallback schedule from there to 1.0 (0 gives the default schedule)."""
     if start == 0:
         return DEFAULT_TEMPERATURES
-    steps = int(round((1.0 - start) / TEMPERATURE_STEP + 1e-9))
+    steps = math.floor((1.0 - start) / TEMPERATURE_STEP + 1e-9)  # never past 1.0
     return tuple(round(start + TEMPERATURE_STEP * i, 3) for i in range(steps + 1))
 
 

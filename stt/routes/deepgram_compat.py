@@ -22,6 +22,7 @@ from stt.uploads import read_upload
 
 PREFIX = "/v1/listen"
 DG_REQUEST_ID = "dg-request-id"
+MINTED_ID = web.RequestKey("deepgram_request_id", str)
 ERR_CODES = {400: "Bad Request", 401: "INVALID_AUTH", 403: "INSUFFICIENT_PERMISSIONS", 404: "Not Found",
              405: "Method Not Allowed", 413: "PAYLOAD_TOO_LARGE", 429: "TOO_MANY_REQUESTS",
              503: "SERVICE_UNAVAILABLE"}
@@ -34,10 +35,9 @@ def deepgram_request_id(request: web.Request) -> str:
     try:
         return str(uuid.UUID(current))
     except ValueError:
-        key = "stt.deepgram_id"
-        if key not in request:
-            request[key] = str(uuid.uuid4())
-        return request[key]
+        if MINTED_ID not in request:
+            request[MINTED_ID] = str(uuid.uuid4())
+        return request[MINTED_ID]
 
 
 @routes.post(PREFIX)
