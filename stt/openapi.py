@@ -120,7 +120,8 @@ AUTH_ERRORS = (401, 403, 429)
 
 
 def _transcript_responses(json_schemas: list[str], error_schema: str, description: str) -> dict[str, Any]:
-    content: dict[str, Any] = {JSON: {"schema": {"oneOf": [_ref(s) for s in json_schemas]}}}
+    # anyOf, not oneOf: a verbose answer is also a valid plain one.
+    content: dict[str, Any] = {JSON: {"schema": {"anyOf": [_ref(s) for s in json_schemas]}}}
     content.update({t: {"schema": STR} for t in TEXT_FORMATS})
     return {"200": {"description": description, "content": content}, **_errors(error_schema, AUDIO_ERRORS)}
 

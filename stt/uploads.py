@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from stt.errors import BadRequest, TooLarge
 
@@ -36,11 +37,17 @@ async def read_upload(request: web.Request, field: str = "file") -> Upload:
 
 
 async def _read_multipart(request: web.Request, field: str) -> Upload:
-    limit = request.client_max_size
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError) as exc:
         raise BadRequest(f"Malformed multipart body: {exc}") from exc
+    try:
+        return await _read_parts(reader, field, request.client_max_size)
+    except (HttpProcessingError, ValueError) as exc:  # a part's headers or framing are broken
+        raise BadRequest("Malformed multipart body: a part could not be parsed") from exc
+
+
+async def _read_parts(reader: MultipartReader, field: str, limit: int) -> Upload:
     audio: bytes | None = None
     fields: dict[str, str] = {}
     items: list[tuple[str, str]] = []
