@@ -84,6 +84,7 @@ def test_postman_collection_passes_in_newman(server: str, tmp_path: Path) -> Non
          "--env-var", f"token={TOKEN}", "--reporters", "cli,json", "--reporter-json-export", str(report),
          "--timeout-request", "60000", "--color", "off"],
         capture_output=True, text=True, timeout=300)
+    print(result.stdout[-5000:])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     run = json.loads(report.read_text())["run"]
     assert run["stats"]["requests"]["total"] == len(json.loads(COLLECTION.read_text())["item"])
