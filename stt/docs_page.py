@@ -38,12 +38,15 @@ def _row(name: str, where: str, schema: dict[str, Any], required: bool, descript
 
 
 def _params(op: dict[str, Any]) -> list[str]:
-    rows = [_row(p["name"], p["in"], p["schema"], p.get("required", False), p.get("description", ""))
-            for p in op.get("parameters", [])]
     form = op.get("requestBody", {}).get("content", {}).get("multipart/form-data")
-    if form:
-        required = set(form["schema"].get("required", []))
-        for name, schema in form["schema"]["properties"].items():
+    fields = form["schema"]["properties"] if form else {}
+    # An option accepted both ways is listed once, as "query, form".
+    rows = [_row(p["name"], "query, form" if p["name"] in fields else p["in"], p["schema"], p.get("required", False),
+                 p.get("description", "")) for p in op.get("parameters", [])]
+    listed = {p["name"] for p in op.get("parameters", [])}
+    required = set(form["schema"].get("required", [])) if form else set()
+    for name, schema in fields.items():
+        if name not in listed:
             rows.append(_row(name, "form", schema, name in required, schema.get("description", "")))
     if not rows:
         return []
