@@ -120,3 +120,14 @@ def test_deepgram_sdk_prerecorded(tiny_url: str) -> None:
     starts = [w.start for w in alt.words]
     assert starts == sorted(starts) and alt.words[-1].end <= clip.seconds
     assert " ".join(w.punctuated_word for w in alt.words).strip() == alt.transcript.strip()
+
+
+def test_deepgram_sdk_detects_language(base_url: str) -> None:
+    clip = manifest()["nonen/es_test_es.wav"]
+    env = DeepgramClientEnvironment(base=base_url, production=base_url.replace("http", "ws"),
+                                    agent=base_url.replace("http", "ws"), agent_rest=base_url)
+    response = DeepgramClient(api_key=TOKEN, environment=env).listen.v1.media.transcribe_file(
+        request=clip.path.read_bytes(), detect_language=True, punctuate=True)
+    channel = response.results.channels[0]
+    assert channel.detected_language == "es"
+    assert wer(clip.transcript, channel.alternatives[0].transcript, lang="es") <= 0.3
