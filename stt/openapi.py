@@ -11,7 +11,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from stt.options import DEEPGRAM_PARAMS, DETECT_PARAMS, OPENAI_FIELDS, STT_PARAMS, Param
+from stt.options import DEEPGRAM_PARAMS, DETECT_PARAMS, OPENAI_FIELDS, OPENAI_TRANSLATION_FIELDS, STT_PARAMS, Param
 
 VERSION = "1.0.0"
 AUDIO_TYPES = ("application/octet-stream", "audio/wav", "audio/flac", "audio/mpeg", "audio/ogg", "audio/webm")
@@ -144,8 +144,6 @@ def _paths() -> dict[str, Any]:
                  responses={"200": {"description": "Languages, most likely first",
                                     "content": {JSON: {"schema": _ref("Languages")}}},
                             **_errors("Error", AUDIO_ERRORS)})
-    openai_fields = list(OPENAI_FIELDS)
-    translate_fields = [p for p in OPENAI_FIELDS if p.name not in ("language", "timestamp_granularities[]")]
     openai_json = ["OpenAITranscription", "OpenAIVerboseTranscription"]
     return {
         "/ping": {"get": _op("native", "Liveness check", "Answers while the model works.", operationId="ping",
@@ -163,13 +161,13 @@ def _paths() -> dict[str, Any]:
             "openai", "Transcribe (OpenAI-compatible)", "As OpenAI's `POST /v1/audio/transcriptions`.",
             operationId="createTranscription",
             requestBody={"required": True, "content": {"multipart/form-data": {
-                "schema": _form(openai_fields, "The audio file")}}},
+                "schema": _form(OPENAI_FIELDS, "The audio file")}}},
             responses=_transcript_responses(openai_json, "OpenAIError", "The transcription"))},
         "/v1/audio/translations": {"post": _op(
             "openai", "Translate to English (OpenAI-compatible)", "As OpenAI's `POST /v1/audio/translations`.",
             operationId="createTranslation",
             requestBody={"required": True, "content": {"multipart/form-data": {
-                "schema": _form(translate_fields, "The audio file")}}},
+                "schema": _form(OPENAI_TRANSLATION_FIELDS, "The audio file")}}},
             responses=_transcript_responses(openai_json, "OpenAIError", "The English translation"))},
         "/v1/models": {"get": _op("openai", "List models (OpenAI-compatible)", "The ids this server answers to.",
                                   operationId="listModels",

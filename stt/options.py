@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from faster_whisper.tokenizer import _LANGUAGE_CODES  # Whisper's 100 language codes; no public name for it
+from multidict import MultiMapping
 
 from stt.engines.base import DEFAULT_TEMPERATURES, TranscribeOptions
 from stt.errors import BadRequest
@@ -108,8 +109,8 @@ def parse_params(table: Iterable[Param], pairs: Iterable[tuple[str, str]]) -> di
     return values
 
 
-def request_pairs(query: Mapping[str, str] | Any, fields: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
-    """Query parameters then multipart fields, repeats kept (a MultiDict's items() keeps them)."""
+def request_pairs(query: MultiMapping[str], fields: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """Query parameters then multipart fields, repeats kept."""
     return list(query.items()) + list(fields)
 
 
@@ -195,6 +196,10 @@ OPENAI_FIELDS: tuple[Param, ...] = (
           enum=GRANULARITIES, repeated=True),
 )
 
+# Translations take neither a language (the output is English) nor timestamp granularities, as OpenAI's.
+OPENAI_TRANSLATION_FIELDS: tuple[Param, ...] = tuple(
+    p for p in OPENAI_FIELDS if p.name not in ("language", "timestamp_granularities[]"))
+
 
 @dataclasses.dataclass(frozen=True)
 class OpenAIRequest:
@@ -204,9 +209,7 @@ class OpenAIRequest:
 
 
 def openai_request(pairs: Iterable[tuple[str, str]], task: str, default_beam_size: int) -> OpenAIRequest:
-    fields = OPENAI_FIELDS if task == "transcribe" else tuple(p for p in OPENAI_FIELDS if p.name != "language" and
-                                                              not p.name.startswith("timestamp"))
-    v = parse_params(fields, pairs)
+    v = parse_params(OPENAI_FIELDS if task == "transcribe" else OPENAI_TRANSLATION_FIELDS, pairs)
     granularities = tuple(v.get("timestamp_granularities[]", ())) or ("segment",)
     if "word" in granularities and v["response_format"] != "verbose_json":
         raise BadRequest("timestamp_granularities[]: `word` needs response_format=verbose_json",
