@@ -138,13 +138,13 @@ def bare_word(word: str) -> str:
 def deepgram_json(t: Transcript, *, request_id: str, sha256: str, model: str, punctuate: bool,
                   detected: bool) -> dict[str, Any]:
     words = [w for w in all_words(t) if w.word.strip()]
-    word_items = [{"word": bare_word(w.word), "start": _ms(w.start, t.duration) / 1000,
+    word_items: list[dict[str, Any]] = [{"word": bare_word(w.word), "start": _ms(w.start, t.duration) / 1000,
                    "end": _ms(w.end, t.duration) / 1000, "confidence": round(w.probability, 4),
                    "punctuated_word": w.word.strip()} for w in words]
     if punctuate:
         transcript = t.text
     else:
-        transcript = " ".join(item["word"] for item in word_items if item["word"])
+        transcript = " ".join(bare for w in words if (bare := bare_word(w.word)))
     confidence = round(sum(w.probability for w in words) / len(words), 4) if words else 0.0
     channel: dict[str, Any] = {"alternatives": [
         {"transcript": transcript, "confidence": confidence, "words": word_items}]}
