@@ -79,7 +79,9 @@ def _parse_number(param: Param, raw: str) -> float:
         raise param.invalid(raw, "an integer" if param.kind == "integer" else "a number") from None
     if not math.isfinite(value) or (param.minimum is not None and value < param.minimum) or (
             param.maximum is not None and value > param.maximum):
-        raise param.invalid(raw, f"a number from {param.minimum:g} to {param.maximum:g}")
+        low = "-inf" if param.minimum is None else f"{param.minimum:g}"
+        high = "inf" if param.maximum is None else f"{param.maximum:g}"
+        raise param.invalid(raw, f"a number from {low} to {high}")
     return value
 
 
