@@ -3,6 +3,7 @@ and matching its schema, invalid input refused with a 4xx. Kept short for CI by 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +27,8 @@ schemathesis.serializer.alias([t for t in AUDIO_TYPES if t.startswith("audio/")]
 schema = schemathesis.openapi.from_dict(build_spec())
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance, negative_data_rejection]
-EXAMPLES = 12  # per operation and generation mode: ~200 requests, a few seconds
+# Per operation and generation mode: ~200 requests, a few seconds in CI; raise it for a longer local hunt.
+EXAMPLES = int(os.environ.get("STT_SCHEMATHESIS_EXAMPLES", "12"))
 
 
 @pytest.fixture(scope="module")
