@@ -23,7 +23,7 @@ async def ping(request: web.Request) -> web.Response:
 async def stt(request: web.Request) -> web.Response:
     started = time.monotonic()
     upload = await read_upload(request)
-    # Options are checked before the audio is decoded: a typo costs the client nothing but a 400.
+    # Options are checked before the audio is decoded or queued: a typo costs no inference, only a 400.
     parsed = stt_request(request_pairs(request.query, upload.items), request.app[SETTINGS].asr.beam_size)
     engine = request.app[ENGINE]
     check_model_support(parsed.options, engine.multilingual, engine.model_name)
