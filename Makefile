@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CONFIG ?= config.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test test-fast bench bench-load bench-fuzz clean
+.PHONY: install install-dev run test test-fast bench bench-load bench-fuzz clean newman newman-run
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ install-dev: $(VENV)/.dev
 run: install
 	$(PY) server.py --config $(CONFIG)
 
-test: install-dev
+test: install-dev newman
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install-dev
@@ -42,6 +42,20 @@ bench-load: install-dev
 
 bench-fuzz: install-dev
 	$(PY) bench/fuzz_long.py
+
+# newman (Postman's CLI) runs docs/postman_collection.json in the tests; installed locally, only where npm exists.
+NEWMAN_VERSION := 6.2.2
+NEWMAN := .cache/npm/node_modules/.bin/newman
+newman:
+	@if command -v npm >/dev/null 2>&1; then \
+		test -x $(NEWMAN) || npm install --prefix .cache/npm --no-audit --no-fund --silent newman@$(NEWMAN_VERSION); \
+	else echo "npm not found: skipping newman (the Postman collection test will be skipped)"; fi
+
+# Run the Postman collection against a server you started (make run): TOKEN=... [BASE_URL=...] make newman-run
+BASE_URL ?= http://127.0.0.1:8080
+AUDIO_DIR ?= ../shared/audio
+newman-run: newman
+	$(NEWMAN) run docs/postman_collection.json --working-dir $(AUDIO_DIR) --env-var baseUrl=$(BASE_URL) --env-var token=$(TOKEN)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

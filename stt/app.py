@@ -20,7 +20,7 @@ from stt.errors import error_middleware
 from stt.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT
 from stt.lifecycle import Lifecycle
 from stt.observability import add_request_id_header, request_id_middleware
-from stt.routes import native, ops
+from stt.routes import deepgram_compat, docs, native, openai_compat, ops
 from stt.scheduler import Scheduler
 from stt.settings import AsrSettings, Settings
 
@@ -51,6 +51,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app.cleanup_ctx.append(_scheduler_ctx)
     native.setup(app)
     ops.setup(app)
+    openai_compat.setup(app)
+    deepgram_compat.setup(app)
+    docs.setup(app)
     return app
 
 
