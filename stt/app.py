@@ -19,6 +19,7 @@ from stt.engines.base import Engine
 from stt.errors import error_middleware
 from stt.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT
 from stt.lifecycle import Lifecycle
+from stt import protocol_errors
 from stt.observability import add_request_id_header, request_id_middleware
 from stt.routes import deepgram_compat, docs, native, openai_compat, ops
 from stt.scheduler import Scheduler
@@ -32,6 +33,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
                engine_factory: EngineFactory | None = None) -> web.Application:
     """``engine``: use this already-loaded engine (tests share one); otherwise ``engine_factory`` (default:
     the configured real model) loads it once at start-up."""
+    protocol_errors.install()  # JSON, and no raw bytes in the log, for what aiohttp refuses before the app
     store = TokenStore(settings.http.allowed_tokens or [_generated_token()])
     limits = settings.limits
     throttle = FailureThrottle(limits.auth_max_failures, limits.auth_window_seconds)

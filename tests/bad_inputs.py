@@ -116,6 +116,7 @@ def bad_inputs(max_audio_seconds: float) -> list[BadInput]:
         BadInput("multipart without a closing boundary", no_file[:-20], 400, no_file_type),
         BadInput("multipart content type, raw body", good_wav, 400, "multipart/form-data; boundary=zzz"),
         BadInput("zip-bomb-like FLAC: hours of silence", silent_flac(max_audio_seconds * 6), 413, "audio/flac"),
+        BadInput("header of 64 KiB", good_wav, 400, headers=(("X-Padding", "a" * 64 * 1024),)),
         BadInput("OGG page header only", b"OggS\x00\x02" + bytes(22), 400, "audio/ogg"),
         BadInput("MP4 box with garbage", struct.pack(">I", 24) + b"ftypM4A " + rng.randbytes(512), 400),
     ]

@@ -3,6 +3,8 @@ and the server still answers /ping afterwards."""
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 import pytest
@@ -70,13 +72,25 @@ async def test_wav_data_size_that_lies_high_decodes_only_what_is_there(hardened:
     assert (await resp.json())["duration"] == pytest.approx(1.5, abs=0.01)
 
 
-async def test_huge_header_is_refused_by_the_http_parser_and_server_stays_up(
-        hardened: tuple[Any, FakeEngine]) -> None:
-    """aiohttp's parser refuses a header over 8 KiB before the app sees the request, so this 400 is plain
-    text, not JSON (documented in the README); what matters is that nothing else is affected."""
+async def test_oversized_authorization_header_is_json_and_never_logs_the_token(
+        hardened: tuple[Any, FakeEngine], caplog: pytest.LogCaptureFixture) -> None:
+    """aiohttp refuses a header over 8 KiB before the app sees the request; its own answer and log line quote
+    the header's first bytes, which here are the token (stt/protocol_errors.py)."""
+    caplog.set_level(logging.DEBUG)
     client, engine = hardened
-    resp = await client.post("/stt", data=b"RIFF", headers={**AUTH, "X-Padding": "a" * 64 * 1024})
+    secret = "tok-" + "s3cr3t" * 4
+    resp = await client.post("/stt", data=b"RIFF", headers={"Authorization": f"Token {secret}{'x' * 9000}"})
     assert resp.status == 400
+    assert resp.content_type == "application/json" and resp.headers["X-Request-Id"]
+    body = await resp.json()
+    assert body["status"] == "failed" and "over 8 KiB" in body["message"]
+    assert secret not in json.dumps(body) and secret not in caplog.text
+    assert "LineTooLong" in caplog.text  # the refusal is still logged
     assert engine.calls == 0
-    ping = await client.get("/ping", headers=AUTH)
-    assert ping.status == 200
+    assert (await client.get("/ping", headers=AUTH)).status == 200
+
+
+async def test_request_line_over_8_kib_is_json(hardened: tuple[Any, FakeEngine]) -> None:
+    client, _ = hardened
+    resp = await client.post("/stt?initial_prompt=" + "a" * 9000, data=b"RIFF", headers=AUTH)
+    assert resp.status == 400 and (await resp.json())["status"] == "failed"
