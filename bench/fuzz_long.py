@@ -36,7 +36,7 @@ class Counter(logging.Handler):
 
 
 def run(name: str, examples: int, rng_seed: int, body) -> tuple[bool, float]:  # type: ignore[no-untyped-def]
-    long = settings(max_examples=examples, deadline=5000, database=None, derandomize=False,
+    long = settings(max_examples=examples, deadline=None, database=None, derandomize=False,
                     suppress_health_check=list(HealthCheck))
     test = seed(rng_seed)(long(given(mutated_audio())(body)))
     started = time.monotonic()
