@@ -41,6 +41,15 @@ def token_from_header(value: str | None) -> str | None:
     return token
 
 
+def token_from_subprotocol(request: web.Request) -> str | None:
+    """Browsers cannot set headers on a WebSocket: they offer the subprotocols ["token", "<t>"] instead
+    (Deepgram's convention). The handler echoes "token" when it accepts the upgrade."""
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    if len(offered) == 2 and offered[0].lower() == "token" and offered[1]:
+        return offered[1]
+    return None
+
+
 def auth_middleware(store: TokenStore, throttle: FailureThrottle,
                     extract: Callable[[web.Request], str | None] | None = None) -> Any:
     """``extract`` may supply a token from elsewhere (the WebSocket subprotocol) when the header is absent."""

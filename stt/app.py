@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from auth.middleware import auth_middleware
+from auth.middleware import auth_middleware, token_from_subprotocol
 from auth.throttle import FailureThrottle
 from auth.tokens import TokenStore, generate_token
 from stt.cors import setup_cors
@@ -21,7 +21,7 @@ from stt.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT
 from stt.lifecycle import Lifecycle
 from stt import protocol_errors
 from stt.observability import add_request_id_header, request_id_middleware
-from stt.routes import deepgram_compat, docs, native, openai_compat, ops
+from stt.routes import deepgram_compat, docs, live, native, openai_compat, ops, page
 from stt.scheduler import Scheduler
 from stt.settings import AsrSettings, Settings
 
@@ -41,7 +41,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app = web.Application(
         client_max_size=settings.http.request_max_size,
         middlewares=[request_id_middleware, lifecycle.middleware(), error_middleware,
-                     auth_middleware(store, throttle)],
+                     auth_middleware(store, throttle, extract=token_from_subprotocol)],
     )
     app[SETTINGS] = settings
     app[LIFECYCLE] = lifecycle
@@ -56,6 +56,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     openai_compat.setup(app)
     deepgram_compat.setup(app)
     docs.setup(app)
+    live.setup(app)
+    page.setup(app)
     return app
 
 

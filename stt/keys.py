@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from stt.batching import PassBatcher
 from stt.engines.base import Engine
 from stt.lifecycle import Lifecycle
 from stt.scheduler import Scheduler
@@ -14,3 +15,5 @@ ENGINE = web.AppKey("engine", Engine)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 STARTED_AT = web.AppKey("started_at", float)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+LIVE_BATCHER = web.AppKey("live_batcher", PassBatcher)
+LIVE_STREAMS = web.AppKey("live_streams", set)  # the open LiveStream connections

@@ -60,6 +60,7 @@ class LimitsSettings:
     shutdown_timeout_seconds: float = 60.0
     max_streams: int = 8
     max_stream_seconds: float = 4 * 3600.0
+    stream_idle_seconds: float = 10.0  # a live stream with no audio or KeepAlive for this long is closed
     auth_max_failures: int = 10  # failed auth attempts per address per window before 429
     auth_window_seconds: float = 60.0
 
@@ -166,6 +167,7 @@ def _validate(s: Settings) -> None:
         (s.limits.shutdown_timeout_seconds >= 0, "limits.shutdown_timeout_seconds: must be 0 or more"),
         (s.limits.max_streams >= 0, "limits.max_streams: must be 0 or more"),
         (s.limits.max_stream_seconds > 0, "limits.max_stream_seconds: must be positive"),
+        (s.limits.stream_idle_seconds > 0, "limits.stream_idle_seconds: must be positive"),
         (s.limits.auth_max_failures >= 1, "limits.auth_max_failures: must be at least 1"),
         (s.limits.auth_window_seconds > 0, "limits.auth_window_seconds: must be positive"),
     ]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from faster_whisper import WhisperModel
 
 from stt.engines.features import BoundedMemoryFeatureExtractor
-from stt.engines.base import Segment, TranscribeOptions, Transcript, Word, join_segments
 from stt.audio import duration_seconds
+from stt.engines.base import Segment, TranscribeOptions, Transcript, Word, join_segments
+from stt.engines.batched_windows import decode_batch
+from stt.engines.windows import WindowRequest, WindowResult
 
 
 class FasterWhisperEngine:
@@ -47,6 +50,10 @@ class FasterWhisperEngine:
             return [("en", 1.0)]
         _, _, probs = self._model.detect_language(audio)
         return [(lang, float(p)) for lang, p in probs]
+
+    def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
+        """Live streams' passes, many sessions' windows in one batched encode/generate/align."""
+        return decode_batch(self._model, requests)
 
     def close(self) -> None:
         del self._model

@@ -1,0 +1,85 @@
+"""Batches the live sessions' decoding passes into shared scheduler jobs.
+
+Each session has at most one pass in flight. Passes that arrive while a batch is queued or running wait
+for the next one, and a job takes every waiting pass (up to ``max_batch``) at the moment it starts on a
+worker thread, so N live streams cost one batched encode/decode per round instead of N separate ones.
+Urgent passes (the one that turns an utterance final) go first: when any is waiting, a job takes only
+those, so a final never waits behind other streams' interims in the same batch.
+The scheduler's queue limits and timeouts apply to these jobs exactly as to /stt requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from stt.engines.base import Engine
+from stt.engines.windows import WindowRequest, WindowResult, decode_windows
+from stt.errors import ApiError, EngineError
+from stt.scheduler import JobStats, Scheduler
+
+log = logging.getLogger("stt.batching")
+_Waiter = tuple[WindowRequest, "asyncio.Future[WindowResult]", bool]  # request, its result, urgent
+
+
+class PassBatcher:
+    def __init__(self, scheduler: Scheduler, engine: Engine, max_batch: int = 8) -> None:
+        self._scheduler = scheduler
+        self._engine = engine
+        self._max_batch = max_batch
+        self._pending: list[_Waiter] = []
+        self._lock = threading.Lock()  # the worker thread takes from _pending
+        self._runner: asyncio.Task[None] | None = None
+        self.batches = 0  # statistics: jobs run and passes decoded
+        self.passes = 0
+
+    async def decode(self, request: WindowRequest, urgent: bool = False) -> WindowResult:
+        future: asyncio.Future[WindowResult] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._pending.append((request, future, urgent))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return
+            taken: list[_Waiter] = []
+            try:
+                results = await self._scheduler.run(lambda: self._job(taken), JobStats())
+            except Exception as exc:  # Overloaded, or the engine failed: every waiting pass learns it
+                self._fail(taken, exc)
+                continue
+            for (_, future, _), result in zip(taken, results):
+                if not future.done():
+                    future.set_result(result)
+
+    def _job(self, taken: list[_Waiter]) -> list[WindowResult]:
+        with self._lock:
+            waiting = [w for w in self._pending if not w[1].cancelled()]
+            batch = ([w for w in waiting if w[2]] or waiting)[:self._max_batch]
+            chosen = {id(w) for w in batch}
+            self._pending = [w for w in waiting if id(w) not in chosen]
+        taken.extend(batch)
+        if not batch:
+            return []
+        self.batches += 1
+        self.passes += len(batch)
+        try:
+            return decode_windows(self._engine, [request for request, _, _ in batch])
+        except ApiError:
+            raise
+        except Exception as exc:
+            log.exception("live decoding pass failed")
+            raise EngineError(f"Live decoding failed: {type(exc).__name__}") from exc
+
+    def _fail(self, taken: list[_Waiter], exc: Exception) -> None:
+        if not taken:  # refused before the job ran (queue full / timeout): fail what was waiting
+            with self._lock:
+                taken, self._pending = self._pending, []
+        for _, future, _ in taken:
+            if not future.done():
+                future.set_exception(exc)

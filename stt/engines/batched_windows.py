@@ -1,0 +1,123 @@
+"""Batched short-window decoding on faster-whisper's CTranslate2 model (the live streams' passes).
+
+Whisper's encoder is trained on 30 s windows, but CTranslate2 accepts fewer frames. A live window holds a
+few seconds of speech, so it is encoded as its audio plus PAD_S of silence instead of a full 30 s: measured
+here on the LibriSpeech clips, that keeps the WER of a full window (base: 1.1% vs 1.4%) at a third of the
+encoder cost. Without the silent pad the decoder does not see the audio end and repeats its last words, so
+a result that still looks repetitive is decoded again on a full window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import ctranslate2
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens, merge_punctuations
+
+from stt.audio import SAMPLE_RATE
+from stt.engines.base import Word
+from stt.engines.windows import WindowRequest, WindowResult
+
+PAD_S = 5.0  # silence after the audio, so the decoder sees where speech ends
+MAX_WINDOW_S = 30.0
+MAX_PADDING_WASTE = 1.3  # a batch may cost at most this much more than its windows' own lengths
+HOP = 160  # samples per mel frame
+TOKENS_PER_S = 8  # generous upper bound of Whisper tokens per second of speech
+MAX_COMPRESSION = 2.4  # above this the text repeats itself (Whisper's own hallucination threshold)
+PREPENDED = "\"'“¿([{-"  # faster-whisper's defaults: punctuation joins the word it belongs to
+APPENDED = "\"'.。,，!！?？:：”)]}、"
+MAX_PROMPT_TOKENS = 223  # Whisper keeps half its 448-token context for the previous text
+
+
+def decode_batch(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
+    results: dict[int, WindowResult] = {}
+    for group in _groups(requests):
+        for i, result in zip(group, _decode_group(model, [requests[i] for i in group])):
+            results[i] = result
+    return [results[i] for i in range(len(requests))]
+
+
+def _groups(requests: Sequence[WindowRequest]) -> list[list[int]]:
+    """Windows of similar length, shortest first. A batch pads every window to its longest one: measured on
+    tiny.en, four 8 s windows batch in 0.52 s against 0.73 s one by one, but 3/8/12/15 s windows take
+    1.14 s batched against 0.88 s one by one, so a window joins a batch only while padding wastes little."""
+    cost = [len(r.audio) / SAMPLE_RATE + PAD_S for r in requests]
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for i in sorted(range(len(requests)), key=lambda i: cost[i]):
+        trial = current + [i]
+        if current and len(trial) * cost[i] > MAX_PADDING_WASTE * sum(cost[j] for j in trial):
+            groups.append(current)
+            trial = [i]
+        current = trial
+    return groups + [current] if current else groups
+
+
+def _decode_group(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
+    results = _decode(model, requests, full=False)
+    retry = [i for i, r in enumerate(results) if get_compression_ratio(r.text) > MAX_COMPRESSION]
+    if retry:
+        again = _decode(model, [requests[i] for i in retry], full=True)
+        for i, result in zip(retry, again):
+            results[i] = result
+    return results
+
+
+def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: bool) -> list[WindowResult]:
+    audios = [r.audio[-int(MAX_WINDOW_S * SAMPLE_RATE):] for r in requests]
+    window_s = MAX_WINDOW_S if full else min(MAX_WINDOW_S, max(len(a) for a in audios) / SAMPLE_RATE + PAD_S)
+    encoded = model.model.encode(_features(model, audios, window_s))
+    languages = _languages(model, requests, encoded)
+    tokenizers = [Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=lang)
+                  for lang in languages]
+    prompts = [_prompt(tok, r) for tok, r in zip(tokenizers, requests)]
+    longest = max(len(p) for p in prompts)
+    new_tokens = int(max(len(a) for a in audios) / SAMPLE_RATE * TOKENS_PER_S) + 16
+    generated = model.model.generate(
+        encoded, prompts, beam_size=max(r.beam_size for r in requests),
+        max_length=min(model.max_length, longest + new_tokens), suppress_blank=True,
+        suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])))
+    texts = [[t for t in g.sequences_ids[0] if t < tok.eot] for g, tok in zip(generated, tokenizers)]
+    frames = [len(a) // HOP for a in audios]
+    aligned = model.find_alignment(tokenizers[0], texts, encoded, frames)
+    return [WindowResult(tok.decode(tokens).strip(), _words(words, len(a) / SAMPLE_RATE, tok.decode(tokens)), lang)
+            for tok, tokens, words, a, lang in zip(tokenizers, texts, aligned, audios, languages)]
+
+
+def _features(model: WhisperModel, audios: list[np.ndarray], window_s: float) -> ctranslate2.StorageView:
+    # Each window is padded with real zeros before the mel transform, as Whisper pads to 30 s, so the padded
+    # frames look exactly like the silence the model was trained on.
+    samples = int(window_s * SAMPLE_RATE)
+    frames = int(window_s * SAMPLE_RATE) // HOP
+    frames -= frames % 2  # the encoder's strided convolution halves the frame count
+    batch = np.stack([model.feature_extractor(np.pad(a, (0, samples - len(a))))[:, :frames] for a in audios])
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(batch, dtype=np.float32))
+
+
+def _languages(model: WhisperModel, requests: Sequence[WindowRequest],
+               encoded: ctranslate2.StorageView) -> list[str]:
+    if not model.model.is_multilingual:
+        return ["en"] * len(requests)
+    if all(r.language for r in requests):
+        return [r.language or "en" for r in requests]
+    detected = model.model.detect_language(encoded)
+    return [r.language or d[0][0][2:-2] for r, d in zip(requests, detected)]  # "<|en|>" -> "en"
+
+
+def _prompt(tok: Tokenizer, request: WindowRequest) -> list[int]:
+    prompt: list[int] = []
+    if request.prompt:
+        prompt = [tok.sot_prev, *tok.encode(" " + request.prompt.strip())[-MAX_PROMPT_TOKENS:]]
+    return [*prompt, *tok.sot_sequence, tok.no_timestamps]
+
+
+def _words(aligned: list[dict], seconds: float, text: str) -> tuple[Word, ...]:
+    if aligned:
+        merge_punctuations(aligned, PREPENDED, APPENDED)
+        return tuple(Word(float(w["start"]), float(w["end"]), w["word"], float(w["probability"]))
+                     for w in aligned if w["word"].strip())
+    # find_alignment gives nothing for a single word: it spans the window.
+    return (Word(0.0, seconds, " " + text.strip(), 1.0),) if text.strip() else ()

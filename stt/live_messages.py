@@ -1,0 +1,73 @@
+"""Deepgram live API messages (server -> client JSON) for the StreamSession's events."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import uuid
+from typing import Any
+
+from stt.engines.base import Word
+from stt.streaming import Event, SpeechStarted, Transcribed, UtteranceEnd
+
+_NAMESPACE = uuid.UUID("6f1d2c1e-6b1e-4a34-9a55-0b7f0a7c8e11")  # stable model ids for one model name
+
+
+def model_uuid(model_name: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, model_name))
+
+
+def model_info(engine: str, model_name: str) -> dict[str, str]:
+    return {"name": model_name, "version": "whisper", "arch": engine}
+
+
+def render(event: Event, *, request_id: str, engine: str, model_name: str, punctuate: bool) -> dict[str, Any]:
+    if isinstance(event, SpeechStarted):
+        return {"type": "SpeechStarted", "channel": [0], "timestamp": event.timestamp}
+    if isinstance(event, UtteranceEnd):
+        return {"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": event.last_word_end}
+    return _results(event, request_id, engine, model_name, punctuate)
+
+
+def _results(event: Transcribed, request_id: str, engine: str, model_name: str, punctuate: bool) -> dict[str, Any]:
+    words = [_word(w, punctuate) for w in event.words]
+    transcript = event.text if punctuate else " ".join(w["word"] for w in words)
+    confidence = sum(w.probability for w in event.words) / len(event.words) if event.words else 0.0
+    return {
+        "type": "Results",
+        "channel_index": [0, 1],
+        "duration": round(event.duration, 3),
+        "start": event.start,
+        "is_final": event.is_final,
+        "speech_final": event.speech_final,
+        "from_finalize": event.from_finalize,
+        "channel": {"alternatives": [{"transcript": transcript if transcript.strip() else "",
+                                      "confidence": round(confidence, 4), "words": words}]},
+        "metadata": {"request_id": request_id, "model_info": model_info(engine, model_name),
+                     "model_uuid": model_uuid(model_name)},
+    }
+
+
+def _word(word: Word, punctuate: bool) -> dict[str, Any]:
+    spoken = word.word.strip()
+    plain = re.sub(r"[^\w'-]", "", spoken).lower() or spoken.lower()
+    out: dict[str, Any] = {"word": plain, "start": round(word.start, 3), "end": round(word.end, 3),
+                           "confidence": round(word.probability, 4)}
+    if punctuate:
+        out["punctuated_word"] = spoken
+    return out
+
+
+def metadata(*, request_id: str, sha256: str, seconds: float, engine: str, model_name: str) -> dict[str, Any]:
+    uid = model_uuid(model_name)
+    return {
+        "type": "Metadata",
+        "transaction_key": "deprecated",
+        "request_id": request_id,
+        "sha256": sha256,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
+        "duration": round(seconds, 3),
+        "channels": 1,
+        "models": [uid],
+        "model_info": {uid: model_info(engine, model_name)},
+    }

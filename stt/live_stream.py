@@ -1,0 +1,217 @@
+"""One live connection: WebSocket messages in, StreamSession in the middle, Deepgram messages out.
+
+Two loops share the session: the receive loop decodes audio and feeds it (speech detection runs in a thread,
+off the event loop), the pass loop asks the session for its next decoding pass and runs it through the
+shared PassBatcher. Flushing (Finalize, CloseStream, limits) runs the remaining passes itself, after the
+one in flight, so the words at the very end of the audio always come out before Metadata and the close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import logging
+from typing import Any
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from stt.batching import PassBatcher
+from stt.engines.windows import WindowResult
+from stt.errors import ApiError, AudioError
+from stt.live_messages import metadata, render
+from stt.stream_audio import ContainerDecoder, PcmDecoder, StreamDecoder
+from stt.streaming import Event, Pass, SpeechStarted, StreamSession, Transcribed
+
+log = logging.getLogger("stt.live")
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_BAD_DATA = 1007  # the audio cannot be decoded
+CLOSE_POLICY = 1008  # a limit of this stream was reached
+CLOSE_IDLE = 1011  # Deepgram's code when no audio arrives in time (NET-0001)
+CLOSE_TRY_LATER = 1013  # the server is at its stream limit
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveOptions:
+    encoding: str | None = None  # None: a container (WebM/Ogg) the decoder recognises
+    sample_rate: int = 16000
+    channels: int = 1
+    interim_results: bool = False
+    vad_events: bool = False
+    punctuate: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    idle_s: float
+    max_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    request_id: str
+    engine: str
+    model_name: str
+
+
+class LiveStream:
+    def __init__(self, ws: web.WebSocketResponse, session: StreamSession, batcher: PassBatcher,
+                 options: LiveOptions, limits: Limits, identity: Identity) -> None:
+        self._ws, self._session, self._batcher = ws, session, batcher
+        self._options, self._limits, self._id = options, limits, identity
+        self._decoder: StreamDecoder | None = None
+        self._guard = asyncio.Lock()  # session state: feed (in a thread) vs next_pass/apply
+        self._passing = asyncio.Lock()  # one runner of passes at a time
+        self._wake = asyncio.Event()
+        self._hash = hashlib.sha256()
+        self._first_message = True
+
+    async def run(self) -> None:
+        passes = asyncio.create_task(self._pass_loop())
+        try:
+            code, reason = await self._receive_loop()
+            if code is not None:
+                await self._finish(code, reason)
+        finally:
+            passes.cancel()
+
+    async def close_for_shutdown(self) -> None:
+        await self._ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
+
+    # -- receiving ----------------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> tuple[int | None, str]:
+        """Returns the close code and reason once the stream should end (None: the client is gone)."""
+        while True:
+            try:
+                msg = await self._ws.receive(timeout=self._limits.idle_s)
+            except TimeoutError:
+                return CLOSE_IDLE, f"no audio or KeepAlive received for {self._limits.idle_s:g} s"
+            if msg.type == WSMsgType.BINARY:
+                if not msg.data:
+                    return CLOSE_NORMAL, "stream closed by client"
+                try:
+                    await self._audio(msg.data)
+                except AudioError as exc:
+                    return CLOSE_BAD_DATA, exc.message
+                if self._session.seconds >= self._limits.max_seconds:
+                    return CLOSE_POLICY, f"stream reached its limit of {self._limits.max_seconds:g} s of audio"
+            elif msg.type == WSMsgType.TEXT:
+                action = await self._control(msg.data)
+                if action == "close":
+                    return CLOSE_NORMAL, "stream closed by client"
+            else:  # CLOSE, CLOSING, CLOSED, ERROR: the client went away, nothing is left to send to
+                return None, ""
+            self._first_message = False
+
+    async def _control(self, text: str) -> str | None:
+        if self._first_message and text.strip().lower().startswith("sample rate:"):
+            # The Flask microphone tutorial's handshake: raw Int16 mono at the given rate follows.
+            rate = int(text.split(":", 1)[1].strip())
+            self._decoder = PcmDecoder(rate, 1)
+            return None
+        try:
+            kind = json.loads(text).get("type")
+        except (ValueError, AttributeError):
+            kind = None
+        if kind == "CloseStream":
+            return "close"
+        if kind == "Finalize":
+            await self._flush(from_finalize=True)
+        elif kind != "KeepAlive":
+            log.info("%s: ignored text message of type %r", self._id.request_id, kind)
+        return None
+
+    async def _audio(self, data: bytes) -> None:
+        self._hash.update(data)
+        decoder = self._decoder or self._make_decoder()
+        samples = decoder.feed(data)
+        if samples.size:
+            await self._feed(samples)
+
+    def _make_decoder(self) -> StreamDecoder:
+        o = self._options
+        self._decoder = PcmDecoder(o.sample_rate, o.channels) if o.encoding == "linear16" else ContainerDecoder()
+        return self._decoder
+
+    async def _feed(self, samples: np.ndarray) -> None:
+        async with self._guard:
+            events = await asyncio.to_thread(self._session.feed, samples)
+        await self._send(events)
+        self._wake.set()
+
+    # -- decoding passes ----------------------------------------------------------------------------
+
+    async def _pass_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._run_passes()
+
+    async def _run_passes(self) -> None:
+        async with self._passing:
+            while True:
+                async with self._guard:
+                    step = self._session.next_pass()
+                if step is None:
+                    return
+                result = await self._decode(step)
+                async with self._guard:
+                    events = self._session.apply(step, result)
+                await self._send(events)
+
+    async def _decode(self, step: Pass) -> WindowResult | None:
+        try:
+            return await self._batcher.decode(step.request, urgent=step.urgent)
+        except ApiError as exc:  # overloaded or engine failure: skip this interim, keep the stream alive
+            log.warning("%s: live pass failed: %s", self._id.request_id, exc.message)
+            return None
+
+    # -- ending -------------------------------------------------------------------------------------
+
+    async def _flush(self, from_finalize: bool) -> str | None:
+        """Returns why the audio could not be decoded, if it could not."""
+        error = None
+        # PCM keeps going after Finalize; a container's bytes end there (a new one may follow).
+        if self._decoder is not None and (not from_finalize or isinstance(self._decoder, ContainerDecoder)):
+            decoder, self._decoder = self._decoder, None
+            try:
+                tail = await asyncio.to_thread(decoder.finish)
+            except AudioError as exc:
+                tail, error = np.zeros(0, dtype=np.float32), exc.message
+            if tail.size:
+                await self._feed(tail)
+        async with self._guard:
+            events = await asyncio.to_thread(self._session.flush, from_finalize)
+        await self._send(events)
+        await self._run_passes()
+        return error
+
+    async def _finish(self, code: int, reason: str) -> None:
+        error = await self._flush(from_finalize=False)
+        if error is not None and code == CLOSE_NORMAL:
+            code, reason = CLOSE_BAD_DATA, error
+        await self._send_json(metadata(request_id=self._id.request_id, sha256=self._hash.hexdigest(),
+                                       seconds=self._session.seconds, engine=self._id.engine,
+                                       model_name=self._id.model_name))
+        await self._ws.close(code=code, message=reason.encode())
+
+    async def _send(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, Transcribed) and not event.is_final and not self._options.interim_results:
+                continue
+            if isinstance(event, SpeechStarted) and not self._options.vad_events:
+                continue
+            await self._send_json(render(event, request_id=self._id.request_id, engine=self._id.engine,
+                                         model_name=self._id.model_name, punctuate=self._options.punctuate))
+
+    async def _send_json(self, payload: dict[str, Any]) -> None:
+        if not self._ws.closed:
+            try:
+                await self._ws.send_json(payload)
+            except ConnectionError:
+                pass  # the client left; the receive loop sees the close

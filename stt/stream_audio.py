@@ -1,0 +1,130 @@
+"""Incremental audio decoding for live streams: raw PCM frames, or a container (WebM/Opus, Ogg) in pieces.
+
+Both turn whatever bytes arrived into 16 kHz mono float32 samples. Containers are demuxed by FFmpeg (PyAV)
+on a thread of their own that reads from a pipe the WebSocket writes into, because FFmpeg pulls its input
+and would otherwise block the event loop waiting for the next chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Protocol
+
+import av
+import numpy as np
+import soxr
+
+from stt.audio import SAMPLE_RATE
+from stt.errors import AudioError
+
+log = logging.getLogger("stt.stream_audio")
+ENCODINGS = ("linear16",)
+
+
+class StreamDecoder(Protocol):
+    def feed(self, data: bytes) -> np.ndarray: ...
+
+    def finish(self) -> np.ndarray:
+        """Blocking: the samples still inside the decoder at the end of the stream."""
+        ...
+
+
+class PcmDecoder:
+    """Little-endian signed 16-bit PCM (Deepgram's ``linear16``), interleaved channels, any rate."""
+
+    def __init__(self, rate: int, channels: int) -> None:
+        self._channels = channels
+        self._carry = b""  # a frame split across two messages
+        self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE \
+            else None
+
+    def feed(self, data: bytes) -> np.ndarray:
+        data = self._carry + data
+        whole = len(data) - len(data) % (2 * self._channels)
+        self._carry = data[whole:]
+        pcm = np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / 32768.0
+        mono = pcm.reshape(-1, self._channels).mean(axis=1) if self._channels > 1 else pcm
+        return self._resample(mono, last=False)
+
+    def finish(self) -> np.ndarray:
+        return self._resample(np.zeros(0, dtype=np.float32), last=True)
+
+    def _resample(self, mono: np.ndarray, last: bool) -> np.ndarray:
+        if self._resampler is None:
+            return mono
+        return self._resampler.resample_chunk(mono, last=last)
+
+
+class _Pipe:
+    """A blocking file-like object: the event loop writes, FFmpeg's thread reads."""
+
+    def __init__(self) -> None:
+        self._chunks = bytearray()
+        self._closed = False
+        self._ready = threading.Condition()
+
+    def write(self, data: bytes) -> None:
+        with self._ready:
+            self._chunks += data
+            self._ready.notify()
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+
+    def read(self, size: int = -1) -> bytes:
+        with self._ready:
+            while not self._chunks and not self._closed:
+                self._ready.wait()
+            size = len(self._chunks) if size < 0 else min(size, len(self._chunks))
+            out = bytes(self._chunks[:size])
+            del self._chunks[:size]
+            return out
+
+
+class ContainerDecoder:
+    """WebM/Opus (a browser's MediaRecorder), Ogg and other streamable containers, decoded as they arrive."""
+
+    def __init__(self) -> None:
+        self._pipe = _Pipe()
+        self._out: list[np.ndarray] = []
+        self._lock = threading.Lock()
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._decode, name="stt-live-demux", daemon=True)
+        self._thread.start()
+
+    def feed(self, data: bytes) -> np.ndarray:
+        self._pipe.write(data)
+        return self._take()
+
+    def finish(self) -> np.ndarray:
+        self._pipe.close()
+        self._thread.join(timeout=10)
+        return self._take()
+
+    def _take(self) -> np.ndarray:
+        with self._lock:
+            chunks, self._out = self._out, []
+        if self.error and not chunks:
+            raise AudioError(self.error)
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+
+    def _decode(self) -> None:
+        try:
+            with av.open(self._pipe, mode="r") as container:
+                stream = container.streams.audio[0]
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+                for frame in container.decode(stream):
+                    self._emit(resampler.resample(frame))
+                self._emit(resampler.resample(None))
+        except (av.FFmpegError, ValueError, IndexError, OSError) as exc:
+            log.info("live container stream ended with a decoding error: %s", exc)
+            self.error = "Could not decode the streamed audio: send WebM/Ogg, or linear16 with encoding=linear16"
+
+    def _emit(self, frames: list[av.AudioFrame]) -> None:
+        if frames:
+            samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32)
+            with self._lock:
+                self._out.append(samples)

@@ -1,0 +1,368 @@
+"""StreamSession: one live stream's audio, speech detection and agreement of successive hypotheses.
+
+Pure logic, no I/O: the caller feeds audio, asks for the next decoding pass, runs it on the shared
+scheduler and hands the result back. Events come out of ``feed`` and ``apply``.
+
+How it works:
+- Silero VAD marks speech. Audio outside an utterance is dropped (a short pre-roll is kept), so silence is
+  never decoded and nothing is re-decoded after an utterance is final: the CPU cost follows the speech.
+- While an utterance is open, its whole window is decoded again every ``interim_interval_s`` of new speech.
+  Words on which two successive hypotheses agree are committed (LocalAgreement-2): interims always show them
+  as they were, followed by the newest hypothesis' unstable tail. (Forcing them as a decoding prefix was
+  tried: the model then often says the whole utterance a second time after the prefix.)
+- The utterance ends after ``endpointing_s`` of silence. When the latest pass already covered the end of
+  speech, its text becomes the final at once, with no further decoding; otherwise one last pass runs.
+- An utterance longer than ``max_utterance_s`` is cut after its last committed word: those words go out as a
+  final (not ``speech_final``) and the window restarts there, so a pass never grows past a bounded window and
+  latency does not grow with the length of the session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+
+import numpy as np
+
+from stt.audio import SAMPLE_RATE
+from stt.engines.base import Word
+from stt.engines.windows import WindowRequest, WindowResult
+from stt.speech_detector import FRAME, LOOKBACK, SpeechDetector
+
+START_FRAMES = 3  # consecutive speech frames (96 ms) that open speech: one loud click does not
+HANGOVER_S = 0.25  # silence that closes speech (the utterance itself waits for endpointing_s)
+COVER_MARGIN_S = 0.15  # a pass must reach this far past the end of speech to stand as the final
+FINAL_PAD_S = 0.3  # audio after the end of speech given to a final pass
+MIN_ENDPOINTING_S = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamConfig:
+    language: str | None = "en"
+    endpointing_s: float | None = 0.4  # None: no endpointing; finals come at max length or on Finalize
+    utterance_end_s: float | None = None  # send UtteranceEnd after this gap after the last word
+    interim_interval_s: float = 0.3  # new audio between two passes over an open utterance
+    min_speech_s: float = 0.3  # speech before the first pass of an utterance
+    max_utterance_s: float = 15.0  # passes stay bounded; shorter cuts leave short, contextless tails (tested: 10 s)
+    preroll_s: float = 0.5  # audio kept before the detected start of speech (Silero detects soft onsets late)
+    vad_threshold: float = 0.5
+    context_chars: int = 200  # earlier final text given as the prompt
+    beam_size: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechStarted:
+    timestamp: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Transcribed:
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...]
+    is_final: bool
+    speech_final: bool = False
+    from_finalize: bool = False
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+@dataclasses.dataclass(frozen=True)
+class UtteranceEnd:
+    last_word_end: float
+
+
+Event = SpeechStarted | Transcribed | UtteranceEnd
+
+
+@dataclasses.dataclass
+class _Utterance:
+    id: int
+    start: int  # absolute sample
+    committed: list[Word] = dataclasses.field(default_factory=list)  # absolute times
+    previous: list[str] = dataclasses.field(default_factory=list)  # last hypothesis, normalised words
+    hypothesis: list[Word] = dataclasses.field(default_factory=list)
+    covered: int = 0  # absolute sample the latest hypothesis reached
+
+
+@dataclasses.dataclass(frozen=True)
+class _FinalDue:
+    utterance: _Utterance
+    end: int  # absolute sample the final pass decodes up to
+    need: int  # an earlier pass that reached this far heard the whole utterance: it can be the final
+    speech_final: bool
+    from_finalize: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Pass:
+    """One decoding pass the caller must run: ``request`` on the engine, then ``apply(pass, result)``."""
+
+    request: WindowRequest
+    utterance_id: int
+    start: int  # absolute samples of the window
+    end: int
+    final: _FinalDue | None = None
+    urgent: bool = False  # an utterance's final waits on it: run it before other streams' interims
+
+
+class StreamSession:
+    def __init__(self, config: StreamConfig, detector: SpeechDetector | None = None) -> None:
+        self.config = config
+        self._detector = detector or SpeechDetector()
+        self._audio = np.zeros(0, dtype=np.float32)
+        self._buf_start = 0  # absolute sample of _audio[0]
+        self._total = 0  # samples fed so far
+        self._vad_pos = 0  # absolute sample up to which speech was scored
+        self._speech_run = 0
+        self._in_speech = False
+        self._speech_end = 0  # absolute sample where the last speech frame ended
+        self._utt: _Utterance | None = None
+        self._finals: list[_FinalDue] = []
+        self._inflight: Pass | None = None
+        self._last_pass_end = 0
+        self._context = ""
+        self._last_word_end: float | None = None
+        self._utterance_end_sent = True
+        self._ids = itertools.count(1)
+        self.passes = 0  # decoding passes run, for statistics
+
+    # -- audio in -------------------------------------------------------------------------------------
+
+    @property
+    def seconds(self) -> float:
+        return self._total / SAMPLE_RATE
+
+    @property
+    def busy(self) -> bool:
+        """Speech is open or waiting for its final: the caller should keep asking for passes."""
+        return self._utt is not None or bool(self._finals)
+
+    def feed(self, samples: np.ndarray) -> list[Event]:
+        self._audio = np.concatenate([self._audio, samples.astype(np.float32, copy=False)])
+        self._total += len(samples)
+        events = self._score_speech()
+        events += self._check_endpoint()
+        events += self._check_length()
+        events += self._check_utterance_end()
+        self._trim()
+        return events
+
+    def _score_speech(self, pad: bool = False) -> list[Event]:
+        ready = (self._total - self._vad_pos) // FRAME
+        if pad and (self._total - self._vad_pos) % FRAME:
+            # The last partial frame is scored padded with silence (flush), so a word in it is not lost.
+            self._audio = np.concatenate([self._audio, np.zeros(FRAME, dtype=np.float32)])
+            ready += 1
+        if ready <= 0:
+            return []
+        back = min(LOOKBACK, (self._vad_pos - self._buf_start) // FRAME)
+        begin = self._vad_pos - back * FRAME - self._buf_start
+        probs = self._detector.probabilities(self._audio[begin:], back, ready)
+        if pad:
+            self._audio = self._audio[:self._total - self._buf_start]
+        events: list[Event] = []
+        for p in probs:
+            events += self._on_frame(float(p), self._vad_pos)
+            self._vad_pos += FRAME
+        self._vad_pos = min(self._vad_pos, self._total)
+        return events
+
+    def _on_frame(self, p: float, at: int) -> list[Event]:
+        threshold = self.config.vad_threshold
+        if p >= threshold or (self._in_speech and p >= threshold - 0.15):
+            self._speech_run += 1
+            if self._in_speech:
+                self._speech_end = min(at + FRAME, self._total)
+            elif self._speech_run >= START_FRAMES:
+                return self._speech_started(at + FRAME - START_FRAMES * FRAME, at + FRAME)
+            return []
+        self._speech_run = 0
+        if self._in_speech and at + FRAME - self._speech_end >= HANGOVER_S * SAMPLE_RATE:
+            self._in_speech = False
+        return []
+
+    def _speech_started(self, start: int, end: int) -> list[Event]:
+        self._in_speech = True
+        self._speech_end = end
+        self._utterance_end_sent = self.config.utterance_end_s is None
+        if self._utt is None:
+            begin = max(self._buf_start, start - int(self.config.preroll_s * SAMPLE_RATE))
+            self._utt = _Utterance(next(self._ids), begin)
+        return [SpeechStarted(round(start / SAMPLE_RATE, 3))]
+
+    def _check_endpoint(self) -> list[Event]:
+        utt, endpointing = self._utt, self.config.endpointing_s
+        if utt is None or self._in_speech or endpointing is None:
+            return []
+        if self._vad_pos - self._speech_end < max(endpointing, MIN_ENDPOINTING_S) * SAMPLE_RATE:
+            return []
+        self._utt = None
+        end = min(self._total, self._speech_end + int(FINAL_PAD_S * SAMPLE_RATE))
+        need = min(end, self._speech_end + int(COVER_MARGIN_S * SAMPLE_RATE))
+        return self._finish(_FinalDue(utt, end, need, speech_final=True))
+
+    def _check_length(self) -> list[Event]:
+        utt = self._utt
+        if utt is None or self._total - utt.start < self.config.max_utterance_s * SAMPLE_RATE:
+            return []
+        cut = _seconds_to_sample(utt.committed[-1].end) if utt.committed else 0
+        if cut - utt.start >= SAMPLE_RATE:  # at least a second of agreed words: they are the final
+            event = self._final_event(utt.start, cut, utt.committed, speech_final=False)
+            self._utt = _Utterance(next(self._ids), cut)
+            return [event]
+        # Nothing agreed in a whole window (noise, or a hesitant model): decode it all once and move on.
+        self._utt = _Utterance(next(self._ids), self._total)
+        return self._finish(_FinalDue(utt, self._total, self._total, speech_final=False))
+
+    def _check_utterance_end(self) -> list[Event]:
+        gap = self.config.utterance_end_s
+        if (gap is None or self._utterance_end_sent or self._last_word_end is None or self.busy
+                or self._total / SAMPLE_RATE - self._last_word_end < gap):
+            return []
+        self._utterance_end_sent = True
+        return [UtteranceEnd(round(self._last_word_end, 3))]
+
+    def _trim(self) -> None:
+        keep = self._vad_pos - LOOKBACK * FRAME - int(self.config.preroll_s * SAMPLE_RATE)
+        starts = [u.utterance.start for u in self._finals] + ([self._utt.start] if self._utt else [])
+        if self._inflight is not None:
+            starts.append(self._inflight.start)
+        keep = min([keep, *starts])
+        drop = keep - self._buf_start
+        if drop > 0:
+            self._audio = self._audio[drop:]
+            self._buf_start = keep
+
+    # -- passes ---------------------------------------------------------------------------------------
+
+    def next_pass(self) -> Pass | None:
+        if self._inflight is not None:
+            return None
+        if self._finals:
+            due = self._finals[0]
+            return self._start_pass(due.utterance, due.end, due, urgent=True)
+        utt = self._utt
+        if utt is None or self._speech_end - utt.start < self.config.min_speech_s * SAMPLE_RATE:
+            return None
+        new_speech = self._speech_end > self._last_pass_end
+        interval = self._total - self._last_pass_end >= self.config.interim_interval_s * SAMPLE_RATE
+        # Right after speech stops, a pass that covers its end lets the endpoint finalize without waiting.
+        cover = self._speech_end + int(COVER_MARGIN_S * SAMPLE_RATE)
+        covers_end = self._vad_pos >= cover > utt.covered
+        if covers_end or (new_speech and interval):
+            return self._start_pass(utt, self._total, None, urgent=covers_end)
+        return None
+
+    def flush(self, from_finalize: bool = True) -> list[Event]:
+        """Finalize / CloseStream: everything heard so far must come out as a final (nothing lost)."""
+        events = self._score_speech(pad=True)
+        utt = self._utt
+        if utt is not None:
+            self._utt = None
+            due = _FinalDue(utt, self._total, self._total, speech_final=True, from_finalize=from_finalize)
+            events += self._finish(due)
+        return events
+
+    def _start_pass(self, utt: _Utterance, end: int, due: _FinalDue | None, urgent: bool = False) -> Pass:
+        end = max(end, utt.start)
+        audio = self._audio[utt.start - self._buf_start:end - self._buf_start]
+        prompt = self._context[-self.config.context_chars:].strip() or None
+        request = WindowRequest(audio, self.config.language, prompt, self.config.beam_size)
+        self._inflight = Pass(request, utt.id, utt.start, end, due, urgent)
+        self._last_pass_end = max(self._last_pass_end, end)
+        self.passes += 1
+        return self._inflight
+
+    def apply(self, done: Pass, result: WindowResult | None) -> list[Event]:
+        """The result of ``done`` (None when the pass failed: an interim is skipped, a final sent as heard)."""
+        self._inflight = None
+        offset = done.start / SAMPLE_RATE
+        words = [] if result is None else [
+            Word(w.start + offset, min(w.end + offset, done.end / SAMPLE_RATE), w.word, w.probability)
+            for w in result.words]
+        if done.final is not None:
+            self._finals = [f for f in self._finals if f is not done.final]
+            return [self._final_event(done.start, done.end, words or done.final.utterance.hypothesis,
+                                      done.final.speech_final, done.final.from_finalize)]
+        due = next((f for f in self._finals if f.utterance.id == done.utterance_id), None)
+        utt = due.utterance if due else self._utt
+        if utt is None or utt.id != done.utterance_id or result is None:
+            return []  # a pass over an utterance already finalized, or a failed interim
+        shown = self._agree(utt, words, done.end)
+        if due is not None and done.end >= due.need:
+            # This pass already heard the whole utterance: it is the final, no further decoding.
+            self._finals.remove(due)
+            return [self._final_event(utt.start, done.end, words, due.speech_final, due.from_finalize)]
+        return [Transcribed(round(utt.start / SAMPLE_RATE, 3), round(done.end / SAMPLE_RATE, 3),
+                            _text(shown), tuple(shown), is_final=False)] if shown else []
+
+    def _agree(self, utt: _Utterance, words: list[Word], end: int) -> list[Word]:
+        """LocalAgreement-2: the longest common prefix of two successive hypotheses is committed. Returns
+        what the interim shows: the committed words, then the new hypothesis' unstable tail."""
+        current = [_normal(w.word) for w in words]
+        agreed = _common_prefix(utt.previous, current)
+        if agreed > len(utt.committed):
+            utt.committed = words[:agreed]
+        utt.previous, utt.hypothesis, utt.covered = current, words, end
+        return utt.committed + words[_tail_start(utt.committed, words):]
+
+    def _finish(self, due: _FinalDue) -> list[Event]:
+        utt = due.utterance
+        if utt.hypothesis and utt.covered >= due.need:
+            return [self._final_event(utt.start, utt.covered, utt.hypothesis, due.speech_final,
+                                      due.from_finalize)]
+        if utt.hypothesis or self._speech_end > utt.start or due.from_finalize:
+            self._finals.append(due)
+        return []
+
+    def _final_event(self, start: int, end: int, words: list[Word], speech_final: bool,
+                     from_finalize: bool = False) -> Transcribed:
+        text = _text(words)
+        if text:
+            self._context = (self._context + " " + text)[-4 * self.config.context_chars:]
+            self._last_word_end = words[-1].end
+        return Transcribed(round(start / SAMPLE_RATE, 3), round(end / SAMPLE_RATE, 3), text, tuple(words),
+                           is_final=True, speech_final=speech_final, from_finalize=from_finalize)
+
+
+def _text(words: list[Word] | tuple[Word, ...]) -> str:
+    text = "".join(w.word for w in words).strip()
+    return text if any(c.isalnum() for c in text) else ""  # a lone "." on a breath is no transcript
+
+
+def _tail_start(committed: list[Word], words: list[Word]) -> int:
+    """Index of the first word of ``words`` after the committed text, compared letters only, so that a
+    hypothesis that hyphenates or splits the committed words differently does not repeat them."""
+    target = _letters(committed)
+    seen = ""
+    for i, word in enumerate(words):
+        if len(seen) >= len(target):
+            return i if seen == target else min(len(committed), len(words))
+        seen += _letters([word])
+    return len(words) if seen == target else min(len(committed), len(words))
+
+
+def _letters(words: list[Word]) -> str:
+    return "".join(c for w in words for c in w.word.lower() if c.isalnum())
+
+
+def _common_prefix(a: list[str], b: list[str]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _normal(word: str) -> str:
+    return re.sub(r"[^\w']", "", word.lower())
+
+
+def _seconds_to_sample(seconds: float) -> int:
+    return int(round(seconds * SAMPLE_RATE))

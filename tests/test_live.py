@@ -1,0 +1,243 @@
+"""The live WebSocket API (Deepgram's protocol) on the real app: auth, limits, protocol, real-model streams."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+import pytest
+
+from stt.audio import SAMPLE_RATE, decode_audio
+from tests.conftest import AUTH
+from tests.helpers import AUDIO_DIR, TOKEN, FakeEngine, manifest, wer
+from tests.live_helpers import collect, load_pcm16, pcm16, stream, transcript
+
+PCM = "/v1/listen?encoding=linear16&sample_rate=16000&channels=1"
+LIVE = PCM + "&interim_results=true&punctuate=true&vad_events=true"
+CLIP = "en/librispeech/1089-134686-0000.flac"  # 10.4 s, one sentence
+
+
+async def refused(client: Any, path: str = PCM, **kwargs: Any) -> int:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect(path, **kwargs)
+    return info.value.status
+
+
+# -- auth and query, before the upgrade ------------------------------------------------------------------
+
+async def test_missing_token_is_401_before_upgrade(client: Any) -> None:
+    assert await refused(client) == 401
+    assert await refused(client, "/listen") == 401
+
+
+async def test_wrong_tokens_are_403_before_upgrade(client: Any) -> None:
+    assert await refused(client, headers={"Authorization": "Token nope"}) == 403
+    assert await refused(client, headers={"Authorization": "Basic abc"}) == 403
+    assert await refused(client, protocols=("token", "nope")) == 403
+
+
+async def test_subprotocol_token_is_accepted_and_echoed(client: Any) -> None:
+    ws = await client.ws_connect(PCM, protocols=("token", TOKEN))
+    assert ws.protocol == "token"
+    await ws.send_str(json.dumps({"type": "CloseStream"}))
+    received = await collect(ws)
+    assert received.close_code == 1000 and received.of("Metadata")
+
+
+async def test_bad_query_is_400_json(client: Any) -> None:
+    for query in ("encoding=mp3", "sample_rate=abc", "interim_results=maybe", "channels=99"):
+        resp = await client.get(f"/v1/listen?{query}", headers=AUTH)
+        assert resp.status == 400, query
+        assert (await resp.json())["status"] == "failed"
+
+
+async def test_plain_get_without_upgrade_is_400(client: Any) -> None:
+    resp = await client.get("/listen", headers=AUTH)
+    assert resp.status == 400
+
+
+# -- limits --------------------------------------------------------------------------------------------
+
+async def test_streams_over_the_limit_are_closed_with_code_and_reason(make_client: Any) -> None:
+    client = await make_client(FakeEngine(), limits={"max_streams": 1})
+    first = await client.ws_connect(PCM, headers=AUTH)
+    second = await client.ws_connect(PCM, headers=AUTH)
+    received = await collect(second)
+    assert received.close_code == 1013 and "limit is 1" in received.close_reason
+    await first.send_str(json.dumps({"type": "CloseStream"}))
+    assert (await collect(first)).close_code == 1000
+
+
+async def test_idle_stream_is_closed_after_metadata(make_client: Any) -> None:
+    client = await make_client(FakeEngine(), limits={"stream_idle_seconds": 1})
+    ws = await client.ws_connect(PCM, headers=AUTH)
+    started = asyncio.get_running_loop().time()
+    received = await asyncio.wait_for(collect(ws), 10)
+    assert received.close_code == 1011 and "no audio or KeepAlive" in received.close_reason
+    assert 0.9 <= asyncio.get_running_loop().time() - started < 5
+    assert received.messages[-1][1]["type"] == "Metadata"
+
+
+async def test_keepalive_keeps_an_idle_stream_open(make_client: Any) -> None:
+    client = await make_client(FakeEngine(), limits={"stream_idle_seconds": 1})
+    ws = await client.ws_connect(PCM, headers=AUTH)
+    for _ in range(4):
+        await asyncio.sleep(0.5)
+        await ws.send_str(json.dumps({"type": "KeepAlive"}))
+    await ws.send_str(json.dumps({"type": "CloseStream"}))
+    assert (await collect(ws)).close_code == 1000
+
+
+async def test_max_stream_seconds_closes_with_policy_code(make_client: Any) -> None:
+    client = await make_client(FakeEngine(), limits={"max_stream_seconds": 1})
+    ws = await client.ws_connect(PCM, headers=AUTH)
+    received = await stream(ws, load_pcm16(CLIP, 3), speed=0, close=False)
+    assert received.close_code == 1008 and "limit of 1 s" in received.close_reason
+    assert received.of("Metadata")
+
+
+async def test_undecodable_container_closes_with_1007(client: Any) -> None:
+    ws = await client.ws_connect("/v1/listen", headers=AUTH)
+    received = await stream(ws, b"this is not audio at all" * 400, speed=0)
+    assert received.close_code == 1007 and "Could not decode" in received.close_reason
+    assert not received.of("Results")
+
+
+# -- protocol with the fake engine (fallback decoding path, real speech detector) ------------------------
+
+async def test_sample_rate_handshake_and_metadata(client: Any) -> None:
+    clip = manifest()["en/librispeech/1089-134686-0030.flac"]
+    audio = decode_audio(clip.path.read_bytes())
+    import soxr
+    data = pcm16(soxr.resample(audio, SAMPLE_RATE, 8000))
+    ws = await client.ws_connect("/listen", headers=AUTH)
+    await ws.send_str("sample rate:8000")
+    received = await stream(ws, data, speed=0, chunk_bytes=1600, bytes_per_second=16000)
+    assert [transcript(m) for m in received.finals] == ["hello world"]
+    meta = received.messages[-1][1]
+    assert meta["type"] == "Metadata" and abs(meta["duration"] - clip.seconds) < 0.05
+    assert meta["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+async def test_finalize_flushes_and_the_stream_goes_on(client: Any) -> None:
+    ws = await client.ws_connect(PCM, headers=AUTH)
+    data = load_pcm16("en/librispeech/1089-134686-0001.flac", 1.5)
+    for i in range(0, len(data), 3200):
+        await ws.send_bytes(data[i:i + 3200])
+    await ws.send_str(json.dumps({"type": "Finalize"}))
+    await ws.send_bytes(data[:3200])
+    await ws.send_bytes(b"")  # an empty frame closes the stream too
+    received = await collect(ws)
+    assert received.close_code == 1000
+    finalized = [m for m in received.finals if m["from_finalize"]]
+    assert len(finalized) == 1 and transcript(finalized[0]) == "hello world"
+    assert received.messages[-1][1]["type"] == "Metadata"
+
+
+# -- real model ----------------------------------------------------------------------------------------
+
+@pytest.mark.model
+async def test_real_time_stream_interims_then_finals_then_metadata(make_client: Any, fw_tiny: Any) -> None:
+    client = await make_client(fw_tiny)
+    ws = await client.ws_connect(LIVE, protocols=("token", TOKEN))
+    data = load_pcm16(CLIP)
+    received = await stream(ws, data, speed=1.0)  # real time, 100 ms frames, CloseStream right after
+    assert received.close_code == 1000
+    kinds = [m["type"] for _, m in received.messages]
+    assert kinds[-1] == "Metadata" and kinds[0] == "SpeechStarted"
+    first_interim = received.first_time(lambda m: m.get("type") == "Results" and not m["is_final"])
+    first_final = received.first_time(lambda m: m.get("type") == "Results" and m["is_final"])
+    assert first_interim is not None and first_final is not None and first_interim < first_final
+    assert first_interim < 3.0  # words show while the sentence is still being spoken
+    assert len(received.interims) >= 5
+    reference = manifest()[CLIP].transcript
+    assert wer(reference, received.final_text) <= 0.15  # tiny.en on this clip in batch: ~0.07
+    assert transcript(received.finals[-1]).rstrip(".").lower().endswith("sauce")  # tail kept at CloseStream
+    meta = received.of("Metadata")[0]
+    assert meta["sha256"] == hashlib.sha256(data).hexdigest() and abs(meta["duration"] - 10.435) < 0.01
+    words = received.finals[0]["channel"]["alternatives"][0]["words"]
+    assert words and all(w["start"] <= w["end"] for w in words)
+
+
+@pytest.mark.model
+async def test_close_right_after_last_frame_keeps_the_tail(make_client: Any, fw_tiny: Any) -> None:
+    client = await make_client(fw_tiny)
+    audio = decode_audio((AUDIO_DIR / "en/librispeech/1089-134686-0001.flac").read_bytes())
+    end = int(np.nonzero(np.abs(audio) > 0.02)[0][-1]) + 800  # cut 50 ms after the last loud sample
+    ws = await client.ws_connect(PCM, headers=AUTH)
+    received = await stream(ws, pcm16(audio[:end]), speed=0)
+    assert received.close_code == 1000
+    assert received.final_text.rstrip(".").lower().endswith("him")  # "... his belly counselled him"
+
+
+@pytest.mark.model
+async def test_webm_opus_container_stream(make_client: Any, fw_tiny: Any) -> None:
+    client = await make_client(fw_tiny)
+    audio = decode_audio((AUDIO_DIR / "en/librispeech/1089-134686-0030.flac").read_bytes())
+    ws = await client.ws_connect("/listen", headers=AUTH)  # no encoding: a container, as MediaRecorder sends
+    received = await stream(ws, _webm(audio), speed=0, chunk_bytes=2000)
+    assert wer("BEWARE OF MAKING THAT MISTAKE", received.final_text) == 0
+
+
+@pytest.mark.model
+async def test_stream_wer_is_close_to_batch_on_the_same_audio(make_client: Any, fw_base: Any) -> None:
+    names = ["1089-134686-0001", "1089-134686-0003", "1089-134686-0005", "1089-134686-0030", "1089-134686-0036"]
+    clips = [manifest()[f"en/librispeech/{n}.flac"] for n in names]
+    audio = np.concatenate([decode_audio(c.path.read_bytes()) for c in clips])
+    reference = " ".join(c.transcript for c in clips)
+    client = await make_client(fw_base)
+    ws = await client.ws_connect(PCM, headers=AUTH)
+    received = await stream(ws, pcm16(audio), speed=2.0)
+    resp = await client.post("/stt", data=pcm16_wav(audio), headers=AUTH)
+    batch = (await resp.json())["text"]
+    streamed, batched = wer(reference, received.final_text), wer(reference, batch)
+    print(f"streamed WER {streamed:.3f} batch WER {batched:.3f}")
+    assert streamed <= batched + 0.04
+
+
+def pcm16_wav(audio: np.ndarray) -> bytes:
+    import soundfile as sf
+    buf = io.BytesIO()
+    sf.write(buf, audio, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _webm(audio: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="webm") as container:
+        out = container.add_stream("libopus", rate=48000)
+        out.layout = "mono"
+        frame = av.AudioFrame.from_ndarray((audio[None, :] * 32767).astype(np.int16), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        for resampled in av.AudioResampler(format="s16", layout="mono", rate=48000).resample(frame):
+            for packet in out.encode(resampled):
+                container.mux(packet)
+        for packet in out.encode(None):
+            container.mux(packet)
+    return buf.getvalue()
+
+
+async def test_server_shutdown_closes_streams_with_going_away(aiohttp_server: Any) -> None:
+    from stt.app import create_app
+    from tests.conftest import make_settings
+
+    server = await aiohttp_server(create_app(make_settings(), engine=FakeEngine()))
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.make_url(PCM), headers=AUTH)
+        closing = asyncio.create_task(server.close())
+        received = await asyncio.wait_for(collect(ws), 10)
+        await closing
+    assert received.close_code == 1001 and "shutting down" in received.close_reason
+
+
+def test_stream_idle_seconds_is_validated() -> None:
+    from stt.settings import ConfigError, settings_from_dict
+
+    with pytest.raises(ConfigError, match="limits.stream_idle_seconds"):
+        settings_from_dict({"limits": {"stream_idle_seconds": 0}}, env={})

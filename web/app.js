@@ -1,0 +1,133 @@
+// The live page: microphone -> WebSocket (Deepgram's live protocol on /v1/listen) -> transcript.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const state = { ws: null, context: null, media: null, recorder: null };
+
+$('token').value = localStorage.getItem('stt-token') || '';
+$('mic').addEventListener('click', () => (state.ws ? stop() : start()));
+$('upload-form').addEventListener('submit', upload);
+
+function setStatus(text, kind = '') {
+  $('status').textContent = text;
+  $('status').className = kind;
+}
+
+function token() {
+  const value = $('token').value.trim();
+  localStorage.setItem('stt-token', value);
+  return value;
+}
+
+async function start() {
+  const key = token();
+  if (!key) { setStatus('enter a token first', 'error'); return; }
+  setStatus('opening the microphone…');
+  try {
+    state.media = await navigator.mediaDevices.getUserMedia(
+      { audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true } });
+  } catch (err) {
+    setStatus(`microphone unavailable: ${err.message}`, 'error');
+    return;
+  }
+  const capture = await openCapture();  // AudioWorklet (PCM) first, MediaRecorder (WebM/Opus) otherwise
+  const params = new URLSearchParams({ interim_results: 'true', punctuate: 'true', vad_events: 'true',
+                                       utterance_end_ms: '1000' });
+  if (capture.rate) {
+    params.set('encoding', 'linear16');
+    params.set('sample_rate', String(capture.rate));
+    params.set('channels', '1');
+  }
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const ws = new WebSocket(`${scheme}://${location.host}/v1/listen?${params}`, ['token', key]);
+  state.ws = ws;
+  ws.binaryType = 'arraybuffer';
+  ws.onopen = () => {
+    setStatus('listening', 'live');
+    $('mic').textContent = '■ Stop';
+    $('mic').setAttribute('aria-pressed', 'true');
+    capture.begin((data) => { if (ws.readyState === WebSocket.OPEN) ws.send(data); });
+  };
+  ws.onmessage = (event) => show(JSON.parse(event.data));
+  ws.onclose = (event) => {
+    const opened = $('mic').getAttribute('aria-pressed') === 'true';
+    if (!opened) setStatus('connection refused: check the token', 'error');
+    else setStatus(event.code === 1000 ? 'stopped' : `closed: ${event.reason || event.code}`,
+                   event.code === 1000 ? '' : 'error');
+    release();
+  };
+}
+
+async function openCapture() {
+  if (window.AudioWorkletNode) {
+    try {
+      let context;
+      try { context = new AudioContext({ sampleRate: 16000 }); } catch { context = new AudioContext(); }
+      await context.audioWorklet.addModule('/web/capture-worklet.js');
+      const source = context.createMediaStreamSource(state.media);
+      const node = new AudioWorkletNode(context, 'pcm16-capture');
+      const mute = context.createGain();
+      mute.gain.value = 0;  // keeps the graph pulling samples without playing the microphone back
+      source.connect(node).connect(mute).connect(context.destination);
+      await context.resume();  // a context made after an await may start suspended (autoplay policy)
+      state.context = context;
+      return { rate: context.sampleRate, begin: (send) => { node.port.onmessage = (e) => send(e.data); } };
+    } catch (err) {
+      console.warn('AudioWorklet capture failed, falling back to MediaRecorder', err);
+    }
+  }
+  return {
+    rate: null,
+    begin: (send) => {
+      state.recorder = new MediaRecorder(state.media, { mimeType: 'audio/webm;codecs=opus' });
+      state.recorder.ondataavailable = (e) => { if (e.data.size) e.data.arrayBuffer().then(send); };
+      state.recorder.start(250);
+    },
+  };
+}
+
+function stop() {
+  setStatus('finishing…');
+  if (state.recorder && state.recorder.state !== 'inactive') state.recorder.stop();
+  if (state.context) state.context.close();
+  state.context = null;
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify({ type: 'CloseStream' }));
+}
+
+function release() {
+  if (state.media) state.media.getTracks().forEach((t) => t.stop());
+  if (state.context) state.context.close();
+  Object.assign(state, { ws: null, context: null, media: null, recorder: null });
+  $('mic').textContent = '🎤 Start';
+  $('mic').setAttribute('aria-pressed', 'false');
+}
+
+function show(message) {
+  if (message.type === 'Results') {
+    const text = message.channel.alternatives[0].transcript;
+    if (message.is_final) {
+      if (text) $('finals').textContent += ($('finals').textContent ? ' ' : '') + text;
+      $('interim').textContent = '';
+    } else {
+      $('interim').textContent = ($('finals').textContent ? ' ' : '') + text;
+    }
+  } else if (message.type === 'SpeechStarted') {
+    setStatus('hearing speech', 'live');
+  } else if (message.type === 'UtteranceEnd') {
+    setStatus('listening', 'live');
+  } else if (message.type === 'Metadata') {
+    setStatus(`done: ${message.duration.toFixed(1)} s of audio`);
+  }
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const file = $('file').files[0];
+  if (!file) return;
+  $('upload-result').textContent = 'transcribing…';
+  const form = new FormData();
+  form.append('file', file);
+  const response = await fetch('/stt', { method: 'POST', headers: { Authorization: `Token ${token()}` }, body: form });
+  const body = await response.json();
+  $('upload-result').textContent = response.ok ? body.text : `error ${response.status}: ${body.message}`;
+}
