@@ -11,7 +11,8 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from stt.options import DEEPGRAM_PARAMS, DETECT_PARAMS, OPENAI_FIELDS, OPENAI_TRANSLATION_FIELDS, STT_PARAMS, Param
+from stt.options import (DEEPGRAM_PARAMS, DETECT_PARAMS, LIVE_PARAMS, OPENAI_FIELDS, OPENAI_TRANSLATION_FIELDS,
+                         STT_PARAMS, Param)
 
 VERSION = "1.0.0"
 AUDIO_TYPES = ("application/octet-stream", "audio/wav", "audio/flac", "audio/mpeg", "audio/ogg", "audio/webm")
@@ -130,7 +131,26 @@ def _op(tag: str, summary: str, description: str, **rest: Any) -> dict[str, Any]
     return {"tags": [tag], "summary": summary, "description": description, **rest}
 
 
+def _live_op(operation_id: str, error_schema: str) -> dict[str, Any]:
+    """A WebSocket upgrade: OpenAPI cannot describe the messages, so the description points to them."""
+    return _op("live", "Live transcription over a WebSocket (Deepgram's live API)",
+               "Upgrade with `Authorization: Token|Bearer <t>` or the subprotocol pair `[\"token\", \"<t>\"]`; "
+               "send binary audio, `KeepAlive`, `Finalize`, `CloseStream`; receive `Results`, `SpeechStarted`, "
+               "`UtteranceEnd` and `Metadata` (see the README's Live transcription section). Other Deepgram "
+               "parameters are accepted and ignored. A plain GET without the upgrade is a 400.",
+               operationId=operation_id, parameters=_query(LIVE_PARAMS),
+               responses={"101": {"description": "Switching to the WebSocket protocol"},
+                          **_errors(error_schema, (400, 401, 403, 429))})
+
+
 def _paths() -> dict[str, Any]:
+    deepgram_listen = _op(
+        "deepgram", "Transcribe pre-recorded audio (Deepgram-compatible)",
+        "As Deepgram's `POST /v1/listen` with the audio as the raw body. Booleans are case-insensitive.",
+        operationId="listen", parameters=_query(DEEPGRAM_PARAMS), requestBody=_audio_body(None),
+        responses={"200": {"description": "Deepgram's pre-recorded response",
+                           "content": {JSON: {"schema": _ref("DeepgramResponse")}}},
+                   **_errors("DeepgramError", AUDIO_ERRORS)})
     native_stt = _op(
         "native", "Transcribe audio",
         "Send the audio as the raw body (`curl --data-binary @a.wav`) or as the multipart field `file`. "
@@ -180,13 +200,21 @@ def _paths() -> dict[str, Any]:
             responses={"200": {"description": "The model", "content": {JSON: {"schema": _ref("OpenAIModel")}}},
                        "404": {"description": "No such model", "content": {JSON: {"schema": _ref("OpenAIError")}}},
                        **_errors("OpenAIError", AUTH_ERRORS)})},
-        "/v1/listen": {"post": _op(
-            "deepgram", "Transcribe pre-recorded audio (Deepgram-compatible)",
-            "As Deepgram's `POST /v1/listen` with the audio as the raw body. Booleans are case-insensitive.",
-            operationId="listen", parameters=_query(DEEPGRAM_PARAMS), requestBody=_audio_body(None),
-            responses={"200": {"description": "Deepgram's pre-recorded response",
-                               "content": {JSON: {"schema": _ref("DeepgramResponse")}}},
-                       **_errors("DeepgramError", AUDIO_ERRORS)})},
+        "/listen": {"get": _live_op("listenSeed", "Error")},
+        "/v1/listen": {"post": deepgram_listen, "get": _live_op("listenLive", "DeepgramError")},
+        "/": {"get": _op("page", "Browser page (no token)", "Live microphone transcription and an upload form; "
+                         "the token is typed into the page.", operationId="page", security=[],
+                         responses={"200": {"description": "HTML", "content": {"text/html": {"schema": STR}}}})},
+        "/favicon.ico": {"get": _op("page", "No icon (no token)", "Answers 204 so browsers stop asking.",
+                                    operationId="favicon", security=[],
+                                    responses={"204": {"description": "No content"}})},
+        "/web/{name}": {"get": _op(
+            "page", "The page's scripts and style (no token)", "`app.js`, `capture-worklet.js`, `style.css`.",
+            operationId="pageAsset", security=[],
+            parameters=[{"name": "name", "in": "path", "required": True, "schema": STR}],
+            responses={"200": {"description": "The file", "content": {
+                "text/javascript": {"schema": STR}, "text/css": {"schema": STR}}},
+                "404": {"description": "No such file", "content": {JSON: {"schema": _ref("Error")}}}})},
         "/openapi.json": {"get": _op("docs", "This OpenAPI document (no token)", "OpenAPI 3.1, JSON.",
                                      operationId="openapi", security=[],
                                      responses={"200": {"description": "The document",
@@ -207,7 +235,8 @@ def build_spec() -> dict[str, Any]:
                                 "Every endpoint but `/health`, `/openapi.json` and `/docs` needs "
                                 "`Authorization: Token <token>` (or `Bearer <token>`)."},
         "servers": [{"url": "/"}],
-        "tags": [{"name": "native"}, {"name": "openai"}, {"name": "deepgram"}, {"name": "ops"}, {"name": "docs"}],
+        "tags": [{"name": "native"}, {"name": "openai"}, {"name": "deepgram"}, {"name": "ops"}, {"name": "docs"},
+                 {"name": "live"}, {"name": "page"}],
         "security": [{"token": []}],
         "paths": _paths(),
         "components": {

@@ -253,3 +253,38 @@ def deepgram_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -
             raise BadRequest(f"language: {v['language']!r} is not a language this model knows", param="language")
     options = TranscribeOptions(language=language, beam_size=default_beam_size, word_timestamps=True)
     return DeepgramRequest(options, v["punctuate"] or v["smart_format"], v["detect_language"])
+
+
+# --- live transcription: GET /listen and GET /v1/listen (WebSocket, Deepgram's live API) -------------------
+
+LIVE_ENCODINGS = ("linear16",)
+LIVE_MAX_SAMPLE_RATE = 192_000  # Hz
+LIVE_MAX_CHANNELS = 8
+
+LIVE_PARAMS: tuple[Param, ...] = (
+    Param("encoding", "string", "`linear16`: raw little-endian Int16 frames. Omit it for containerized audio "
+          "(WebM/Opus from MediaRecorder, Ogg), decoded as it arrives.", enum=LIVE_ENCODINGS),
+    Param("sample_rate", "integer", "Sample rate of `linear16` audio in Hz (any rate is resampled).",
+          default=16000, minimum=1, maximum=LIVE_MAX_SAMPLE_RATE),
+    Param("channels", "integer", "Channels of `linear16` audio (mixed down to mono).", default=1, minimum=1,
+          maximum=LIVE_MAX_CHANNELS),
+    Param("language", "string", "BCP-47 tag (`en`, `en-US`, `de`...), or `multi` to detect per pass "
+          "(multilingual models only).", default="en", max_length=35),
+    Param("interim_results", "boolean", "Send `is_final: false` results while an utterance is spoken.",
+          default=False),
+    Param("endpointing", "string", "Milliseconds of silence that end an utterance (`speech_final: true`), at "
+          "least 250; `false`: only at the maximum utterance length or on `Finalize`.", default="400",
+          max_length=10),
+    Param("utterance_end_ms", "integer", "Send `UtteranceEnd` after this many ms without words.",
+          minimum=1, maximum=60_000),
+    Param("vad_events", "boolean", "Send `SpeechStarted` when speech begins.", default=False),
+    Param("punctuate", "boolean", "Punctuated, cased transcript and `punctuated_word`.", default=False),
+    Param("smart_format", "boolean", "Formatted transcript (implies `punctuate`).", default=False),
+)
+LIVE_PARAM_NAMES = frozenset(p.name for p in LIVE_PARAMS)
+
+
+def live_values(query: MultiMapping[str]) -> dict[str, Any]:
+    """Validated live parameters; others (Deepgram's `model`, `tier`, `diarize`...) are accepted and ignored,
+    so Deepgram's SDKs connect unchanged."""
+    return parse_params(LIVE_PARAMS, [(k, v) for k, v in query.items() if k in LIVE_PARAM_NAMES])

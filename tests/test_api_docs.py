@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 
 from stt.openapi import build_spec
-from stt.options import DEEPGRAM_PARAMS, DETECT_PARAMS, OPENAI_FIELDS, STT_PARAMS
+from stt.options import DEEPGRAM_PARAMS, DETECT_PARAMS, LIVE_PARAMS, OPENAI_FIELDS, STT_PARAMS
 from tests.helpers import ROOT
 
 API_MD = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_every_option_is_documented() -> None:
-    for table in (STT_PARAMS, DETECT_PARAMS, OPENAI_FIELDS, DEEPGRAM_PARAMS):
+    for table in (STT_PARAMS, DETECT_PARAMS, OPENAI_FIELDS, DEEPGRAM_PARAMS, LIVE_PARAMS):
         for param in table:
             assert f"`{param.name}`" in API_MD, f"{param.name} missing from README.md"
 
