@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CONFIG ?= config.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev browser run test test-fast bench bench-live clean
+.PHONY: install install-dev browser run test test-fast bench bench-live bench-load bench-fuzz clean newman newman-run
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ browser:
 run: install
 	$(PY) server.py --config $(CONFIG)
 
-test: install-dev browser
+test: install-dev newman browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install-dev
@@ -41,6 +41,27 @@ test-fast: install-dev
 
 bench: install-dev
 	$(PY) bench/bench_core.py
+
+# Hardening: 1,000 mixed requests at concurrency 16 against a real server (tiny.en), and a long fuzz run.
+bench-load: install-dev
+	$(PY) bench/load.py
+
+bench-fuzz: install-dev
+	$(PY) bench/fuzz_long.py
+
+# newman (Postman's CLI) runs docs/postman_collection.json in the tests; installed locally, only where npm exists.
+NEWMAN_VERSION := 6.2.2
+NEWMAN := .cache/npm/node_modules/.bin/newman
+newman:
+	@if command -v npm >/dev/null 2>&1; then \
+		test -x $(NEWMAN) || npm install --prefix .cache/npm --no-audit --no-fund --silent newman@$(NEWMAN_VERSION); \
+	else echo "npm not found: skipping newman (the Postman collection test will be skipped)"; fi
+
+# Run the Postman collection against a server you started (make run): TOKEN=... [BASE_URL=...] make newman-run
+BASE_URL ?= http://127.0.0.1:8080
+AUDIO_DIR ?= ../shared/audio
+newman-run: newman
+	$(NEWMAN) run docs/postman_collection.json --working-dir $(AUDIO_DIR) --env-var baseUrl=$(BASE_URL) --env-var token=$(TOKEN)
 
 bench-live: install-dev browser
 	$(PY) bench/bench_live.py

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import ssl
 import sys
 
 from aiohttp import web
 
-from stt.app import create_app
+from stt.app import create_app, server_options, unfinished_work
+from stt.models import ModelError
 from stt.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("stt.server")
@@ -52,18 +54,38 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ssl.SSLError) as exc:
         print(f"config error: server.http.ssl_certfile/ssl_keyfile: {exc}", file=sys.stderr)
         return 2
-    http = settings.http
     scheme = "https" if context else "http"
+    try:
+        return _serve(settings, context, scheme)
+    except ModelError as exc:  # raised while loading at start-up: say what to fix, not a traceback
+        print(f"model error: {exc}", file=sys.stderr)
+        return 3
+
+
+def _serve(settings: Settings, context: ssl.SSLContext | None, scheme: str) -> int:
+    http = settings.http
+    app = create_app(settings)
     web.run_app(
-        create_app(settings),
+        app,
         host=http.host,
         port=http.port,
         ssl_context=context,
-        access_log=None,  # our own access log names request ids and timings
-        shutdown_timeout=settings.limits.shutdown_timeout_seconds,
+        **server_options(settings),
         print=lambda _: log.info("ready: listening on %s://%s:%d", scheme, http.host, http.port),
     )
-    return 0
+    return _exit_code(app)
+
+
+def _exit_code(app: web.Application) -> int:
+    """0 when everything accepted was answered; 1 when the shutdown timeout cut work off."""
+    lost = unfinished_work(app)
+    if not lost:
+        log.info("stopped: every accepted request was answered")
+        return 0
+    log.error("stopped after limits.shutdown_timeout_seconds: %d accepted request(s) not finished", lost)
+    logging.shutdown()
+    # An engine thread may still be inside the model and cannot be interrupted; do not wait for it at exit.
+    os._exit(1)
 
 
 if __name__ == "__main__":

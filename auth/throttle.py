@@ -7,12 +7,16 @@ from collections import deque
 from collections.abc import Callable
 
 
+MAX_TRACKED = 10_000  # addresses with recent failures kept at most (an attacker may have many addresses)
+
+
 class FailureThrottle:
     def __init__(self, max_failures: int, window_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_tracked: int = MAX_TRACKED) -> None:
         self._max = max_failures
         self._window = window_seconds
         self._clock = clock
+        self._max_tracked = max_tracked
         self._failures: dict[str, deque[float]] = {}
 
     def retry_after(self, address: str) -> float:
@@ -24,6 +28,21 @@ class FailureThrottle:
 
     def record_failure(self, address: str) -> None:
         self._recent(address).append(self._clock())
+        if len(self._failures) > self._max_tracked:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Forget addresses whose failures all left the window; if still too many, the longest idle ones."""
+        horizon = self._clock() - self._window
+        for address in [a for a, times in self._failures.items() if times[-1] <= horizon]:
+            del self._failures[address]
+        by_last_failure = sorted(self._failures, key=lambda a: self._failures[a][-1])
+        for address in by_last_failure[:len(self._failures) - self._max_tracked]:
+            del self._failures[address]
+
+    @property
+    def tracked(self) -> int:
+        return len(self._failures)
 
     def record_success(self, address: str) -> None:
         self._failures.pop(address, None)

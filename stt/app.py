@@ -7,17 +7,21 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
 from auth.middleware import auth_middleware, token_from_subprotocol
 from auth.throttle import FailureThrottle
 from auth.tokens import TokenStore, generate_token
+from stt.cors import setup_cors
 from stt.engines.base import Engine
 from stt.errors import error_middleware
-from stt.keys import ENGINE, SCHEDULER, SETTINGS, STARTED_AT
+from stt.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT
+from stt.lifecycle import Lifecycle
+from stt import protocol_errors
 from stt.observability import add_request_id_header, request_id_middleware
-from stt.routes import live, native, ops, page
+from stt.routes import deepgram_compat, docs, live, native, openai_compat, ops, page
 from stt.scheduler import Scheduler
 from stt.settings import AsrSettings, Settings
 
@@ -29,24 +33,46 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
                engine_factory: EngineFactory | None = None) -> web.Application:
     """``engine``: use this already-loaded engine (tests share one); otherwise ``engine_factory`` (default:
     the configured real model) loads it once at start-up."""
+    protocol_errors.install()  # JSON, and no raw bytes in the log, for what aiohttp refuses before the app
     store = TokenStore(settings.http.allowed_tokens or [_generated_token()])
     limits = settings.limits
     throttle = FailureThrottle(limits.auth_max_failures, limits.auth_window_seconds)
+    lifecycle = Lifecycle(limits.shutdown_timeout_seconds)
     app = web.Application(
         client_max_size=settings.http.request_max_size,
-        middlewares=[request_id_middleware, error_middleware,
+        middlewares=[request_id_middleware, lifecycle.middleware(), error_middleware,
                      auth_middleware(store, throttle, extract=token_from_subprotocol)],
     )
     app[SETTINGS] = settings
+    app[LIFECYCLE] = lifecycle
+    app.on_shutdown.append(lifecycle.on_shutdown)
     app[STARTED_AT] = time.time()
     app.on_response_prepare.append(add_request_id_header)
+    setup_cors(app, settings.http.cors_origins)
     app.cleanup_ctx.append(_engine_ctx(engine, engine_factory))
     app.cleanup_ctx.append(_scheduler_ctx)
     native.setup(app)
     ops.setup(app)
+    openai_compat.setup(app)
+    deepgram_compat.setup(app)
+    docs.setup(app)
     live.setup(app)
     page.setup(app)
     return app
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """Options for the HTTP server that runs the app (``web.run_app`` and the tests' server alike)."""
+    return {
+        # A client that goes away cancels its handler: queued work leaves the queue and never runs
+        # (a running transcription finishes in its thread; see Scheduler). Our handlers have no side effect
+        # that must complete, which is when aiohttp recommends this.
+        "handler_cancellation": True,
+        # On SIGTERM/SIGINT aiohttp waits this long for in-flight handlers, then asks them to stop and waits
+        # up to this long again; what still runs after that is cancelled (see stt/lifecycle.py).
+        "shutdown_timeout": settings.limits.shutdown_timeout_seconds,
+        "access_log": None,  # our own access log names request ids and timings
+    }
 
 
 def _generated_token() -> str:
@@ -82,6 +108,17 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     scheduler = Scheduler(settings.asr.workers, settings.limits.max_queue, settings.limits.queue_timeout_seconds)
     app[SCHEDULER] = scheduler
     yield
-    # Finish what was accepted before the engine goes away (graceful shutdown).
-    await scheduler.drain(settings.limits.shutdown_timeout_seconds)
-    scheduler.close()
+    # Finish what was accepted before the engine goes away (graceful shutdown), within what is left of the
+    # shutdown budget. A transcription still running then cannot be interrupted: it is abandoned.
+    lifecycle = app[LIFECYCLE]
+    drained = await scheduler.drain(max(0.0, lifecycle.deadline() - time.monotonic()))
+    if not drained:
+        log.error("shutdown timeout: abandoning %d running transcription(s)", scheduler.running)
+    scheduler.close(wait=drained)
+
+
+def unfinished_work(app: web.Application) -> int:
+    """After the app stopped: accepted requests that got no answer, or transcriptions still running."""
+    scheduler = app.get(SCHEDULER)
+    # A cut-off request's transcription may still be running: the larger count, not the sum.
+    return max(app[LIFECYCLE].cut_off, scheduler.running if scheduler is not None else 0)

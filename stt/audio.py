@@ -20,6 +20,10 @@ from stt.errors import AudioError, TooLarge
 SAMPLE_RATE = 16000  # Hz, what Whisper was trained on
 MAX_CHANNELS = 32
 MAX_SOURCE_RATE = 768_000  # Hz; anything above is a corrupt or hostile header
+READ_BLOCK_FRAMES = 64 * 1024  # source frames decoded at a time
+# Decoding work allowed per second of max_audio_seconds, in source samples (all channels): 96 kHz stereo.
+# Bounds the CPU a small upload of many channels at a high rate (compressed silence) can cost.
+SOURCE_SAMPLES_PER_ALLOWED_S = 2 * 96_000
 
 log = logging.getLogger("stt.audio")
 
@@ -29,27 +33,66 @@ def decode_audio(data: bytes, max_seconds: float = float("inf")) -> np.ndarray:
     if not data:
         raise AudioError("Empty audio: the request body has no bytes")
     try:
-        audio, rate = _read_soundfile(data, max_seconds)
-    except sf.LibsndfileError:
-        audio, rate = _read_pyav(data, max_seconds)
-    return _finish(audio, rate)
+        try:
+            audio, rate = _read_soundfile(data, max_seconds)
+        except sf.LibsndfileError:
+            audio, rate = _read_pyav(data, max_seconds)
+        return _finish(audio, rate)
+    except (AudioError, TooLarge):
+        raise
+    except MemoryError as exc:
+        raise TooLarge("Audio is too large to decode") from exc
+    except Exception as exc:  # C decoders parsing hostile bytes: any other failure is still the upload's fault
+        log.warning("decoder failed on an upload: %s: %s", type(exc).__name__, exc)
+        raise AudioError("Unsupported or corrupt audio: could not decode the upload") from exc
+
+
+class _ClampedBytesIO(io.BytesIO):
+    """libsndfile asks corrupt files to seek before their start; BytesIO raises from inside a C callback
+    (printed as "Exception ignored", then the seek reports position 0). Clamp to 0 instead, quietly."""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: len(self.getbuffer())}[whence]
+        return super().seek(max(0, base + offset))
 
 
 def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
-    with sf.SoundFile(io.BytesIO(data)) as f:
+    with sf.SoundFile(_ClampedBytesIO(data)) as f:
         _check_format(f.samplerate, f.channels)
         # The header's frame count is checked before decoding, so a tiny file that claims hours of audio
-        # costs nothing. A header that lies low is caught below by reading at most the allowed frames + 1.
+        # costs nothing. A header that lies low is caught while reading, block by block.
         if f.frames > 0 and f.frames / f.samplerate > max_seconds:
             raise _too_long(f.frames / f.samplerate, max_seconds)
-        limit = int(max_seconds * f.samplerate) + 1 if np.isfinite(max_seconds) else -1
+        if f.frames * f.channels > max_seconds * SOURCE_SAMPLES_PER_ALLOWED_S:
+            raise _too_heavy(f.channels, f.samplerate, f.frames / f.samplerate)
         try:
-            audio = f.read(frames=limit, dtype="float32", always_2d=True)
+            return _read_blocks(f, max_seconds), SAMPLE_RATE
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError(f"Could not decode audio: {exc}") from exc
-        if np.isfinite(max_seconds) and len(audio) >= limit:
-            raise _too_long(len(audio) / f.samplerate, max_seconds)
-        return audio.mean(axis=1), f.samplerate
+
+
+def _read_blocks(f: sf.SoundFile, max_seconds: float) -> np.ndarray:
+    """Downmix and resample block by block: memory stays at the 16 kHz mono result, however many channels
+    at whatever rate a small (highly compressible) upload declares."""
+    limit = min(max_seconds * f.samplerate, max_seconds * SOURCE_SAMPLES_PER_ALLOWED_S / f.channels)
+    stream = soxr.ResampleStream(f.samplerate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    chunks: list[np.ndarray] = []
+    frames = 0
+    for block in f.blocks(blocksize=READ_BLOCK_FRAMES, dtype="float32", always_2d=True):
+        frames += len(block)
+        if frames > limit:
+            if frames > max_seconds * f.samplerate:
+                raise _too_long(frames / f.samplerate, max_seconds)
+            raise _too_heavy(f.channels, f.samplerate, frames / f.samplerate)
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf are refused just below
+            mono = block.mean(axis=1)
+        if not np.isfinite(mono).all():  # checked before resampling, which would smear a NaN around
+            raise AudioError("Audio contains NaN or infinite samples")
+        chunks.append(stream.resample_chunk(mono))
+    if frames == 0:
+        raise AudioError("Audio has no samples")
+    chunks.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    return np.concatenate(chunks)
 
 
 def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
@@ -58,7 +101,8 @@ def _read_pyav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
             if not container.streams.audio:
                 raise AudioError("Unsupported or corrupt audio: no audio stream found")
             stream = container.streams.audio[0]
-            _check_format(stream.rate or SAMPLE_RATE, stream.channels or 1)
+            # A corrupt header can leave these unset (or make them raise): then the stream is unusable.
+            _check_format(getattr(stream, "rate", 0) or 0, getattr(stream, "channels", 0) or 0)
             # FFmpeg's resampler converts to mono float at the target rate while decoding.
             resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
             chunks: list[np.ndarray] = []
@@ -89,6 +133,10 @@ def _check_format(rate: int, channels: int) -> None:
 
 def _too_long(seconds: float, max_seconds: float) -> TooLarge:
     return TooLarge(f"Audio is too long: {seconds:.0f} s (limit {max_seconds:.0f} s)")
+
+
+def _too_heavy(channels: int, rate: int, seconds: float) -> TooLarge:
+    return TooLarge(f"Audio is too large to decode: {channels} channels at {rate} Hz for {seconds:.0f} s")
 
 
 def _finish(audio: np.ndarray, rate: int) -> np.ndarray:

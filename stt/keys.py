@@ -6,6 +6,7 @@ from aiohttp import web
 
 from stt.batching import PassBatcher
 from stt.engines.base import Engine
+from stt.lifecycle import Lifecycle
 from stt.scheduler import Scheduler
 from stt.settings import Settings
 
@@ -13,5 +14,6 @@ SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", Engine)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 STARTED_AT = web.AppKey("started_at", float)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 LIVE_BATCHER = web.AppKey("live_batcher", PassBatcher)
 LIVE_STREAMS = web.AppKey("live_streams", set)  # the open LiveStream connections

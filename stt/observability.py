@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -14,6 +15,7 @@ from stt.stats import request_stats
 
 log = logging.getLogger("stt.access")
 REQUEST_ID_HEADER = "X-Request-Id"
+CLIENT_CLOSED = 499  # logged status of a request whose client left before the answer (nginx's convention)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # only ids that are safe to echo and to log
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -36,6 +38,9 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED  # the client went away (or shutdown ran out of time): no response was sent
         raise
     finally:
         _log_line(request, status, time.monotonic() - started)

@@ -63,9 +63,12 @@ class Scheduler:
                              headers={"Retry-After": str(self.retry_after())})
         self._waiting += 1
         try:
-            await asyncio.wait_for(self._slots.acquire(), self._queue_timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that lands just after the
+            # slot was acquired, and the job of a client that had gone would run after all.
+            async with asyncio.timeout(self._queue_timeout):
+                await self._slots.acquire()
         except TimeoutError:
-            raise Overloaded(f"Server is busy: waited {self._queue_timeout:.0f} s for a free worker",
+            raise Overloaded(f"Server is busy: waited {self._queue_timeout:g} s for a free worker",
                              headers={"Retry-After": str(self.retry_after())}) from None
         finally:
             self._waiting -= 1
@@ -99,5 +102,5 @@ class Scheduler:
             await asyncio.sleep(0.05)
         return True
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        self._executor.shutdown(wait=wait, cancel_futures=True)

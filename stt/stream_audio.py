@@ -19,7 +19,6 @@ from stt.audio import SAMPLE_RATE
 from stt.errors import AudioError
 
 log = logging.getLogger("stt.stream_audio")
-ENCODINGS = ("linear16",)
 
 
 class StreamDecoder(Protocol):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from stt.errors import BadRequest, TooLarge
 
@@ -15,6 +16,7 @@ READ_CHUNK = 64 * 1024  # bytes
 class Upload:
     audio: bytes
     fields: dict[str, str]  # the other multipart fields (options), empty for a raw body
+    items: tuple[tuple[str, str], ...] = ()  # the same fields in order, repeats kept (``name[]`` lists)
 
 
 def check_declared_size(request: web.Request) -> None:
@@ -35,13 +37,20 @@ async def read_upload(request: web.Request, field: str = "file") -> Upload:
 
 
 async def _read_multipart(request: web.Request, field: str) -> Upload:
-    limit = request.client_max_size
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError) as exc:
         raise BadRequest(f"Malformed multipart body: {exc}") from exc
+    try:
+        return await _read_parts(reader, field, request.client_max_size)
+    except (HttpProcessingError, ValueError) as exc:  # a part's headers or framing are broken
+        raise BadRequest("Malformed multipart body: a part could not be parsed") from exc
+
+
+async def _read_parts(reader: MultipartReader, field: str, limit: int) -> Upload:
     audio: bytes | None = None
     fields: dict[str, str] = {}
+    items: list[tuple[str, str]] = []
     total = 0
     async for part in reader:
         if not isinstance(part, BodyPartReader):
@@ -54,9 +63,10 @@ async def _read_multipart(request: web.Request, field: str) -> Upload:
             audio = data
         elif part.name:
             fields[part.name] = data.decode("utf-8", errors="replace")
+            items.append((part.name, fields[part.name]))
     if audio is None:
         raise BadRequest(f"Multipart form has no '{field}' field with the audio", param=field)
-    return Upload(audio, fields)
+    return Upload(audio, fields, tuple(items))
 
 
 async def _read_part(part: BodyPartReader, budget: int) -> bytes:

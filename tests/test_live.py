@@ -50,11 +50,23 @@ async def test_subprotocol_token_is_accepted_and_echoed(client: Any) -> None:
     assert received.close_code == 1000 and received.of("Metadata")
 
 
-async def test_bad_query_is_400_json(client: Any) -> None:
-    for query in ("encoding=mp3", "sample_rate=abc", "interim_results=maybe", "channels=99"):
-        resp = await client.get(f"/v1/listen?{query}", headers=AUTH)
+async def test_bad_query_is_400_json_naming_the_parameter(client: Any) -> None:
+    for query in ("encoding=mp3", "sample_rate=abc", "interim_results=maybe", "channels=99", "endpointing=soon",
+                  "utterance_end_ms=-1"):
+        name = query.split("=")[0]
+        resp = await client.get(f"/listen?{query}", headers=AUTH)  # the seeds' path: the native error shape
         assert resp.status == 400, query
-        assert (await resp.json())["status"] == "failed"
+        body = await resp.json()
+        assert body["status"] == "failed" and body["param"] == name, body
+        resp = await client.get(f"/v1/listen?{query}", headers=AUTH)  # Deepgram's path: Deepgram's shape
+        assert resp.status == 400, query
+        assert name in (await resp.json())["err_msg"]
+
+
+async def test_deepgram_parameters_we_do_not_use_are_accepted(client: Any) -> None:
+    resp = await client.get("/v1/listen?model=nova-3&tier=enhanced&diarize=true", headers=AUTH)
+    assert resp.status == 400  # not a WebSocket upgrade: the query itself passed
+    assert "WebSocket" in (await resp.json())["err_msg"]
 
 
 async def test_plain_get_without_upgrade_is_400(client: Any) -> None:

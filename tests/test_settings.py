@@ -51,3 +51,13 @@ def test_server_exits_nonzero_on_missing_config(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "not found" in proc.stderr
+
+
+def test_server_exits_nonzero_on_a_model_that_does_not_exist(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"asr": {"model": str(tmp_path / "no-such-model")},
+                                  "server": {"http": {"allowed_tokens": ["t"], "port": 18765}}}))
+    proc = subprocess.run([sys.executable, "server.py", "--config", str(config)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3
+    assert "asr.model" in proc.stderr and "Traceback" not in proc.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from faster_whisper import WhisperModel
 
+from stt.engines.features import BoundedMemoryFeatureExtractor
 from stt.audio import duration_seconds
 from stt.engines.base import Segment, TranscribeOptions, Transcript, Word, join_segments
 from stt.engines.batched_windows import decode_batch
@@ -23,6 +24,7 @@ class FasterWhisperEngine:
         # local_files_only: never reach for the network, even when a side file is missing.
         self._model = WhisperModel(str(model_dir), device=device, compute_type=compute_type,
                                    cpu_threads=threads, num_workers=workers, local_files_only=True)
+        self._model.feature_extractor = BoundedMemoryFeatureExtractor(**self._model.feat_kwargs)
         self.multilingual = self._model.model.is_multilingual
 
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:

@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 from aiohttp import web
+from multidict import MultiMapping
 
 from stt.batching import PassBatcher
 from stt.errors import BadRequest
 from stt.keys import ENGINE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
+from stt.options import live_values
 from stt.live_stream import CLOSE_TRY_LATER, Identity, LiveOptions, LiveStream, Limits
 from stt.stats import request_stats
-from stt.stream_audio import ENCODINGS
 from stt.streaming import StreamConfig, StreamSession
 
 log = logging.getLogger("stt.live")
 routes = web.RouteTableDef()
 
 DEFAULT_ENDPOINTING_MS = 400  # Deepgram's default (10 ms) is shorter than our speech detector can judge
-MAX_SAMPLE_RATE = 192_000
-MAX_CHANNELS = 8
+MAX_ENDPOINTING_MS = 60_000
 
 
 @routes.get("/listen")
@@ -56,25 +56,19 @@ async def listen(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def parse_query(query: Mapping[str, str], multilingual: bool = True) -> tuple[LiveOptions, StreamConfig]:
-    """Deepgram's query parameters -> options; unknown ones (model, tier, ...) are accepted and ignored."""
-    encoding = query.get("encoding") or None
-    if encoding is not None and encoding not in ENCODINGS:
-        raise BadRequest(f"Unsupported encoding {encoding!r}: use linear16, or omit it for WebM/Ogg containers",
-                         param="encoding")
+def parse_query(query: MultiMapping[str], multilingual: bool = True) -> tuple[LiveOptions, StreamConfig]:
+    """Deepgram's query parameters (validated by stt.options.LIVE_PARAMS) -> options and stream config."""
+    v = live_values(query)
     options = LiveOptions(
-        encoding=encoding,
-        sample_rate=_int(query, "sample_rate", 16000, 1, MAX_SAMPLE_RATE),
-        channels=_int(query, "channels", 1, 1, MAX_CHANNELS),
-        interim_results=_bool(query, "interim_results", False),
-        vad_events=_bool(query, "vad_events", False),
-        punctuate=_bool(query, "punctuate", False) or _bool(query, "smart_format", False),
+        encoding=v["encoding"], sample_rate=v["sample_rate"], channels=v["channels"],
+        interim_results=v["interim_results"], vad_events=v["vad_events"],
+        punctuate=v["punctuate"] or v["smart_format"],
     )
-    utterance_end = query.get("utterance_end_ms")
+    utterance_end = v["utterance_end_ms"]
     config = StreamConfig(
-        language=_language(query.get("language", "en"), multilingual),
-        endpointing_s=_endpointing(query),
-        utterance_end_s=_int(query, "utterance_end_ms", 0, 1, 60_000) / 1000 if utterance_end else None,
+        language=_language(v["language"], multilingual),
+        endpointing_s=_endpointing(v["endpointing"]),
+        utterance_end_s=utterance_end / 1000 if utterance_end else None,
     )
     return options, config
 
@@ -87,37 +81,17 @@ def _language(value: str, multilingual: bool) -> str | None:
     return language if multilingual else "en"
 
 
-def _endpointing(query: Mapping[str, str]) -> float | None:
-    value = query.get("endpointing")
-    if value is not None and value.lower() == "false":
+def _endpointing(raw: str) -> float | None:
+    """Deepgram's endpointing: milliseconds, or false (off), or true (the default)."""
+    low = raw.strip().lower()
+    if low == "false":
         return None
-    if value is not None and value.lower() == "true":
+    if low == "true":
         return DEFAULT_ENDPOINTING_MS / 1000
-    return _int(query, "endpointing", DEFAULT_ENDPOINTING_MS, 0, 60_000) / 1000
-
-
-def _int(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {raw!r}", param=name) from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}, got {value}", param=name)
-    return value
-
-
-def _bool(query: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in ("true", "1"):
-        return True
-    if raw.lower() in ("false", "0"):
-        return False
-    raise BadRequest(f"{name} must be true or false, got {raw!r}", param=name)
+    if not low.isdigit() or not 0 <= int(low) <= MAX_ENDPOINTING_MS:
+        raise BadRequest(f"endpointing: invalid value {raw!r}, expected milliseconds (0 to "
+                         f"{MAX_ENDPOINTING_MS}), true or false", param="endpointing")
+    return int(low) / 1000
 
 
 async def _live_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""The native API: GET /ping, POST /stt (raw body or multipart ``file``)."""
+"""The native API: GET /ping, POST /stt (raw body or multipart ``file``, options), POST /detect-language."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import time
 
 from aiohttp import web
 
-from stt import service
-from stt.engines.base import TranscribeOptions
-from stt.keys import SETTINGS
+from stt import formats, service
+from stt.keys import ENGINE, SETTINGS
+from stt.options import DETECT_PARAMS, check_model_support, parse_params, request_pairs, stt_request
 from stt.uploads import read_upload
 
 routes = web.RouteTableDef()
@@ -23,16 +23,29 @@ async def ping(request: web.Request) -> web.Response:
 async def stt(request: web.Request) -> web.Response:
     started = time.monotonic()
     upload = await read_upload(request)
+    # Options are checked before the audio is decoded or queued: a typo costs no inference, only a 400.
+    parsed = stt_request(request_pairs(request.query, upload.items), request.app[SETTINGS].asr.beam_size)
+    engine = request.app[ENGINE]
+    check_model_support(parsed.options, engine.multilingual, engine.model_name)
     audio = await service.decode(request, upload.audio)
-    options = TranscribeOptions(beam_size=request.app[SETTINGS].asr.beam_size)
-    transcript = await service.transcribe(request, audio, options)
-    return web.json_response({
-        "text": transcript.text,
-        "proc_duration": service.elapsed_since(started),
-        "status": "success",
-        "language": transcript.language,
-        "duration": round(transcript.duration, 3),
-    })
+    transcript = await service.transcribe(request, audio, parsed.options)
+    proc = service.elapsed_since(started)
+    if parsed.output == "json":
+        return web.json_response(formats.native_json(transcript, proc))
+    if parsed.output == "verbose_json":
+        return web.json_response(formats.native_verbose_json(transcript, parsed.options.task, proc,
+                                                             words=parsed.options.word_timestamps))
+    rendered = formats.render_text(parsed.output, transcript)
+    return web.Response(text=rendered.body, content_type=rendered.content_type, charset="utf-8")
+
+
+@routes.post("/detect-language")
+async def detect_language(request: web.Request) -> web.Response:
+    upload = await read_upload(request)
+    top = parse_params(DETECT_PARAMS, request_pairs(request.query, upload.items))["top"]
+    audio = await service.decode(request, upload.audio)
+    probabilities = await service.detect_language(request, audio)
+    return web.json_response(formats.languages_json(probabilities, top))
 
 
 def setup(app: web.Application) -> None:

@@ -1,0 +1,163 @@
+"""Transcript -> the wire formats: plain text, SRT, WebVTT, verbose JSON, and the OpenAI and Deepgram shapes.
+
+Pure functions with no HTTP in them, so every format is unit-tested against exact text. Times are clamped to
+the audio (Whisper's last segment can end a few ms past it) and rounded to milliseconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import re
+import uuid
+from typing import Any
+
+from stt.engines.base import Segment, Transcript, Word
+
+TEXT_TYPES = {"text": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt"}
+_PUNCTUATION = re.compile(r"[^\w'-]+")  # what Deepgram's unpunctuated `word` leaves out
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+    body: str
+    content_type: str
+
+
+def _ms(seconds: float, duration: float) -> int:
+    return round(min(max(seconds, 0.0), duration) * 1000)
+
+
+def _clock(ms: int, separator: str) -> str:
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def _cues(t: Transcript) -> list[tuple[int, int, str]]:
+    """(start ms, end ms, text) of the segments that have text, with monotonic times within the audio."""
+    cues: list[tuple[int, int, str]] = []
+    last_end = 0
+    for s in t.segments:
+        text = s.text.strip()
+        if not text:
+            continue
+        start = max(_ms(s.start, t.duration), last_end if cues else 0)
+        end = max(_ms(s.end, t.duration), start)
+        cues.append((start, end, text))
+        last_end = end
+    return cues
+
+
+def to_text(t: Transcript) -> str:
+    return t.text + "\n"
+
+
+def to_srt(t: Transcript) -> str:
+    blocks = [f"{i}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{text}\n"
+              for i, (start, end, text) in enumerate(_cues(t), 1)]
+    return "\n".join(blocks)
+
+
+def to_vtt(t: Transcript) -> str:
+    blocks = [f"{_clock(start, '.')} --> {_clock(end, '.')}\n{text}\n" for start, end, text in _cues(t)]
+    return "\n".join(["WEBVTT\n", *blocks])
+
+
+def render_text(fmt: str, t: Transcript) -> Rendered:
+    """``fmt``: text, srt or vtt."""
+    body = {"text": to_text, "srt": to_srt, "vtt": to_vtt}[fmt](t)
+    return Rendered(body, TEXT_TYPES[fmt])
+
+
+def _r(seconds: float) -> float:
+    return round(seconds, 3)
+
+
+def word_json(w: Word, duration: float) -> dict[str, Any]:
+    return {"word": w.word.strip(), "start": _ms(w.start, duration) / 1000, "end": _ms(w.end, duration) / 1000,
+            "probability": round(w.probability, 4)}
+
+
+def segment_json(s: Segment, duration: float, with_words: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": s.id, "seek": int(s.start * 100),  # in 10 ms mel frames, as Whisper reports it
+        "start": _ms(s.start, duration) / 1000, "end": _ms(s.end, duration) / 1000, "text": s.text,
+        "tokens": list(s.tokens), "temperature": s.temperature, "avg_logprob": round(s.avg_logprob, 4),
+        "compression_ratio": round(s.compression_ratio, 4), "no_speech_prob": round(s.no_speech_prob, 4),
+    }
+    if with_words:
+        out["words"] = [word_json(w, duration) for w in s.words]
+    return out
+
+
+def all_words(t: Transcript) -> list[Word]:
+    return [w for s in t.segments for w in s.words]
+
+
+def verbose_json(t: Transcript, task: str, *, segments: bool = True, words: bool = False) -> dict[str, Any]:
+    """OpenAI's verbose_json: task, language, duration, text, segments and (when asked) words."""
+    out: dict[str, Any] = {"task": task, "language": t.language, "duration": _r(t.duration), "text": t.text}
+    if segments:
+        out["segments"] = [segment_json(s, t.duration, with_words=False) for s in t.segments]
+    if words:
+        out["words"] = [word_json(w, t.duration) for w in all_words(t)]
+    out["usage"] = {"type": "duration", "seconds": _r(t.duration)}
+    return out
+
+
+def native_json(t: Transcript, proc_duration: float) -> dict[str, Any]:
+    return {"text": t.text, "proc_duration": proc_duration, "status": "success", "language": t.language,
+            "duration": _r(t.duration)}
+
+
+def native_verbose_json(t: Transcript, task: str, proc_duration: float, words: bool) -> dict[str, Any]:
+    out = native_json(t, proc_duration)
+    out["language_probability"] = round(t.language_probability, 4)
+    out["task"] = task
+    out["segments"] = [segment_json(s, t.duration, with_words=words) for s in t.segments]
+    if words:
+        out["words"] = [word_json(w, t.duration) for w in all_words(t)]
+    return out
+
+
+def languages_json(probabilities: list[tuple[str, float]], top: int) -> dict[str, Any]:
+    best, best_p = probabilities[0]
+    return {"status": "success", "language": best, "probability": round(best_p, 4),
+            "languages": [{"language": lang, "probability": round(p, 4)} for lang, p in probabilities[:top]]}
+
+
+# --- Deepgram's pre-recorded response ----------------------------------------------------------------------
+
+def bare_word(word: str) -> str:
+    """Deepgram's `word`: lower case, no punctuation (``punctuated_word`` keeps Whisper's form)."""
+    return _PUNCTUATION.sub("", word).lower()
+
+
+def deepgram_json(t: Transcript, *, request_id: str, sha256: str, model: str, punctuate: bool,
+                  detected: bool) -> dict[str, Any]:
+    words = [w for w in all_words(t) if w.word.strip()]
+    word_items: list[dict[str, Any]] = [{"word": bare_word(w.word), "start": _ms(w.start, t.duration) / 1000,
+                   "end": _ms(w.end, t.duration) / 1000, "confidence": round(w.probability, 4),
+                   "punctuated_word": w.word.strip()} for w in words]
+    if punctuate:
+        transcript = t.text
+    else:
+        transcript = " ".join(bare for w in words if (bare := bare_word(w.word)))
+    confidence = round(sum(w.probability for w in words) / len(words), 4) if words else 0.0
+    channel: dict[str, Any] = {"alternatives": [
+        {"transcript": transcript, "confidence": confidence, "words": word_items}]}
+    if detected:
+        channel["detected_language"] = t.language
+        channel["language_confidence"] = round(t.language_probability, 4)
+    model_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"stt-server/{model}"))
+    return {
+        "metadata": {
+            "transaction_key": "deprecated", "request_id": request_id, "sha256": sha256,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
+            "duration": _r(t.duration), "channels": 1, "models": [model_id],
+            "model_info": {model_id: {"name": model, "version": "whisper", "arch": "whisper"}},
+        },
+        "results": {"channels": [channel]},
+    }

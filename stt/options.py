@@ -1,0 +1,290 @@
+"""Request options of every API face, declared once and validated in one place.
+
+Each face has a table of ``Param`` declarations. The same tables parse requests (query parameters and
+multipart fields) and describe them in the OpenAPI document (``stt/openapi.py``), so the docs cannot drift
+from what the server accepts. A parameter that is unknown, repeated or invalid is a 400 that names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from faster_whisper.tokenizer import _LANGUAGE_CODES  # Whisper's 100 language codes; no public name for it
+from multidict import MultiMapping
+
+from stt.engines.base import DEFAULT_TEMPERATURES, TranscribeOptions
+from stt.errors import BadRequest
+
+LANGUAGES: tuple[str, ...] = tuple(sorted(_LANGUAGE_CODES))
+TRUE = frozenset({"true", "1", "yes", "on"})
+FALSE = frozenset({"false", "0", "no", "off"})
+OUTPUTS = ("json", "text", "srt", "vtt", "verbose_json")
+TEMPERATURE_STEP = 0.2  # Whisper's increment on fallback
+PROMPT_MAX_CHARS = 2000  # Whisper keeps at most 223 prompt tokens; anything far longer is a mistake
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # JSON-schema type: "string", "integer", "number" or "boolean"
+    description: str
+    default: Any = None
+    enum: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = None
+    required: bool = False
+    repeated: bool = False  # may be given several times (OpenAI's ``timestamp_granularities[]``)
+    ignored: bool = False  # accepted for client compatibility, has no effect
+
+    def parse(self, raw: str) -> Any:
+        value = _PARSERS[self.kind](self, raw.strip() if self.kind != "string" else raw)
+        if self.enum is not None and value not in self.enum:
+            raise self.invalid(raw, "one of " + ", ".join(self.enum[:12]) + (", ..." if len(self.enum) > 12 else ""))
+        if self.max_length is not None and len(value) > self.max_length:
+            raise BadRequest(f"{self.name}: at most {self.max_length} characters", param=self.name)
+        return value
+
+    def invalid(self, raw: str, expected: str) -> BadRequest:
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        return BadRequest(f"{self.name}: invalid value {shown!r}, expected {expected}", param=self.name)
+
+    def schema(self) -> dict[str, Any]:
+        """The JSON schema of one value, for the OpenAPI document."""
+        out: dict[str, Any] = {"type": self.kind}
+        for key, value in (("default", self.default), ("enum", self.enum and list(self.enum)),
+                           ("minimum", self.minimum), ("maximum", self.maximum),
+                           ("maxLength", self.max_length)):
+            if value is not None:
+                out[key] = value
+        return out
+
+
+def _parse_bool(param: Param, raw: str) -> bool:
+    low = raw.lower()
+    if low in TRUE:
+        return True
+    if low in FALSE:
+        return False
+    raise param.invalid(raw, "true or false")
+
+
+def _parse_number(param: Param, raw: str) -> float:
+    try:
+        value = int(raw) if param.kind == "integer" else float(raw)
+    except ValueError:
+        raise param.invalid(raw, "an integer" if param.kind == "integer" else "a number") from None
+    if not math.isfinite(value) or (param.minimum is not None and value < param.minimum) or (
+            param.maximum is not None and value > param.maximum):
+        low = "-inf" if param.minimum is None else f"{param.minimum:g}"
+        high = "inf" if param.maximum is None else f"{param.maximum:g}"
+        raise param.invalid(raw, f"a number from {low} to {high}")
+    return value
+
+
+_PARSERS = {"boolean": _parse_bool, "integer": _parse_number, "number": _parse_number,
+            "string": lambda param, raw: raw}
+
+
+def parse_params(table: Iterable[Param], pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """``pairs`` (query and form fields, in order) -> {name: value} with defaults; BadRequest names the culprit."""
+    params = {p.name: p for p in table}
+    seen: dict[str, list[Any]] = {}
+    for name, raw in pairs:
+        param = params.get(name)
+        if param is None:
+            raise BadRequest(f"{name}: unknown parameter (known: {', '.join(params)})", param=name)
+        if name in seen and not param.repeated:
+            raise BadRequest(f"{name}: given more than once", param=name)
+        seen.setdefault(name, []).append(param.parse(raw))
+    values: dict[str, Any] = {}
+    for name, param in params.items():
+        if name in seen:
+            values[name] = seen[name] if param.repeated else seen[name][0]
+        elif param.required:
+            raise BadRequest(f"{name}: required parameter is missing", param=name)
+        else:
+            values[name] = [] if param.repeated else param.default
+    return values
+
+
+def request_pairs(query: MultiMapping[str], fields: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """Query parameters then multipart fields, repeats kept."""
+    return list(query.items()) + list(fields)
+
+
+def temperature_schedule(start: float) -> tuple[float, ...]:
+    """A start temperature -> Whisper's fallback schedule from there to 1.0 (0 gives the default schedule)."""
+    if start == 0:
+        return DEFAULT_TEMPERATURES
+    steps = math.floor((1.0 - start) / TEMPERATURE_STEP + 1e-9)  # never past 1.0
+    return tuple(round(start + TEMPERATURE_STEP * i, 3) for i in range(steps + 1))
+
+
+def _language(value: str | None) -> str | None:
+    return None if value in (None, "auto") else value
+
+
+def check_model_support(options: TranscribeOptions, multilingual: bool, model: str) -> None:
+    """An English-only model can neither transcribe another language nor translate."""
+    if multilingual:
+        return
+    if options.language not in (None, "en"):
+        raise BadRequest(f"language: the loaded model {model!r} is English-only", param="language")
+    if options.task == "translate":
+        raise BadRequest(f"task: the loaded model {model!r} is English-only and cannot translate", param="task")
+
+
+# --- native API: POST /stt, POST /detect-language --------------------------------------------------------
+
+STT_PARAMS: tuple[Param, ...] = (
+    Param("language", "string", "Spoken language as a Whisper code, or `auto` to detect it.",
+          default="auto", enum=("auto", *LANGUAGES)),
+    Param("task", "string", "`transcribe`, or `translate` the speech to English.", default="transcribe",
+          enum=("transcribe", "translate")),
+    Param("output", "string", "Response format: `json`, `text`, `srt`, `vtt` or `verbose_json` (segments and "
+          "words).", default="json", enum=OUTPUTS),
+    Param("word_timestamps", "boolean", "Compute word-level timestamps (shown by `verbose_json`).", default=False),
+    Param("vad_filter", "boolean", "Skip silence with the Silero voice activity detector before decoding.",
+          default=False),
+    Param("beam_size", "integer", "Beam width of the decoder (default: `asr.beam_size` of the config).",
+          minimum=1, maximum=20),
+    Param("initial_prompt", "string", "Text that conditions the first window: names, spelling, style.",
+          max_length=PROMPT_MAX_CHARS),
+    Param("temperature", "number", "Sampling temperature to start from; on failure Whisper retries at "
+          "+0.2 steps up to 1.0. 0 (default) is greedy/beam search first.", default=0.0, minimum=0.0, maximum=1.0),
+)
+
+DETECT_PARAMS: tuple[Param, ...] = (
+    Param("top", "integer", "How many of the most likely languages to list.", default=5, minimum=1,
+          maximum=len(LANGUAGES)),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SttRequest:
+    options: TranscribeOptions
+    output: str
+
+
+def stt_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> SttRequest:
+    v = parse_params(STT_PARAMS, pairs)
+    options = TranscribeOptions(
+        language=_language(v["language"]), task=v["task"], beam_size=v["beam_size"] or default_beam_size,
+        word_timestamps=v["word_timestamps"], vad_filter=v["vad_filter"], initial_prompt=v["initial_prompt"],
+        temperature=temperature_schedule(v["temperature"]))
+    return SttRequest(options, v["output"])
+
+
+# --- OpenAI-compatible: POST /v1/audio/transcriptions and /v1/audio/translations ---------------------------
+
+OPENAI_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+GRANULARITIES = ("segment", "word")
+
+OPENAI_FIELDS: tuple[Param, ...] = (
+    Param("model", "string", "Model id. Any id is served by the loaded model (see `GET /v1/models`); "
+          "`whisper-1` is the usual one.", required=True, max_length=200),
+    Param("language", "string", "Spoken language (ISO-639-1). Omit to detect it.", enum=LANGUAGES),
+    Param("prompt", "string", "Text to guide the style or continue a previous segment.",
+          max_length=PROMPT_MAX_CHARS),
+    Param("response_format", "string", "`json`, `text`, `srt`, `verbose_json` or `vtt`.", default="json",
+          enum=OPENAI_FORMATS),
+    Param("temperature", "number", "Sampling temperature, 0 to 1; 0 uses Whisper's fallback schedule.",
+          default=0.0, minimum=0.0, maximum=1.0),
+    Param("timestamp_granularities[]", "string", "`segment` and/or `word`; needs `response_format=verbose_json`.",
+          enum=GRANULARITIES, repeated=True),
+)
+
+# Translations take neither a language (the output is English) nor timestamp granularities, as OpenAI's.
+OPENAI_TRANSLATION_FIELDS: tuple[Param, ...] = tuple(
+    p for p in OPENAI_FIELDS if p.name not in ("language", "timestamp_granularities[]"))
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenAIRequest:
+    options: TranscribeOptions
+    response_format: str
+    granularities: tuple[str, ...]
+
+
+def openai_request(pairs: Iterable[tuple[str, str]], task: str, default_beam_size: int) -> OpenAIRequest:
+    v = parse_params(OPENAI_FIELDS if task == "transcribe" else OPENAI_TRANSLATION_FIELDS, pairs)
+    granularities = tuple(v.get("timestamp_granularities[]", ())) or ("segment",)
+    if "word" in granularities and v["response_format"] != "verbose_json":
+        raise BadRequest("timestamp_granularities[]: `word` needs response_format=verbose_json",
+                         param="timestamp_granularities[]")
+    options = TranscribeOptions(
+        language=v.get("language"), task=task, beam_size=default_beam_size, initial_prompt=v["prompt"],
+        word_timestamps="word" in granularities, temperature=temperature_schedule(v["temperature"]))
+    return OpenAIRequest(options, v["response_format"], granularities)
+
+
+# --- Deepgram-compatible pre-recorded: POST /v1/listen ----------------------------------------------------
+
+DEEPGRAM_PARAMS: tuple[Param, ...] = (
+    Param("language", "string", "BCP-47 tag (`en`, `en-US`, `de`...); its primary subtag must be a Whisper "
+          "language. Default `en`, as Deepgram's.", default="en", max_length=35),
+    Param("detect_language", "boolean", "Detect the spoken language (overrides `language`).", default=False),
+    Param("punctuate", "boolean", "Punctuation and capitals in `transcript`.", default=False),
+    Param("smart_format", "boolean", "Formatted transcript (implies `punctuate`).", default=False),
+    Param("model", "string", "Accepted for compatibility; the loaded Whisper model serves every request.",
+          max_length=200, ignored=True),
+    Param("tag", "string", "Accepted for compatibility; ignored.", max_length=200, repeated=True, ignored=True),
+    Param("mip_opt_out", "boolean", "Accepted for compatibility; nothing is ever kept.", ignored=True),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepgramRequest:
+    options: TranscribeOptions
+    punctuate: bool
+    detect_language: bool
+
+
+def deepgram_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> DeepgramRequest:
+    v = parse_params(DEEPGRAM_PARAMS, pairs)
+    language = None
+    if not v["detect_language"]:
+        language = v["language"].split("-")[0].lower()
+        if language not in LANGUAGES:
+            raise BadRequest(f"language: {v['language']!r} is not a language this model knows", param="language")
+    options = TranscribeOptions(language=language, beam_size=default_beam_size, word_timestamps=True)
+    return DeepgramRequest(options, v["punctuate"] or v["smart_format"], v["detect_language"])
+
+
+# --- live transcription: GET /listen and GET /v1/listen (WebSocket, Deepgram's live API) -------------------
+
+LIVE_ENCODINGS = ("linear16",)
+LIVE_MAX_SAMPLE_RATE = 192_000  # Hz
+LIVE_MAX_CHANNELS = 8
+
+LIVE_PARAMS: tuple[Param, ...] = (
+    Param("encoding", "string", "`linear16`: raw little-endian Int16 frames. Omit it for containerized audio "
+          "(WebM/Opus from MediaRecorder, Ogg), decoded as it arrives.", enum=LIVE_ENCODINGS),
+    Param("sample_rate", "integer", "Sample rate of `linear16` audio in Hz (any rate is resampled).",
+          default=16000, minimum=1, maximum=LIVE_MAX_SAMPLE_RATE),
+    Param("channels", "integer", "Channels of `linear16` audio (mixed down to mono).", default=1, minimum=1,
+          maximum=LIVE_MAX_CHANNELS),
+    Param("language", "string", "BCP-47 tag (`en`, `en-US`, `de`...), or `multi` to detect per pass "
+          "(multilingual models only).", default="en", max_length=35),
+    Param("interim_results", "boolean", "Send `is_final: false` results while an utterance is spoken.",
+          default=False),
+    Param("endpointing", "string", "Milliseconds of silence that end an utterance (`speech_final: true`), at "
+          "least 250; `false`: only at the maximum utterance length or on `Finalize`.", default="400",
+          max_length=10),
+    Param("utterance_end_ms", "integer", "Send `UtteranceEnd` after this many ms without words.",
+          minimum=1, maximum=60_000),
+    Param("vad_events", "boolean", "Send `SpeechStarted` when speech begins.", default=False),
+    Param("punctuate", "boolean", "Punctuated, cased transcript and `punctuated_word`.", default=False),
+    Param("smart_format", "boolean", "Formatted transcript (implies `punctuate`).", default=False),
+)
+LIVE_PARAM_NAMES = frozenset(p.name for p in LIVE_PARAMS)
+
+
+def live_values(query: MultiMapping[str]) -> dict[str, Any]:
+    """Validated live parameters; others (Deepgram's `model`, `tier`, `diarize`...) are accepted and ignored,
+    so Deepgram's SDKs connect unchanged."""
+    return parse_params(LIVE_PARAMS, [(k, v) for k, v in query.items() if k in LIVE_PARAM_NAMES])

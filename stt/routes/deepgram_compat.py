@@ -1,0 +1,67 @@
+"""Deepgram-compatible pre-recorded face: POST /v1/listen with the raw audio body and Deepgram's query parameters.
+
+Answers Deepgram's response shape (metadata + results.channels[0].alternatives[0] with words) and its error
+shape ``{"err_code", "err_msg", "request_id"}``. Only POST is registered here: the live WebSocket
+``GET /v1/listen`` belongs to the streaming face.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+
+from aiohttp import web
+
+from stt import formats, service
+from stt.errors import ErrorInfo, register_error_renderer
+from stt.keys import ENGINE, SETTINGS
+from stt.options import check_model_support, deepgram_request, request_pairs
+from stt.stats import request_stats
+from stt.uploads import read_upload
+
+PREFIX = "/v1/listen"
+DG_REQUEST_ID = "dg-request-id"
+MINTED_ID = web.RequestKey("deepgram_request_id", str)
+ERR_CODES = {400: "Bad Request", 401: "INVALID_AUTH", 403: "INSUFFICIENT_PERMISSIONS", 404: "Not Found",
+             405: "Method Not Allowed", 413: "PAYLOAD_TOO_LARGE", 429: "TOO_MANY_REQUESTS",
+             503: "SERVICE_UNAVAILABLE"}
+routes = web.RouteTableDef()
+
+
+def deepgram_request_id(request: web.Request) -> str:
+    """Deepgram's request ids are UUIDs: reuse ours when it is one (the usual case), else mint one."""
+    current = request_stats(request).request_id
+    try:
+        return str(uuid.UUID(current))
+    except ValueError:
+        if MINTED_ID not in request:
+            request[MINTED_ID] = str(uuid.uuid4())
+        return request[MINTED_ID]
+
+
+@routes.post(PREFIX)
+async def listen(request: web.Request) -> web.Response:
+    upload = await read_upload(request)
+    parsed = deepgram_request(request_pairs(request.query, upload.items), request.app[SETTINGS].asr.beam_size)
+    engine = request.app[ENGINE]
+    check_model_support(parsed.options, engine.multilingual, engine.model_name)
+    audio = await service.decode(request, upload.audio)
+    digest = await asyncio.to_thread(lambda: hashlib.sha256(upload.audio).hexdigest())
+    transcript = await service.transcribe(request, audio, parsed.options)
+    request_id = deepgram_request_id(request)
+    body = formats.deepgram_json(transcript, request_id=request_id, sha256=digest, model=engine.model_name,
+                                 punctuate=parsed.punctuate, detected=parsed.detect_language)
+    return web.json_response(body, headers={DG_REQUEST_ID: request_id})
+
+
+def deepgram_error(request: web.Request, info: ErrorInfo) -> web.Response:
+    request_id = deepgram_request_id(request)
+    code = ERR_CODES.get(info.status, "INTERNAL_SERVER_ERROR" if info.status >= 500 else info.code)
+    body = {"err_code": code, "err_msg": info.message, "request_id": request_id}
+    return web.json_response(body, status=info.status, headers={**info.headers, DG_REQUEST_ID: request_id})
+
+
+def setup(app: web.Application) -> None:
+    app.add_routes(routes)
+    register_error_renderer(app, PREFIX, deepgram_error)
