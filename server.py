@@ -13,7 +13,7 @@ from aiohttp import web
 
 from stt.app import create_app, server_options, unfinished_work
 from stt.models import ModelError
-from stt.settings import ConfigError, Settings, load_settings
+from stt.settings import ConfigError, Settings, load_settings, validate
 
 log = logging.getLogger("stt.server")
 
@@ -31,7 +31,9 @@ def with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
     if not changes:
         return settings
     http = dataclasses.replace(settings.http, **changes)
-    return dataclasses.replace(settings, server=dataclasses.replace(settings.server, http=http))
+    overridden = dataclasses.replace(settings, server=dataclasses.replace(settings.server, http=http))
+    validate(overridden)  # --port 70000 is as wrong as "port": 70000
+    return overridden
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:

@@ -52,8 +52,9 @@ class _ClampedBytesIO(io.BytesIO):
     (printed as "Exception ignored", then the seek reports position 0). Clamp to 0 instead, quietly."""
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: len(self.getbuffer())}[whence]
-        return super().seek(max(0, base + offset))
+        # BytesIO itself clamps negative SEEK_CUR/SEEK_END results to 0; only SEEK_SET raises. (Measuring
+        # the length with getbuffer() would copy the whole upload on every seek to the end.)
+        return super().seek(max(0, offset) if whence == io.SEEK_SET else offset, whence)
 
 
 def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:

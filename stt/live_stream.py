@@ -20,18 +20,21 @@ from aiohttp import WSMsgType, web
 
 from stt.batching import PassBatcher
 from stt.engines.windows import WindowResult
-from stt.errors import ApiError, AudioError
+from stt.errors import ApiError, AudioError, BadRequest
 from stt.live_messages import metadata, render
+from stt.options import LIVE_PARAMS
 from stt.stream_audio import ContainerDecoder, PcmDecoder, StreamDecoder
 from stt.streaming import Event, Pass, SpeechStarted, StreamSession, Transcribed
 
 log = logging.getLogger("stt.live")
 
+SAMPLE_RATE_PARAM = next(p for p in LIVE_PARAMS if p.name == "sample_rate")
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_BAD_DATA = 1007  # the audio cannot be decoded
 CLOSE_POLICY = 1008  # a limit of this stream was reached
 CLOSE_IDLE = 1011  # Deepgram's code when no audio arrives in time (NET-0001)
+CLOSE_INTERNAL_ERROR = 1011  # the WebSocket code for an unexpected server failure
 CLOSE_TRY_LATER = 1013  # the server is at its stream limit
 
 
@@ -78,6 +81,8 @@ class LiveStream:
                 await self._finish(code, reason)
         finally:
             passes.cancel()
+            if isinstance(self._decoder, ContainerDecoder):
+                self._decoder.close()  # idempotent after _finish; the only way out when the client vanished
 
     async def close_for_shutdown(self) -> None:
         await self._ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
@@ -101,7 +106,10 @@ class LiveStream:
                 if self._session.seconds >= self._limits.max_seconds:
                     return CLOSE_POLICY, f"stream reached its limit of {self._limits.max_seconds:g} s of audio"
             elif msg.type == WSMsgType.TEXT:
-                action = await self._control(msg.data)
+                try:
+                    action = await self._control(msg.data)
+                except BadRequest as exc:  # a "sample rate:" handshake with a bad rate
+                    return CLOSE_BAD_DATA, exc.message
                 if action == "close":
                     return CLOSE_NORMAL, "stream closed by client"
             else:  # CLOSE, CLOSING, CLOSED, ERROR: the client went away, nothing is left to send to
@@ -111,7 +119,7 @@ class LiveStream:
     async def _control(self, text: str) -> str | None:
         if self._first_message and text.strip().lower().startswith("sample rate:"):
             # The Flask microphone tutorial's handshake: raw Int16 mono at the given rate follows.
-            rate = int(text.split(":", 1)[1].strip())
+            rate = SAMPLE_RATE_PARAM.parse(text.split(":", 1)[1])  # same bounds as the sample_rate parameter
             self._decoder = PcmDecoder(rate, 1)
             return None
         try:

@@ -128,6 +128,14 @@ def _language(value: str | None) -> str | None:
     return None if value in (None, "auto") else value
 
 
+def bcp47_language(tag: str) -> str:
+    """Deepgram's BCP-47 tag ("en-US") -> the Whisper language code ("en"); 400 for one Whisper lacks."""
+    language = tag.split("-")[0].lower()
+    if language not in LANGUAGES:
+        raise BadRequest(f"language: {tag!r} is not a language Whisper knows", param="language")
+    return language
+
+
 def check_model_support(options: TranscribeOptions, multilingual: bool, model: str) -> None:
     """An English-only model can neither transcribe another language nor translate."""
     if multilingual:
@@ -246,11 +254,7 @@ class DeepgramRequest:
 
 def deepgram_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> DeepgramRequest:
     v = parse_params(DEEPGRAM_PARAMS, pairs)
-    language = None
-    if not v["detect_language"]:
-        language = v["language"].split("-")[0].lower()
-        if language not in LANGUAGES:
-            raise BadRequest(f"language: {v['language']!r} is not a language this model knows", param="language")
+    language = None if v["detect_language"] else bcp47_language(v["language"])
     options = TranscribeOptions(language=language, beam_size=default_beam_size, word_timestamps=True)
     return DeepgramRequest(options, v["punctuate"] or v["smart_format"], v["detect_language"])
 

@@ -91,7 +91,7 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
 def settings_from_dict(raw: Any, env: Mapping[str, str] | None = None) -> Settings:
     settings = _build(Settings, raw, "")
     settings = _with_env_tokens(settings, env or {})
-    _validate(settings)
+    validate(settings)
     return settings
 
 
@@ -149,7 +149,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     return value
 
 
-def _validate(s: Settings) -> None:
+def validate(s: Settings) -> None:
+    """ConfigError naming the first bad key; settings_from_dict calls it, and so do command-line overrides."""
     checks: list[tuple[bool, str]] = [
         (0 < s.http.port < 65536, "server.http.port: must be between 1 and 65535"),
         (s.http.request_max_size > 0, "server.http.request_max_size: must be positive (bytes)"),

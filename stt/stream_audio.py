@@ -103,6 +103,10 @@ class ContainerDecoder:
         self._thread.join(timeout=10)
         return self._take()
 
+    def close(self) -> None:
+        """The client is gone: end the pipe so the demuxing thread and its FFmpeg container exit too."""
+        self._pipe.close()
+
     def _take(self) -> np.ndarray:
         with self._lock:
             chunks, self._out = self._out, []

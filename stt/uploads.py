@@ -34,6 +34,8 @@ async def read_upload(request: web.Request, field: str = "file") -> Upload:
         return Upload(await request.read(), {})
     except web.HTTPRequestEntityTooLarge as exc:
         raise TooLarge(f"Request body is over the limit of {request.client_max_size} bytes") from exc
+    except web.RequestPayloadError as exc:  # broken chunking or compression, a body shorter than declared
+        raise BadRequest("Malformed request body: it could not be read") from exc
 
 
 async def _read_multipart(request: web.Request, field: str) -> Upload:
@@ -43,7 +45,7 @@ async def _read_multipart(request: web.Request, field: str) -> Upload:
         raise BadRequest(f"Malformed multipart body: {exc}") from exc
     try:
         return await _read_parts(reader, field, request.client_max_size)
-    except (HttpProcessingError, ValueError) as exc:  # a part's headers or framing are broken
+    except (HttpProcessingError, web.RequestPayloadError, ValueError) as exc:  # a part's headers or framing
         raise BadRequest("Malformed multipart body: a part could not be parsed") from exc
 
 

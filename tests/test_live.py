@@ -264,3 +264,40 @@ def test_stream_idle_seconds_is_validated() -> None:
 
     with pytest.raises(ConfigError, match="limits.stream_idle_seconds"):
         settings_from_dict({"limits": {"stream_idle_seconds": 0}}, env={})
+
+
+# -- found in review: validated before the upgrade, bad handshakes, vanished clients ------------------------
+
+async def test_a_language_whisper_lacks_is_400_before_the_upgrade(client: Any) -> None:
+    # Accepted, it would fail every batched pass it joined, other streams' included.
+    assert await refused(client, PCM + "&language=zz", headers=AUTH) == 400
+    assert await refused(client, "/listen?language=xx-YY", headers=AUTH) == 400
+    ws = await client.ws_connect(PCM + "&language=de-DE", headers=AUTH)
+    await ws.send_str(json.dumps({"type": "CloseStream"}))
+    assert (await collect(ws)).close_code == 1000
+
+
+async def test_a_bad_sample_rate_handshake_closes_with_1007(client: Any) -> None:
+    for handshake in ("sample rate: abc", "sample rate: 0", "sample rate: 1000000000"):
+        ws = await client.ws_connect("/listen", headers=AUTH)
+        await ws.send_str(handshake)
+        received = await collect(ws)
+        assert received.close_code == 1007, handshake
+
+
+async def test_a_vanished_container_client_leaves_no_decoding_thread(client: Any) -> None:
+    import threading
+
+    def demuxers() -> int:
+        return sum(t.name == "stt-live-demux" and t.is_alive() for t in threading.enumerate())
+
+    before = demuxers()
+    ws = await client.ws_connect("/v1/listen", headers=AUTH)  # no encoding: a container stream
+    await ws.send_bytes(b"\x1a\x45\xdf\xa3" + b"\x00" * 64)  # the start of a WebM header, then nothing
+    await asyncio.sleep(0.2)
+    await ws.close()  # the client goes away without CloseStream
+    for _ in range(50):
+        if demuxers() == before:
+            break
+        await asyncio.sleep(0.1)
+    assert demuxers() == before

@@ -61,3 +61,10 @@ def test_server_exits_nonzero_on_a_model_that_does_not_exist(tmp_path: Path) -> 
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3
     assert "asr.model" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_command_line_overrides_are_validated(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "server.py", "--config", str(ROOT / "config.json"), "--port", "70000"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "server.http.port" in proc.stderr and "Traceback" not in proc.stderr

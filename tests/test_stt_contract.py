@@ -91,3 +91,15 @@ async def test_ping_answers_while_the_engine_works(make_client, wav_bytes) -> No
     assert not job.done()  # the pings really overlapped the transcription
     assert max(latencies) < 0.5
     assert (await job).status == 200
+
+
+async def test_a_body_that_cannot_be_read_is_400(client) -> None:
+    from tests.rawhttp import connect, read_response, request_head
+
+    reader, writer = await connect(client.port)
+    # A body declared gzip that is not: aiohttp fails while reading it (RequestPayloadError).
+    writer.write(request_head("/stt", 64, extra={"Content-Encoding": "gzip"}) + b"\x00" * 64)
+    await writer.drain()
+    status, _, body = await read_response(reader)
+    writer.close()
+    assert status == 400 and body["status"] == "failed"

@@ -17,8 +17,8 @@ from multidict import MultiMapping
 from stt.batching import PassBatcher
 from stt.errors import BadRequest
 from stt.keys import ENGINE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
-from stt.options import live_values
-from stt.live_stream import CLOSE_TRY_LATER, Identity, LiveOptions, LiveStream, Limits
+from stt.options import bcp47_language, live_values
+from stt.live_stream import CLOSE_INTERNAL_ERROR, CLOSE_TRY_LATER, Identity, LiveOptions, LiveStream, Limits
 from stt.stats import request_stats
 from stt.streaming import StreamConfig, StreamSession
 
@@ -51,6 +51,9 @@ async def listen(request: web.Request) -> web.StreamResponse:
     streams.add(stream)
     try:
         await stream.run()
+    except Exception:  # after the upgrade an HTTP error response can no longer be sent: close the socket
+        log.exception("%s: live stream failed", request_stats(request).request_id)
+        await ws.close(code=CLOSE_INTERNAL_ERROR, message=b"internal server error")
     finally:
         streams.discard(stream)
     return ws
@@ -74,11 +77,14 @@ def parse_query(query: MultiMapping[str], multilingual: bool = True) -> tuple[Li
 
 
 def _language(value: str, multilingual: bool) -> str | None:
-    language = None if value == "multi" else value.split("-")[0].lower()  # "en-US" -> "en"
-    if not multilingual and language not in (None, "en"):
-        raise BadRequest(f"The loaded model is English-only; language={value!r} is not available",
-                         param="language")
-    return language if multilingual else "en"
+    """"multi" detects per pass; otherwise a tag Whisper knows, checked before the upgrade (a bad one would fail
+    every pass of the batch it joins)."""
+    if not multilingual:
+        if value not in ("multi", "en") and bcp47_language(value) != "en":
+            raise BadRequest(f"The loaded model is English-only; language={value!r} is not available",
+                             param="language")
+        return "en"
+    return None if value == "multi" else bcp47_language(value)
 
 
 def _endpointing(raw: str) -> float | None:
