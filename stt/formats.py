@@ -130,12 +130,35 @@ def languages_json(probabilities: list[tuple[str, float]], top: int) -> dict[str
 
 # --- Deepgram's pre-recorded response ----------------------------------------------------------------------
 
+_MODEL_NAMESPACE = uuid.UUID("6f1d2c1e-6b1e-4a34-9a55-0b7f0a7c8e11")  # stable Deepgram model ids per model name
+
+
 def bare_word(word: str) -> str:
     """Deepgram's `word`: lower case, no punctuation (``punctuated_word`` keeps Whisper's form)."""
     return _PUNCTUATION.sub("", word).lower()
 
 
-def deepgram_json(t: Transcript, *, request_id: str, sha256: str, model: str, punctuate: bool,
+def deepgram_model_uuid(model_name: str) -> str:
+    """The same id on the pre-recorded and the live face, for the same model."""
+    return str(uuid.uuid5(_MODEL_NAMESPACE, model_name))
+
+
+def deepgram_model_info(engine: str, model_name: str) -> dict[str, str]:
+    return {"name": model_name, "version": "whisper", "arch": engine}
+
+
+def deepgram_metadata(*, request_id: str, sha256: str, seconds: float, engine: str, model: str) -> dict[str, Any]:
+    """The `metadata` of a pre-recorded answer, and the body of the live Metadata message."""
+    uid = deepgram_model_uuid(model)
+    return {
+        "transaction_key": "deprecated", "request_id": request_id, "sha256": sha256,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
+        "duration": _r(seconds), "channels": 1, "models": [uid],
+        "model_info": {uid: deepgram_model_info(engine, model)},
+    }
+
+
+def deepgram_json(t: Transcript, *, request_id: str, sha256: str, engine: str, model: str, punctuate: bool,
                   detected: bool) -> dict[str, Any]:
     words = [w for w in all_words(t) if w.word.strip()]
     word_items: list[dict[str, Any]] = [{"word": bare_word(w.word), "start": _ms(w.start, t.duration) / 1000,
@@ -151,13 +174,8 @@ def deepgram_json(t: Transcript, *, request_id: str, sha256: str, model: str, pu
     if detected:
         channel["detected_language"] = t.language
         channel["language_confidence"] = round(t.language_probability, 4)
-    model_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"stt-server/{model}"))
     return {
-        "metadata": {
-            "transaction_key": "deprecated", "request_id": request_id, "sha256": sha256,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
-            "duration": _r(t.duration), "channels": 1, "models": [model_id],
-            "model_info": {model_id: {"name": model, "version": "whisper", "arch": "whisper"}},
-        },
+        "metadata": deepgram_metadata(request_id=request_id, sha256=sha256, seconds=t.duration, engine=engine,
+                                      model=model),
         "results": {"channels": [channel]},
     }

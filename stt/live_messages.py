@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
-import re
-import uuid
 from typing import Any
 
 from stt.engines.base import Word
+from stt.formats import bare_word, deepgram_metadata, deepgram_model_info, deepgram_model_uuid
 from stt.streaming import Event, SpeechStarted, Transcribed, UtteranceEnd
-
-_NAMESPACE = uuid.UUID("6f1d2c1e-6b1e-4a34-9a55-0b7f0a7c8e11")  # stable model ids for one model name
-
-
-def model_uuid(model_name: str) -> str:
-    return str(uuid.uuid5(_NAMESPACE, model_name))
-
-
-def model_info(engine: str, model_name: str) -> dict[str, str]:
-    return {"name": model_name, "version": "whisper", "arch": engine}
 
 
 def render(event: Event, *, request_id: str, engine: str, model_name: str, punctuate: bool) -> dict[str, Any]:
@@ -43,14 +31,14 @@ def _results(event: Transcribed, request_id: str, engine: str, model_name: str, 
         "from_finalize": event.from_finalize,
         "channel": {"alternatives": [{"transcript": transcript if transcript.strip() else "",
                                       "confidence": round(confidence, 4), "words": words}]},
-        "metadata": {"request_id": request_id, "model_info": model_info(engine, model_name),
-                     "model_uuid": model_uuid(model_name)},
+        "metadata": {"request_id": request_id, "model_info": deepgram_model_info(engine, model_name),
+                     "model_uuid": deepgram_model_uuid(model_name)},
     }
 
 
 def _word(word: Word, punctuate: bool) -> dict[str, Any]:
     spoken = word.word.strip()
-    plain = re.sub(r"[^\w'-]", "", spoken).lower() or spoken.lower()
+    plain = bare_word(spoken) or spoken.lower()
     out: dict[str, Any] = {"word": plain, "start": round(word.start, 3), "end": round(word.end, 3),
                            "confidence": round(word.probability, 4)}
     if punctuate:
@@ -59,15 +47,5 @@ def _word(word: Word, punctuate: bool) -> dict[str, Any]:
 
 
 def metadata(*, request_id: str, sha256: str, seconds: float, engine: str, model_name: str) -> dict[str, Any]:
-    uid = model_uuid(model_name)
-    return {
-        "type": "Metadata",
-        "transaction_key": "deprecated",
-        "request_id": request_id,
-        "sha256": sha256,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
-        "duration": round(seconds, 3),
-        "channels": 1,
-        "models": [uid],
-        "model_info": {uid: model_info(engine, model_name)},
-    }
+    return {"type": "Metadata", **deepgram_metadata(request_id=request_id, sha256=sha256, seconds=seconds,
+                                                    engine=engine, model=model_name)}

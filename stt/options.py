@@ -189,7 +189,7 @@ def stt_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> Stt
 
 # --- OpenAI-compatible: POST /v1/audio/transcriptions and /v1/audio/translations ---------------------------
 
-OPENAI_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+OPENAI_FORMATS = OUTPUTS  # the same renderers serve both faces
 GRANULARITIES = ("segment", "word")
 
 OPENAI_FIELDS: tuple[Param, ...] = (

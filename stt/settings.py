@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from auth.tokens import HASH_PREFIX
+
 ENGINES = ("faster-whisper", "openai-whisper")
 TOKENS_ENV = "STT_TOKENS"
 MiB = 1024 * 1024
@@ -176,7 +178,7 @@ def validate(s: Settings) -> None:
         if not ok:
             raise ConfigError(message)
     for token in s.http.allowed_tokens:
-        if token.startswith("sha256:") and not _is_sha256_hex(token[len("sha256:"):]):
+        if token.startswith(HASH_PREFIX) and not _is_sha256_hex(token[len(HASH_PREFIX):]):
             raise ConfigError("server.http.allowed_tokens: a 'sha256:' entry needs 64 hex digits")
 
 

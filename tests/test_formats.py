@@ -68,7 +68,7 @@ def test_native_verbose_json_has_words_per_segment() -> None:
 
 
 def test_deepgram_words_and_transcript() -> None:
-    out = formats.deepgram_json(transcript(), request_id="r", sha256="s", model="base", punctuate=False,
+    out = formats.deepgram_json(transcript(), request_id="r", sha256="s", engine="faster-whisper", model="base", punctuate=False,
                                 detected=True)
     channel = out["results"]["channels"][0]
     alt = channel["alternatives"][0]
@@ -78,7 +78,7 @@ def test_deepgram_words_and_transcript() -> None:
     assert alt["confidence"] == 0.675
     assert channel["detected_language"] == "en"
     assert out["metadata"]["duration"] == 3725.5 and out["metadata"]["channels"] == 1
-    punctuated = formats.deepgram_json(transcript(), request_id="r", sha256="s", model="base", punctuate=True,
+    punctuated = formats.deepgram_json(transcript(), request_id="r", sha256="s", engine="faster-whisper", model="base", punctuate=True,
                                        detected=False)
     assert punctuated["results"]["channels"][0]["alternatives"][0]["transcript"] == "Hello there. Bye, now!"
     assert "detected_language" not in punctuated["results"]["channels"][0]
@@ -88,3 +88,14 @@ def test_languages_json_top() -> None:
     out = formats.languages_json([("de", 0.8), ("en", 0.15), ("fr", 0.05)], top=2)
     assert out["language"] == "de" and out["probability"] == 0.8
     assert [entry["language"] for entry in out["languages"]] == ["de", "en"]
+
+
+def test_deepgram_model_ids_agree_between_prerecorded_and_live() -> None:
+    from stt.live_messages import metadata
+
+    pre = formats.deepgram_json(transcript(), request_id="r", sha256="s", engine="faster-whisper", model="base",
+                                punctuate=True, detected=False)["metadata"]
+    live = metadata(request_id="r", sha256="s", seconds=1.0, engine="faster-whisper", model_name="base")
+    assert pre["models"] == live["models"] and pre["model_info"] == live["model_info"]
+    other = metadata(request_id="r", sha256="s", seconds=1.0, engine="faster-whisper", model_name="tiny.en")
+    assert other["models"] != live["models"]

@@ -50,8 +50,9 @@ async def listen(request: web.Request) -> web.Response:
     digest = await asyncio.to_thread(lambda: hashlib.sha256(upload.audio).hexdigest())
     transcript = await service.transcribe(request, audio, parsed.options)
     request_id = deepgram_request_id(request)
-    body = formats.deepgram_json(transcript, request_id=request_id, sha256=digest, model=engine.model_name,
-                                 punctuate=parsed.punctuate, detected=parsed.detect_language)
+    body = formats.deepgram_json(transcript, request_id=request_id, sha256=digest, engine=engine.name,
+                                 model=engine.model_name, punctuate=parsed.punctuate,
+                                 detected=parsed.detect_language)
     return web.json_response(body, headers={DG_REQUEST_ID: request_id})
 
 
