@@ -31,8 +31,6 @@ class PassBatcher:
         self._pending: list[_Waiter] = []
         self._lock = threading.Lock()  # the worker thread takes from _pending
         self._runner: asyncio.Task[None] | None = None
-        self.batches = 0  # statistics: jobs run and passes decoded
-        self.passes = 0
 
     async def decode(self, request: WindowRequest, urgent: bool = False) -> WindowResult:
         future: asyncio.Future[WindowResult] = asyncio.get_running_loop().create_future()
@@ -66,8 +64,6 @@ class PassBatcher:
         taken.extend(batch)
         if not batch:
             return []
-        self.batches += 1
-        self.passes += len(batch)
         try:
             return decode_windows(self._engine, [request for request, _, _ in batch])
         except ApiError:

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
+from stt.errors import native_error_body
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 ALLOWED_METHODS = "GET, POST, OPTIONS"
@@ -67,8 +69,7 @@ def _preflight_middleware(policy: CorsPolicy) -> Middleware:
         if not _is_preflight(request):
             return await handler(request)
         if policy.allow_origin(request.headers.get("Origin")) is None:
-            return web.json_response({"status": "failed", "message": "Origin not allowed", "code": "forbidden"},
-                                     status=403)
+            return web.json_response(native_error_body("Origin not allowed", "forbidden"), status=403)
         # Allow-Origin itself is added by the on_response_prepare hook, like on every other response.
         return web.Response(status=204, headers={
             "Access-Control-Allow-Methods": ALLOWED_METHODS,

@@ -58,11 +58,17 @@ class ErrorInfo:
         self.headers = headers or {}
 
 
+def native_error_body(message: str, code: str, param: str | None = None) -> dict[str, Any]:
+    """The native error shape; also used where aiohttp or CORS answer before the error middleware runs."""
+    body: dict[str, Any] = {"status": "failed", "message": message, "code": code}
+    if param:
+        body["param"] = param
+    return body
+
+
 def native_error(request: web.Request, info: ErrorInfo) -> web.Response:
-    body: dict[str, Any] = {"status": "failed", "message": info.message, "code": info.code}
-    if info.param:
-        body["param"] = info.param
-    return web.json_response(body, status=info.status, headers=info.headers)
+    return web.json_response(native_error_body(info.message, info.code, info.param), status=info.status,
+                             headers=info.headers)
 
 
 ERROR_RENDERERS = web.AppKey("error_renderers", list[tuple[str, ErrorRenderer]])

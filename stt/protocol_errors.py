@@ -17,6 +17,7 @@ from http import HTTPStatus
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from stt.errors import native_error_body
 from stt.observability import REQUEST_ID_HEADER
 
 log = logging.getLogger("stt.protocol")
@@ -37,7 +38,7 @@ def _json_handle_error(self: RequestHandler, request: web.BaseRequest, status: i
         code = "bad_request"
     if request.writer.output_size > 0:
         raise ConnectionError("Response is sent already, cannot send another response with the error message")
-    response = web.json_response({"status": "failed", "message": text, "code": code}, status=status,
+    response = web.json_response(native_error_body(text, code), status=status,
                                  headers={REQUEST_ID_HEADER: request_id})
     response.force_close()
     return response

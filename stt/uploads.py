@@ -15,8 +15,7 @@ READ_CHUNK = 64 * 1024  # bytes
 @dataclasses.dataclass(frozen=True)
 class Upload:
     audio: bytes
-    fields: dict[str, str]  # the other multipart fields (options), empty for a raw body
-    items: tuple[tuple[str, str], ...] = ()  # the same fields in order, repeats kept (``name[]`` lists)
+    items: tuple[tuple[str, str], ...] = ()  # the other multipart fields in order, repeats kept (``name[]``)
 
 
 def check_declared_size(request: web.Request) -> None:
@@ -31,7 +30,7 @@ async def read_upload(request: web.Request, field: str = "file") -> Upload:
     if request.content_type.startswith("multipart/"):
         return await _read_multipart(request, field)
     try:
-        return Upload(await request.read(), {})
+        return Upload(await request.read())
     except web.HTTPRequestEntityTooLarge as exc:
         raise TooLarge(f"Request body is over the limit of {request.client_max_size} bytes") from exc
     except web.RequestPayloadError as exc:  # broken chunking or compression, a body shorter than declared
@@ -51,7 +50,6 @@ async def _read_multipart(request: web.Request, field: str) -> Upload:
 
 async def _read_parts(reader: MultipartReader, field: str, limit: int) -> Upload:
     audio: bytes | None = None
-    fields: dict[str, str] = {}
     items: list[tuple[str, str]] = []
     total = 0
     async for part in reader:
@@ -64,11 +62,10 @@ async def _read_parts(reader: MultipartReader, field: str, limit: int) -> Upload
                 raise BadRequest(f"More than one '{field}' field in the form", param=field)
             audio = data
         elif part.name:
-            fields[part.name] = data.decode("utf-8", errors="replace")
-            items.append((part.name, fields[part.name]))
+            items.append((part.name, data.decode("utf-8", errors="replace")))
     if audio is None:
         raise BadRequest(f"Multipart form has no '{field}' field with the audio", param=field)
-    return Upload(audio, fields, tuple(items))
+    return Upload(audio, tuple(items))
 
 
 async def _read_part(part: BodyPartReader, budget: int) -> bytes:

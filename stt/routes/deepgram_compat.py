@@ -46,8 +46,9 @@ async def listen(request: web.Request) -> web.Response:
     parsed = deepgram_request(request_pairs(request.query, upload.items), request.app[SETTINGS].asr.beam_size)
     engine = request.app[ENGINE]
     check_model_support(parsed.options, engine.multilingual, engine.model_name)
-    audio = await service.decode(request, upload.audio)
-    digest = await asyncio.to_thread(lambda: hashlib.sha256(upload.audio).hexdigest())
+    # The upload's hash (Deepgram's metadata.sha256) is computed while it is decoded, not after.
+    audio, digest = await asyncio.gather(service.decode(request, upload.audio),
+                                         asyncio.to_thread(lambda: hashlib.sha256(upload.audio).hexdigest()))
     transcript = await service.transcribe(request, audio, parsed.options)
     request_id = deepgram_request_id(request)
     body = formats.deepgram_json(transcript, request_id=request_id, sha256=digest, engine=engine.name,
