@@ -27,7 +27,8 @@ class FailureThrottle:
         return max(0.0, times[0] + self._window - self._clock())
 
     def record_failure(self, address: str) -> None:
-        self._recent(address).append(self._clock())
+        self._recent(address)
+        self._failures.setdefault(address, deque()).append(self._clock())
         if len(self._failures) > self._max_tracked:
             self._sweep()
 
@@ -48,12 +49,14 @@ class FailureThrottle:
         self._failures.pop(address, None)
 
     def _recent(self, address: str) -> deque[float]:
-        times = self._failures.setdefault(address, deque())
+        """This address's failures within the window; only record_failure adds an entry to the table, so
+        checking the many addresses that never fail costs no insert."""
+        times = self._failures.get(address)
+        if times is None:
+            return deque()
         horizon = self._clock() - self._window
         while times and times[0] <= horizon:
             times.popleft()
         if not times:
-            # Forget idle addresses so the table cannot grow without bound.
-            self._failures.pop(address, None)
-            times = self._failures.setdefault(address, deque())
+            del self._failures[address]  # forget idle addresses so the table cannot grow without bound
         return times
