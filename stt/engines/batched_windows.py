@@ -83,8 +83,9 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
     texts = [[t for t in g.sequences_ids[0] if t < tok.eot] for g, tok in zip(generated, tokenizers)]
     frames = [len(a) // HOP for a in audios]
     aligned = model.find_alignment(tokenizers[0], texts, encoded, frames)
-    return [WindowResult(tok.decode(tokens).strip(), _words(words, len(a) / SAMPLE_RATE, tok.decode(tokens)), lang)
-            for tok, tokens, words, a, lang in zip(tokenizers, texts, aligned, audios, languages)]
+    decoded = [tok.decode(tokens) for tok, tokens in zip(tokenizers, texts)]
+    return [WindowResult(text.strip(), _words(words, len(a) / SAMPLE_RATE, text), lang)
+            for text, words, a, lang in zip(decoded, aligned, audios, languages)]
 
 
 def _features(model: WhisperModel, audios: list[np.ndarray], window_s: float) -> ctranslate2.StorageView:
