@@ -262,6 +262,7 @@ def deepgram_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -
 # --- live transcription: GET /listen and GET /v1/listen (WebSocket, Deepgram's live API) -------------------
 
 LIVE_ENCODINGS = ("linear16",)
+LIVE_ENDPOINTING_MS = 400  # Deepgram's default (10 ms) is shorter than our speech detector can judge
 LIVE_MAX_SAMPLE_RATE = 192_000  # Hz
 LIVE_MAX_CHANNELS = 8
 
@@ -277,7 +278,7 @@ LIVE_PARAMS: tuple[Param, ...] = (
     Param("interim_results", "boolean", "Send `is_final: false` results while an utterance is spoken.",
           default=False),
     Param("endpointing", "string", "Milliseconds of silence that end an utterance (`speech_final: true`), at "
-          "least 250; `false`: only at the maximum utterance length or on `Finalize`.", default="400",
+          "least 250; `false`: only at the maximum utterance length or on `Finalize`.", default=str(LIVE_ENDPOINTING_MS),
           max_length=10),
     Param("utterance_end_ms", "integer", "Send `UtteranceEnd` after this many ms without words.",
           minimum=1, maximum=60_000),

@@ -17,7 +17,7 @@ from multidict import MultiMapping
 from stt.batching import PassBatcher
 from stt.errors import BadRequest
 from stt.keys import ENGINE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
-from stt.options import bcp47_language, live_values
+from stt.options import LIVE_ENDPOINTING_MS, bcp47_language, live_values
 from stt.live_stream import CLOSE_INTERNAL_ERROR, CLOSE_TRY_LATER, Identity, LiveOptions, LiveStream, Limits
 from stt.stats import request_stats
 from stt.streaming import StreamConfig, StreamSession
@@ -25,7 +25,6 @@ from stt.streaming import StreamConfig, StreamSession
 log = logging.getLogger("stt.live")
 routes = web.RouteTableDef()
 
-DEFAULT_ENDPOINTING_MS = 400  # Deepgram's default (10 ms) is shorter than our speech detector can judge
 MAX_ENDPOINTING_MS = 60_000
 
 
@@ -93,7 +92,7 @@ def _endpointing(raw: str) -> float | None:
     if low == "false":
         return None
     if low == "true":
-        return DEFAULT_ENDPOINTING_MS / 1000
+        return LIVE_ENDPOINTING_MS / 1000
     if not low.isdigit() or not 0 <= int(low) <= MAX_ENDPOINTING_MS:
         raise BadRequest(f"endpointing: invalid value {raw!r}, expected milliseconds (0 to "
                          f"{MAX_ENDPOINTING_MS}), true or false", param="endpointing")
