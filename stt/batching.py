@@ -15,7 +15,7 @@ import logging
 import threading
 
 from stt.engines.base import Engine
-from stt.engines.windows import WindowRequest, WindowResult, decode_windows
+from stt.engines.base import WindowRequest, WindowResult
 from stt.errors import ApiError, EngineError
 from stt.scheduler import JobStats, Scheduler
 
@@ -65,7 +65,7 @@ class PassBatcher:
         if not batch:
             return []
         try:
-            return decode_windows(self._engine, [request for request, _, _ in batch])
+            return self._engine.decode_windows([request for request, _, _ in batch])
         except ApiError:
             raise
         except Exception as exc:

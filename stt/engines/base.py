@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -54,6 +55,26 @@ class TranscribeOptions:
     without_timestamps: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class WindowRequest:
+    """One window of at most 30 s: a live stream's pass or a piece of an upload cut at a pause."""
+
+    audio: np.ndarray  # 16 kHz mono float32, at most 30 s
+    language: str | None = None
+    prompt: str | None = None  # text said before this window: context for spelling and style
+    beam_size: int = 1
+    task: str = "transcribe"  # or "translate" (to English)
+    words: bool = True  # word timings wanted (one alignment pass)
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowResult:
+    text: str  # the whole window's text
+    words: tuple[Word, ...]  # times in seconds from the window's start; () when not asked for
+    language: str
+    language_probability: float = 1.0
+
+
 class Engine(Protocol):
     """A loaded model. Methods block and are only ever called from the scheduler's worker threads."""
 
@@ -62,6 +83,12 @@ class Engine(Protocol):
     multilingual: bool
 
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript: ...
+
+    def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
+        """Each window decoded on its own (no context across windows), results in the order given. Engines
+        that can decode many in one batched pass do; ``stt.engines.windows.decode_by_transcribe`` serves the
+        others with one ``transcribe`` call per window."""
+        ...
 
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
         """Languages with their probabilities, most likely first."""

@@ -10,9 +10,9 @@ from faster_whisper import WhisperModel
 
 from stt.engines.features import BoundedMemoryFeatureExtractor
 from stt.audio import duration_seconds
-from stt.engines.base import Segment, TranscribeOptions, Transcript, Word, join_segments
+from stt.engines.base import (Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word,
+                              join_segments)
 from stt.engines.batched_windows import decode_batch
-from stt.engines.windows import WindowRequest, WindowResult
 
 
 class FasterWhisperEngine:
@@ -52,7 +52,7 @@ class FasterWhisperEngine:
         return [(lang, float(p)) for lang, p in probs]
 
     def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
-        """Live streams' passes, many sessions' windows in one batched encode/generate/align."""
+        """Many clients' windows (live passes, pieces of uploads) in one batched encode/generate/align."""
         return decode_batch(self._model, requests)
 
     def close(self) -> None:
