@@ -5,7 +5,8 @@ for the next one, and a job takes every waiting pass (up to ``max_batch``) at th
 worker thread, so N live streams cost one batched encode/decode per round instead of N separate ones.
 Urgent passes (the one that turns an utterance final) go first: when any is waiting, a job takes only
 those, so a final never waits behind other streams' interims in the same batch.
-The scheduler's queue limits and timeouts apply to these jobs exactly as to /stt requests.
+The scheduler's queue limits and timeouts apply to these jobs exactly as to /stt requests; they are queued
+ahead of uploads' jobs (Priority.FINAL when a final waits, else Priority.LIVE).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 from stt.engines.base import Engine
 from stt.engines.base import WindowRequest, WindowResult
 from stt.errors import ApiError, EngineError
-from stt.scheduler import JobStats, Scheduler
+from stt.scheduler import JobStats, Priority, Scheduler
 
 log = logging.getLogger("stt.batching")
 _Waiter = tuple[WindowRequest, "asyncio.Future[WindowResult]", bool]  # request, its result, urgent
@@ -46,8 +47,10 @@ class PassBatcher:
                 if not self._pending:
                     return
             taken: list[_Waiter] = []
+            with self._lock:
+                priority = Priority.FINAL if any(w[2] for w in self._pending) else Priority.LIVE
             try:
-                results = await self._scheduler.run(lambda: self._job(taken), JobStats())
+                results = await self._scheduler.run(lambda: self._job(taken), JobStats(), priority)
             except Exception as exc:  # Overloaded, or the engine failed: every waiting pass learns it
                 self._fail(taken, exc)
                 continue

@@ -12,6 +12,7 @@ from aiohttp import web
 from stt.audio import decode_audio, duration_seconds
 from stt.engines.base import TranscribeOptions, Transcript
 from stt.errors import ApiError, EngineError
+from stt.inference.uploads import transcribe_windows
 from stt.keys import ENGINE, SCHEDULER, SETTINGS
 from stt.scheduler import JobStats
 from stt.stats import request_stats
@@ -28,8 +29,26 @@ async def decode(request: web.Request, data: bytes) -> np.ndarray:
 
 
 async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
+    """Speech windows decoded in batches (the default); ``vad_filter=false``, or a temperature above 0 asked
+    for (windows are decoded at 0 only): the engine's own sequential decoding of the whole audio in one job."""
     engine = request.app[ENGINE]
-    return await _run(request, lambda: engine.transcribe(audio, options))
+    if not options.vad_filter or options.temperature[:1] != (0.0,):
+        return await _run(request, lambda: engine.transcribe(audio, options))
+    stats = JobStats()
+    try:
+        return await transcribe_windows(engine, audio, options, lambda job: _timed(request, job, stats))
+    finally:
+        request_stats(request).job = stats
+
+
+async def _timed(request: web.Request, job, total: JobStats):  # type: ignore[no-untyped-def]
+    """One of a request's jobs; its queue and engine times add up into the request's."""
+    stats = JobStats()
+    try:
+        return await request.app[SCHEDULER].run(_guarded(job), stats)
+    finally:
+        total.queued_s += stats.queued_s
+        total.engine_s += stats.engine_s
 
 
 async def detect_language(request: web.Request, audio: np.ndarray) -> list[tuple[str, float]]:

@@ -90,6 +90,10 @@ class FakeEngine:
     def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
         return decode_by_transcribe(self, requests)
 
+    def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        """All of it, so every request reaches transcribe (contract tests send tones, not speech)."""
+        return [(0, len(audio))] if len(audio) else []
+
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
         return [("en", 0.9), ("de", 0.1)]
 

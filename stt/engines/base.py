@@ -48,7 +48,7 @@ class TranscribeOptions:
     task: str = "transcribe"  # or "translate" (to English)
     beam_size: int = 5
     word_timestamps: bool = False
-    vad_filter: bool = False
+    vad_filter: bool = True  # speech windows, batched (stt.inference); False: the engine's sequential decoding
     initial_prompt: str | None = None
     temperature: tuple[float, ...] = DEFAULT_TEMPERATURES
     condition_on_previous_text: bool = True
@@ -88,6 +88,11 @@ class Engine(Protocol):
         """Each window decoded on its own (no context across windows), results in the order given. Engines
         that can decode many in one batched pass do; ``stt.engines.windows.decode_by_transcribe`` serves the
         others with one ``transcribe`` call per window."""
+        ...
+
+    def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        """Speech as [start, end) sample ranges, each at most 30 s, in order; [] when there is none.
+        Both real engines use Silero VAD (stt.engines.speech)."""
         ...
 
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:

@@ -10,6 +10,7 @@ from faster_whisper import WhisperModel
 
 from stt.engines.features import BoundedMemoryFeatureExtractor
 from stt.audio import duration_seconds
+from stt.engines.speech import silero_speech
 from stt.engines.base import (Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word,
                               join_segments)
 from stt.engines.batched_windows import decode_batch
@@ -44,6 +45,9 @@ class FasterWhisperEngine:
         return Transcript(text=join_segments(out), segments=out, language=info.language,
                           language_probability=float(info.language_probability),
                           duration=duration_seconds(audio))
+
+    def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        return silero_speech(audio)
 
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
         if not self.multilingual:

@@ -49,6 +49,9 @@ class FaultyEngine:
         self._enter()
         return self.inner.decode_windows(requests)
 
+    def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        return self.inner.find_speech(audio)  # faults are injected where the model decodes
+
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
         self._enter()
         return self.inner.detect_language(audio)

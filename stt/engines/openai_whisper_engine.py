@@ -12,6 +12,7 @@ import whisper
 
 from stt.audio import SAMPLE_RATE, duration_seconds
 from stt.engines.ct2_to_torch import load_whisper_model
+from stt.engines.speech import silero_speech
 from stt.engines.base import (Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word,
                               join_segments)
 from stt.engines.windows import decode_by_transcribe
@@ -53,6 +54,9 @@ class OpenAIWhisperEngine:
         return decode_by_transcribe(self, requests)
 
     @torch.inference_mode()
+    def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        return silero_speech(audio)
+
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
         if not self.multilingual:
             return [("en", 1.0)]

@@ -21,9 +21,11 @@ def decode_by_transcribe(engine: Engine, requests: Sequence[WindowRequest]) -> l
 
 def _transcribe_window(engine: Engine, request: WindowRequest) -> WindowResult:
     # Greedy-or-beam at temperature 0 only, no context from earlier windows: what the batched decoder does.
+    # A window holds speech already: no second VAD pass inside it.
     options = TranscribeOptions(language=request.language, task=request.task, beam_size=request.beam_size,
                                 word_timestamps=request.words, initial_prompt=request.prompt,
-                                temperature=(0.0,), condition_on_previous_text=False)
+                                temperature=(0.0,), condition_on_previous_text=False,
+                                vad_filter=False)
     transcript = engine.transcribe(request.audio, options)
     words = tuple(w for s in transcript.segments for w in s.words)
     return WindowResult(transcript.text, words, transcript.language, transcript.language_probability)
