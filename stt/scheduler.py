@@ -65,18 +65,20 @@ class Scheduler:
         return max(1, math.ceil(self._ewma_job_s * (self._waiting + self._running) / self._workers))
 
     async def run(self, job: Callable[[], T], stats: JobStats | None = None,
-                  priority: Priority = Priority.BATCH) -> T:
+                  priority: Priority = Priority.BATCH, bounded: bool = True) -> T:
+        """``bounded=False``: work accepted earlier (an admitted upload's windows) waits without the queue
+        limit or the queue timeout; it still counts as waiting."""
         stats = stats if stats is not None else JobStats()
         queued_at = time.monotonic()
-        await self._acquire(priority)
+        await self._acquire(priority, bounded)
         stats.queued_s = time.monotonic() - queued_at
         return await self._execute(job, stats)
 
-    async def _acquire(self, priority: Priority) -> None:
+    async def _acquire(self, priority: Priority, bounded: bool) -> None:
         if self._free and not self._queue:
             self._free -= 1
             return
-        if self._waiting >= self._max_queue:
+        if bounded and self._waiting >= self._max_queue:
             raise Overloaded("Server is busy: the transcription queue is full, retry later",
                              headers={"Retry-After": str(self.retry_after())})
         woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -85,7 +87,7 @@ class Scheduler:
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that lands just after the
             # slot was handed over, and the job of a client that had gone would run after all.
-            async with asyncio.timeout(self._queue_timeout):
+            async with asyncio.timeout(self._queue_timeout if bounded else None):
                 await woken
         except TimeoutError:
             self._give_back(woken)

@@ -13,7 +13,7 @@ from stt.audio import decode_audio, duration_seconds
 from stt.engines.base import TranscribeOptions, Transcript
 from stt.errors import ApiError, EngineError
 from stt.inference.uploads import transcribe_windows
-from stt.keys import ENGINE, SCHEDULER, SETTINGS
+from stt.keys import ENGINE, SCHEDULER, SETTINGS, WINDOW_BATCHER
 from stt.scheduler import JobStats
 from stt.stats import request_stats
 
@@ -35,8 +35,10 @@ async def transcribe(request: web.Request, audio: np.ndarray, options: Transcrib
     if not options.vad_filter or options.temperature[:1] != (0.0,):
         return await _run(request, lambda: engine.transcribe(audio, options))
     stats = JobStats()
+    batcher = request.app[WINDOW_BATCHER]
     try:
-        return await transcribe_windows(engine, audio, options, lambda job: _timed(request, job, stats))
+        return await transcribe_windows(engine, audio, options, lambda job: _timed(request, job, stats),
+                                        lambda windows: batcher.decode(windows, owner=request, stats=stats))
     finally:
         request_stats(request).job = stats
 

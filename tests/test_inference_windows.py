@@ -13,6 +13,7 @@ import pytest
 
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import TranscribeOptions, WindowRequest, WindowResult, Word
+from stt.inference.batcher import WindowBatcher
 from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows
 from stt.inference.uploads import transcribe_windows
 from stt.scheduler import Priority, Scheduler
@@ -42,6 +43,7 @@ class WindowEngine(FakeEngine):
         return [(int(a), int(b)) for a, b in zip(starts, ends)]
 
     def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
+        self.running.set()
         self.gate.wait(5)
         time.sleep(self.delay)
         texts = [f"{r.audio[0]:g}" for r in requests]
@@ -54,6 +56,13 @@ def upload(value: float, windows: int) -> np.ndarray:
     """``windows`` pieces of 30 s 'speech' of the given value, 1 s of silence between them."""
     gap = np.zeros(S, dtype=np.float32)
     return np.concatenate([p for _ in range(windows) for p in (np.full(30 * S, value, np.float32), gap)])
+
+
+def transcribe(batcher: WindowBatcher, scheduler: Scheduler, engine: WindowEngine, audio: np.ndarray) -> Any:
+    """One upload, as the service runs it: speech found in a scheduler job, windows through the batcher."""
+    owner = object()
+    return transcribe_windows(engine, audio, TranscribeOptions(language="en"), scheduler.run,
+                              lambda windows: batcher.decode(windows, owner))
 
 
 async def _until(predicate: Any, timeout: float = 5.0) -> None:
@@ -100,28 +109,41 @@ async def test_a_cancelled_waiter_never_runs_and_its_turn_passes_on() -> None:
 async def test_a_short_upload_waits_for_one_job_of_a_long_one_not_for_all_of_it() -> None:
     engine = WindowEngine(delay=0.05)
     scheduler = Scheduler(1, 16, 30)
-    options = TranscribeOptions(language="en")
-
-    def run(job: Any) -> Any:
-        return scheduler.run(job)
-
-    long = asyncio.create_task(transcribe_windows(engine, upload(1, 8), options, run))
+    batcher = WindowBatcher(scheduler, engine)  # type: ignore[arg-type]
+    long = asyncio.create_task(transcribe(batcher, scheduler, engine, upload(1, 8)))
     await _until(lambda: len(engine.jobs) == 1)
-    short = await transcribe_windows(engine, upload(2, 1), options, run)
+    short = await transcribe(batcher, scheduler, engine, upload(2, 1))
     assert short.text == "2"
-    assert engine.jobs.index(["2"]) <= 2  # behind at most the long upload's job that was already queued
+    assert ["1", "2"] in engine.jobs[1:3] or ["2", "1"] in engine.jobs[1:3]  # its turn came in the next job
     assert (await long).text == " ".join(["1"] * 8)
     assert all(len(job) <= 2 for job in engine.jobs)  # a job decodes at most two full windows
+    scheduler.close()
+
+
+async def test_short_uploads_sent_together_share_one_batch() -> None:
+    engine = WindowEngine()
+    scheduler = Scheduler(1, 16, 30)
+    batcher = WindowBatcher(scheduler, engine)  # type: ignore[arg-type]
+    engine.gate.clear()
+    blocker = asyncio.create_task(scheduler.run(lambda: engine.gate.wait(5)))  # the worker is busy meanwhile
+    short = [np.full(5 * S, v, np.float32) for v in (1, 2, 3, 4)]
+    uploads = [asyncio.create_task(transcribe(batcher, scheduler, engine, a)) for a in short]
+    await _until(lambda: scheduler.waiting == 4)  # four searches for speech behind the busy worker
+    engine.gate.set()
+    texts = [t.text for t in await asyncio.gather(*uploads)]
+    await blocker
+    assert texts == ["1", "2", "3", "4"]
+    assert sorted(map(sorted, engine.jobs)) == [["1", "2", "3", "4"]]
     scheduler.close()
 
 
 async def test_an_upload_whose_client_left_decodes_no_further_window() -> None:
     engine = WindowEngine()
     scheduler = Scheduler(1, 16, 30)
+    batcher = WindowBatcher(scheduler, engine)  # type: ignore[arg-type]
     engine.gate.clear()
-    task = asyncio.create_task(transcribe_windows(engine, upload(1, 8), TranscribeOptions(),
-                                                  lambda job: scheduler.run(job)))
-    await _until(lambda: scheduler.running == 1)
+    task = asyncio.create_task(transcribe(batcher, scheduler, engine, upload(1, 8)))
+    await _until(engine.running.is_set)  # the first batch's job runs
     task.cancel()
     engine.gate.set()
     assert await scheduler.drain(5)
@@ -133,8 +155,8 @@ async def test_an_upload_whose_client_left_decodes_no_further_window() -> None:
 async def test_silence_is_never_decoded() -> None:
     engine = WindowEngine()
     scheduler = Scheduler(1, 16, 30)
-    transcript = await transcribe_windows(engine, np.zeros(30 * S, np.float32), TranscribeOptions(),
-                                          lambda job: scheduler.run(job))
+    batcher = WindowBatcher(scheduler, engine)  # type: ignore[arg-type]
+    transcript = await transcribe(batcher, scheduler, engine, np.zeros(30 * S, np.float32))
     assert transcript.text == "" and transcript.segments == () and engine.jobs == []
     assert transcript.duration == 30.0
     scheduler.close()
