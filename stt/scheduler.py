@@ -30,7 +30,8 @@ T = TypeVar("T")
 class Priority(enum.IntEnum):
     FINAL = 0  # a live pass an utterance's final waits on
     LIVE = 1  # other live passes
-    BATCH = 2  # uploads (their windows), language detection, anything else
+    SPEECH = 2  # an upload's search for its speech: short, and its windows then join the next batch
+    BATCH = 3  # uploads' windows, language detection, anything else
 
 
 @dataclasses.dataclass

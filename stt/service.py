@@ -14,7 +14,7 @@ from stt.engines.base import TranscribeOptions, Transcript
 from stt.errors import ApiError, EngineError
 from stt.inference.uploads import transcribe_windows
 from stt.keys import ENGINE, SCHEDULER, SETTINGS, WINDOW_BATCHER
-from stt.scheduler import JobStats
+from stt.scheduler import JobStats, Priority
 from stt.stats import request_stats
 
 log = logging.getLogger("stt.service")
@@ -44,10 +44,10 @@ async def transcribe(request: web.Request, audio: np.ndarray, options: Transcrib
 
 
 async def _timed(request: web.Request, job, total: JobStats):  # type: ignore[no-untyped-def]
-    """One of a request's jobs; its queue and engine times add up into the request's."""
+    """An upload's search for speech; its queue and engine times add up into the request's."""
     stats = JobStats()
     try:
-        return await request.app[SCHEDULER].run(_guarded(job), stats)
+        return await request.app[SCHEDULER].run(_guarded(job), stats, Priority.SPEECH)
     finally:
         total.queued_s += stats.queued_s
         total.engine_s += stats.engine_s

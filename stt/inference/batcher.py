@@ -1,7 +1,7 @@
 """Uploads' windows from every client batched into shared scheduler jobs, the uploads taking turns.
 
 Each upload hands all its speech windows over at once. A job takes waiting windows one upload at a time in
-rotation (the upload after the one served last goes first) until JOB_AUDIO_S of audio, so four short
+rotation (the upload after the one served last goes first) up to JOB_AUDIO_S of audio, so four short
 clips sent together decode as one batch, and an 11 s clip sent after a 4-hour file waits for one job, not
 for the file. A job runs at Priority.BATCH: live passes that wait go first. Windows whose client left are
 dropped when a job takes its windows; a job that already runs finishes.
@@ -21,9 +21,11 @@ from stt.errors import ApiError, EngineError
 from stt.scheduler import JobStats, Priority, Scheduler
 
 log = logging.getLogger("stt.inference")
-# Audio decoded per job: two full windows, or many short ones. Bigger batches pay off on a GPU; on 2 CPU
-# threads a 30 s window of base takes ~1.5 s, and a live pass waits for at most one running job.
-JOB_AUDIO_S = 60.0
+# Audio decoded per job: one full window, or several short ones. A live pass or a new upload waits for at
+# most the job in progress: on 2 CPU threads a 30 s window of base (beam 5) takes ~1.5 s, and measured here
+# two windows per job made an 11 s clip wait ~20 s behind a long file on a loaded machine. Short windows
+# batched together are what pays on a CPU; a GPU would take a larger budget.
+JOB_AUDIO_S = 30.0
 
 
 @dataclasses.dataclass(eq=False)
