@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from stt.engines.base import Engine
 from stt.engines.base import WindowRequest, WindowResult
@@ -21,6 +23,7 @@ from stt.errors import ApiError, EngineError
 from stt.scheduler import JobStats, Priority, Scheduler
 
 log = logging.getLogger("stt.batching")
+T = TypeVar("T")
 _Waiter = tuple[WindowRequest, "asyncio.Future[WindowResult]", bool]  # request, its result, urgent
 
 
@@ -32,6 +35,10 @@ class PassBatcher:
         self._pending: list[_Waiter] = []
         self._lock = threading.Lock()  # the worker thread takes from _pending
         self._runner: asyncio.Task[None] | None = None
+
+    async def detect(self, job: Callable[[], T]) -> T:
+        """A live stream's speech detection, under the scheduler's budget (Scheduler.detect)."""
+        return await self._scheduler.detect(job)
 
     async def decode(self, request: WindowRequest, urgent: bool = False) -> WindowResult:
         future: asyncio.Future[WindowResult] = asyncio.get_running_loop().create_future()

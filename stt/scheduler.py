@@ -51,6 +51,10 @@ class Scheduler:
         self._waiting = 0
         self._running = 0
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stt-engine")
+        # Live speech detection: a few ms of Silero per 100 ms of audio, needed at once (an utterance's end is
+        # only seen after it). Queued behind a decoding job it would wait for it; in the default pool it would
+        # be unbounded. One thread of its own, part of this budget.
+        self._detection = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stt-detect")
         self._ewma_job_s = 5.0  # recent job length, for a useful Retry-After
 
     @property
@@ -74,6 +78,10 @@ class Scheduler:
         await self._acquire(priority, bounded)
         stats.queued_s = time.monotonic() - queued_at
         return await self._execute(job, stats)
+
+    async def detect(self, job: Callable[[], T]) -> T:
+        """Short model work a live stream needs now (speech detection): one thread, in submission order."""
+        return await asyncio.wrap_future(self._detection.submit(job))
 
     async def _acquire(self, priority: Priority, bounded: bool) -> None:
         if self._free and not self._queue:
@@ -146,3 +154,4 @@ class Scheduler:
 
     def close(self, wait: bool = True) -> None:
         self._executor.shutdown(wait=wait, cancel_futures=True)
+        self._detection.shutdown(wait=wait, cancel_futures=True)
