@@ -19,7 +19,11 @@ from stt.errors import AudioError, TooLarge
 
 SAMPLE_RATE = 16000  # Hz, what Whisper was trained on
 MAX_CHANNELS = 32
-MAX_SOURCE_RATE = 768_000  # Hz; anything above is a corrupt or hostile header
+# The one range of source sample rates accepted wherever audio enters (uploads, live query, live handshake):
+# 8 kHz is telephony, the lowest rate speech is recorded at; 192 kHz the highest studio rate. A lower rate is
+# a memory bomb, not audio: 1 Hz makes a 28 KB WAV decode to 4 hours at 16 kHz (0.9 GB).
+MIN_SOURCE_RATE = 8_000  # Hz
+MAX_SOURCE_RATE = 192_000  # Hz
 READ_BLOCK_FRAMES = 64 * 1024  # source frames decoded at a time
 # Decoding work allowed per second of max_audio_seconds, in source samples (all channels): 96 kHz stereo.
 # Bounds the CPU a small upload of many channels at a high rate (compressed silence) can cost.
@@ -126,8 +130,8 @@ def _read_pyav(data: bytes, max_seconds: float) -> np.ndarray:
 
 
 def _check_format(rate: int, channels: int) -> None:
-    if not 0 < rate <= MAX_SOURCE_RATE:
-        raise AudioError(f"Unsupported sample rate: {rate} Hz")
+    if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
+        raise AudioError(f"Unsupported sample rate: {rate} Hz (accepted: {MIN_SOURCE_RATE} to {MAX_SOURCE_RATE} Hz)")
     if not 0 < channels <= MAX_CHANNELS:
         raise AudioError(f"Unsupported channel count: {channels} (at most {MAX_CHANNELS})")
 
