@@ -59,3 +59,41 @@ async def test_live_handshake_rate_below_the_range_closes_1007(client: Any) -> N
     await ws.send_bytes(bytes(20_000))
     received = await collect(ws)
     assert received.close_code == 1007 and "sample_rate" in received.close_reason
+
+
+# -- 10: FLAC decodes what is there, whatever its header says ------------------------------------------------
+
+def _flac(seconds: float, rate: int = 16000) -> bytes:
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, tone(seconds, rate), rate, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _with_total_samples(flac: bytes, total: int) -> bytes:
+    """Rewrite STREAMINFO's 36-bit total sample count (0: unknown, as FFmpeg writes to a pipe)."""
+    assert flac[:4] == b"fLaC"
+    field = int.from_bytes(flac[18:26], "big")
+    field = (field & ~((1 << 36) - 1)) | total
+    return flac[:18] + field.to_bytes(8, "big") + flac[26:]
+
+
+def test_flac_with_no_length_in_its_header_decodes() -> None:
+    audio = decode_audio(_with_total_samples(_flac(5.0), 0), max_seconds=600)
+    assert abs(len(audio) - 5 * 16000) < 1600
+
+
+def test_flac_with_no_length_over_the_limit_is_refused_while_reading() -> None:
+    from stt.errors import TooLarge
+
+    with pytest.raises(TooLarge, match="too long"):
+        decode_audio(_with_total_samples(_flac(5.0), 0), max_seconds=2.0)
+
+
+def test_flac_whose_header_lies_low_is_decoded_whole() -> None:
+    """The header says 1 s, the file holds 30 s: all of it is transcribed, none dropped silently."""
+    audio = decode_audio(_with_total_samples(_flac(30.0), 16000), max_seconds=600)
+    assert abs(len(audio) - 30 * 16000) < 1600
