@@ -124,7 +124,7 @@ class LiveStream:
             return None
         try:
             kind = json.loads(text).get("type")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # RecursionError: deeply nested JSON
             kind = None
         if kind == "CloseStream":
             return "close"

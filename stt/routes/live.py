@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from multidict import MultiMapping
 
+from auth.middleware import offered_subprotocol_token
 from stt.batching import PassBatcher
 from stt.errors import BadRequest
 from stt.keys import ENGINE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
@@ -32,7 +33,7 @@ MAX_ENDPOINTING_MS = 60_000
 @routes.get("/v1/listen")
 async def listen(request: web.Request) -> web.StreamResponse:
     options, config = parse_query(request.query, multilingual=request.app[ENGINE].multilingual)
-    ws = web.WebSocketResponse(protocols=("token",), max_msg_size=4 * 1024 * 1024)
+    ws = web.WebSocketResponse(protocols=_echoed_protocols(request), max_msg_size=4 * 1024 * 1024)
     if not ws.can_prepare(request).ok:
         raise BadRequest("This endpoint takes a WebSocket connection (Deepgram's live API)")
     await ws.prepare(request)
@@ -56,6 +57,13 @@ async def listen(request: web.Request) -> web.StreamResponse:
     finally:
         streams.discard(stream)
     return ws
+
+
+def _echoed_protocols(request: web.Request) -> tuple[str, ...]:
+    """The auth subprotocol exactly as offered ("token", "Token", "bearer"...): a browser refuses a handshake
+    that does not echo one of the subprotocols it offered."""
+    pair = offered_subprotocol_token(request)
+    return (pair[0],) if pair else ()
 
 
 def parse_query(query: MultiMapping[str], multilingual: bool = True) -> tuple[LiveOptions, StreamConfig]:
@@ -93,7 +101,8 @@ def _endpointing(raw: str) -> float | None:
         return None
     if low == "true":
         return LIVE_ENDPOINTING_MS / 1000
-    if not low.isdigit() or not 0 <= int(low) <= MAX_ENDPOINTING_MS:
+    # isdigit() alone accepts "①" and other Unicode digits that int() refuses (a 500, not a 400).
+    if not (low.isascii() and low.isdigit()) or not 0 <= int(low) <= MAX_ENDPOINTING_MS:
         raise BadRequest(f"endpointing: invalid value {raw!r}, expected milliseconds (0 to "
                          f"{MAX_ENDPOINTING_MS}), true or false", param="endpointing")
     return int(low) / 1000
