@@ -214,3 +214,105 @@ async def test_deeply_nested_json_message_is_ignored_and_the_stream_ends_normall
     await ws.send_str(json.dumps({"type": "CloseStream"}))
     received = await collect(ws)
     assert received.close_code == 1000 and received.of("Metadata")
+
+
+# -- 3, 6, 8: live streams at shutdown, clients that do not read, pings are not activity ---------------------
+
+async def test_shutdown_flushes_the_utterance_in_progress_then_closes_1001(aiohttp_server: Any) -> None:
+    """SIGTERM used to close every stream with 1001 at once: no final for the words heard, no Metadata."""
+    from stt.app import create_app
+    from tests.conftest import make_settings
+    from tests.live_helpers import load_pcm16
+
+    server = await aiohttp_server(create_app(make_settings(limits={"shutdown_timeout_seconds": 10}),
+                                             engine=FakeEngine()))
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.make_url(f"{PCM}&sample_rate=16000"), headers=AUTH)
+        reader = asyncio.create_task(collect(ws))
+        audio = load_pcm16("en/librispeech/1089-134686-0000.flac", 3)  # one sentence, no pause: no final before the end
+        for i in range(0, len(audio), 3200):
+            await ws.send_bytes(audio[i:i + 3200])
+        await asyncio.sleep(1.0)  # let the server take in what was sent
+        await asyncio.wait_for(server.close(), 15)
+        received = await asyncio.wait_for(reader, 10)
+    assert received.close_code == 1001 and "shutting down" in received.close_reason
+    assert received.finals and received.final_text.strip(), received.messages
+    assert received.messages[-1][1]["type"] == "Metadata"
+    assert received.messages[-1][1]["duration"] == pytest.approx(3.0, abs=0.05)
+
+
+def _ping_flooder(port: int, path: str, stop: Any) -> None:
+    """A WebSocket client that sends pings as fast as it can and never reads a byte after the handshake."""
+    import os
+    import socket
+    import struct
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                  f"Authorization: Token {TOKEN}\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payload = bytes(125)
+    mask = os.urandom(4)
+    frame = struct.pack("!BB", 0x89, 0x80 | len(payload)) + mask + bytes(b ^ mask[i % 4] for i, b in
+                                                                         enumerate(payload))
+    sock.settimeout(0.5)
+    try:
+        while not stop.is_set():
+            try:
+                sock.sendall(frame * 64)
+            except TimeoutError:
+                continue  # the server stopped reading: keep the socket open, keep not reading
+    except OSError:
+        pass  # the server cut the connection
+    finally:
+        sock.close()
+
+
+async def test_a_client_that_never_reads_cannot_hold_shutdown(aiohttp_server: Any) -> None:
+    """It kept the server alive > 60 s after SIGTERM with shutdown_timeout_seconds 10."""
+    import threading
+    import time
+
+    from stt.app import create_app
+    from tests.conftest import make_settings
+
+    server = await aiohttp_server(create_app(make_settings(limits={"shutdown_timeout_seconds": 2,
+                                                                   "stream_idle_seconds": 600}),
+                                             engine=FakeEngine()))
+    stop = threading.Event()
+    flooder = threading.Thread(target=_ping_flooder, args=(server.port, f"{PCM}&sample_rate=16000", stop))
+    flooder.start()
+    try:
+        await asyncio.sleep(3)  # long enough for the pongs to fill both socket buffers
+        started = time.monotonic()
+        await asyncio.wait_for(server.close(), 30)
+        assert time.monotonic() - started < 2 + 3  # the budget, plus aiohttp's own handler wait
+    finally:
+        stop.set()
+        await asyncio.to_thread(flooder.join, 10)
+
+
+async def test_pings_do_not_keep_an_idle_stream_open(make_client: Any) -> None:
+    """Idle means no audio and no KeepAlive: the old Deepgram SDK pings every 5 s and held a slot forever."""
+    client = await make_client(FakeEngine(), limits={"stream_idle_seconds": 1})
+    ws = await client.ws_connect(f"{PCM}&sample_rate=16000", headers=AUTH, autoping=False)
+    started = asyncio.get_running_loop().time()
+
+    async def ping() -> None:
+        while True:
+            await ws.ping()
+            await asyncio.sleep(0.2)
+
+    pinger = asyncio.create_task(ping())
+    try:
+        received = await asyncio.wait_for(collect(ws), 10)
+    finally:
+        pinger.cancel()
+    assert received.close_code == 1011 and "no audio or KeepAlive" in received.close_reason
+    assert asyncio.get_running_loop().time() - started < 3

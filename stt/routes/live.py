@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -17,7 +18,7 @@ from multidict import MultiMapping
 from auth.middleware import offered_subprotocol_token
 from stt.batching import PassBatcher
 from stt.errors import BadRequest
-from stt.keys import ENGINE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
+from stt.keys import ENGINE, LIFECYCLE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
 from stt.options import LIVE_ENDPOINTING_MS, bcp47_language, live_values
 from stt.live_stream import CLOSE_INTERNAL_ERROR, CLOSE_TRY_LATER, Identity, LiveOptions, LiveStream, Limits
 from stt.stats import request_stats
@@ -47,7 +48,8 @@ async def listen(request: web.Request) -> web.StreamResponse:
     engine = app[ENGINE]
     stream = LiveStream(ws, StreamSession(config), app[LIVE_BATCHER], options,
                         Limits(idle_s=limits.stream_idle_seconds, max_seconds=limits.max_stream_seconds),
-                        Identity(request_stats(request).request_id, engine.name, engine.model_name))
+                        Identity(request_stats(request).request_id, engine.name, engine.model_name),
+                        transport=request.transport)
     streams.add(stream)
     try:
         await stream.run()
@@ -115,9 +117,24 @@ async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_streams(app: web.Application) -> None:
-    """on_shutdown: tell live clients the server is going away instead of dropping their sockets."""
+    """on_shutdown: every stream stops receiving, sends the final Results for what it heard, Metadata, and
+    closes with 1001, within the shutdown budget; a stream still not done then (a client that does not read)
+    has its connection cut, so it cannot hold the process."""
     streams = list(app.get(LIVE_STREAMS, ()))
-    await asyncio.gather(*(s.close_for_shutdown() for s in streams), return_exceptions=True)
+    if not streams:
+        return
+    for stream in streams:
+        stream.stop_for_shutdown()
+    budget = max(0.0, app[LIFECYCLE].deadline() - time.monotonic())
+    waits = [asyncio.ensure_future(s.done.wait()) for s in streams]
+    _, pending = await asyncio.wait(waits, timeout=budget)
+    for wait in pending:
+        wait.cancel()
+    late = [s for s in streams if not s.done.is_set()]
+    if late:
+        log.warning("shutdown timeout: cutting %d live stream(s) that did not finish", len(late))
+        for stream in late:
+            stream.abort()
 
 
 def setup(app: web.Application) -> None:
