@@ -71,9 +71,16 @@ def _face_answers_401(request: web.Request) -> bool:
     return request.path.startswith(_401_FACES)
 
 
+# For every server that runs the app (run_app, the tests' servers): the HTTP parser must not inflate gzip/deflate
+# bodies itself. It would do so on the event loop as the bytes arrive, before auth; stt/uploads.py inflates in
+# a thread, after auth, bounded by request_max_size.
+PARSER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
+
+
 def server_options(settings: Settings) -> dict[str, Any]:
     """Options for the HTTP server that runs the app (``web.run_app`` and the tests' server alike)."""
     return {
+        **PARSER_OPTIONS,
         # A client that goes away cancels its handler: queued work leaves the queue and never runs
         # (a running transcription finishes in its thread; see Scheduler). Our handlers have no side effect
         # that must complete, which is when aiohttp recommends this.

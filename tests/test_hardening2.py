@@ -316,3 +316,96 @@ async def test_pings_do_not_keep_an_idle_stream_open(make_client: Any) -> None:
         pinger.cancel()
     assert received.close_code == 1011 and "no audio or KeepAlive" in received.close_reason
     assert asyncio.get_running_loop().time() - started < 3
+
+
+# -- 4, 5: compressed and multipart bodies are inflated and parsed after auth, off the loop, bounded -------------
+
+def _gzip(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, compresslevel=6)
+
+
+_BOMB: list[bytes] = []
+
+
+def gzip_bomb(gib: float = 0.25) -> bytes:
+    """``gib`` GiB of zeros as one gzip member (0.25 GiB: 260 kB)."""
+    if not _BOMB:
+        import zlib
+
+        packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        zeros = bytes(1 << 24)
+        _BOMB.append(b"".join([packer.compress(zeros) for _ in range(int(gib * 64))] + [packer.flush()]))
+    return _BOMB[0]
+
+
+async def _slowest_ping_while(client: Any, attack: Any) -> float:
+    """Seconds of the slowest /ping answered while ``attack`` runs."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(attack)
+    slowest = 0.0
+    while not task.done():
+        started = loop.time()
+        assert (await client.get("/ping", headers=AUTH)).status == 200
+        slowest = max(slowest, loop.time() - started)
+        await asyncio.sleep(0.01)
+    await task
+    return slowest
+
+
+async def test_gzip_body_is_inflated_and_transcribed(client: Any) -> None:
+    body = wav_bytes(tone(1.0))
+    for encoding, packed in (("gzip", _gzip(body)), ("deflate", __import__("zlib").compress(body))):
+        resp = await client.post("/stt", data=packed, headers={**AUTH, "Content-Encoding": encoding})
+        assert resp.status == 200, (encoding, await resp.text())
+
+
+async def test_gzip_bomb_without_a_token_is_401_and_never_inflated(client: Any) -> None:
+    """It used to be inflated on the event loop before auth: three senders pushed /ping p50 to 1.3 s."""
+    bomb = gzip_bomb()
+
+    async def attack() -> None:
+        for _ in range(3):
+            resp = await client.post("/stt", data=bomb, headers={"Content-Encoding": "gzip"})
+            assert resp.status == 401
+
+    assert await _slowest_ping_while(client, attack()) < 0.25
+
+
+async def test_gzip_bomb_with_a_token_is_413_once_over_the_limit(make_client: Any) -> None:
+    engine = FakeEngine()
+    client = await make_client(engine, http={"request_max_size": 10 * 1024 * 1024})
+    resp = await client.post("/stt", data=gzip_bomb(), headers={**AUTH, "Content-Encoding": "gzip"})
+    assert resp.status == 413 and "inflates" in (await resp.json())["message"]
+    assert engine.calls == 0
+
+
+async def test_unknown_or_broken_encodings_are_refused(client: Any) -> None:
+    resp = await client.post("/stt", data=b"x" * 100, headers={**AUTH, "Content-Encoding": "br"})
+    assert resp.status == 415
+    resp = await client.post("/stt", data=_gzip(wav_bytes(tone()))[:-30], headers={**AUTH, "Content-Encoding": "gzip"})
+    assert resp.status == 400 and "truncated" in (await resp.json())["message"]
+
+
+async def test_multipart_with_200000_empty_parts_is_refused_without_stalling_the_loop(client: Any) -> None:
+    """10.6 MB holding 200,000 empty parts took 17 s to refuse while /ping p50 was 2.4 s."""
+    boundary = "b0undary"
+    part = f"--{boundary}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n\r\n".encode()
+    body = part * 200_000 + f"--{boundary}--\r\n".encode()
+    headers = {**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+    async def attack() -> None:
+        resp = await client.post("/stt", data=body, headers=headers)
+        assert resp.status == 413 and "parts" in (await resp.json())["message"]
+
+    assert await _slowest_ping_while(client, attack()) < 0.25
+
+
+async def test_gzipped_multipart_form_is_read(client: Any) -> None:
+    from tests.bad_inputs import multipart
+
+    body, content_type = multipart([("file", wav_bytes(tone())), ("language", b"en")])
+    resp = await client.post("/stt", data=_gzip(body),
+                             headers={**AUTH, "Content-Type": content_type, "Content-Encoding": "gzip"})
+    assert resp.status == 200, await resp.text()
