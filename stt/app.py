@@ -17,6 +17,7 @@ from auth.tokens import TokenStore, generate_token
 from stt.cors import setup_cors
 from stt.engines.base import Engine
 from stt.errors import error_middleware
+from stt.expect import defer_expect_handling, expect_middleware
 from stt.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT
 from stt.lifecycle import Lifecycle
 from stt import protocol_errors
@@ -40,7 +41,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     lifecycle = Lifecycle(limits.shutdown_timeout_seconds)
     app = web.Application(
         client_max_size=settings.http.request_max_size,
-        middlewares=[request_id_middleware, lifecycle.middleware(), error_middleware,
+        middlewares=[request_id_middleware, lifecycle.middleware(), error_middleware, expect_middleware,
                      auth_middleware(store, throttle, extract=token_from_subprotocol,
                                      wrong_token_is_401=_face_answers_401)],
     )
@@ -49,6 +50,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app.on_shutdown.append(lifecycle.on_shutdown)
     app[STARTED_AT] = time.time()
     app.on_response_prepare.append(add_request_id_header)
+    app.on_startup.append(defer_expect_handling)
     setup_cors(app, settings.http.cors_origins)
     app.cleanup_ctx.append(_engine_ctx(engine, engine_factory))
     app.cleanup_ctx.append(_scheduler_ctx)

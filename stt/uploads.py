@@ -17,6 +17,7 @@ import multipart
 from aiohttp import web
 
 from stt.errors import ApiError, BadRequest, TooLarge
+from stt.expect import send_continue
 
 MAX_PARTS = 64  # a form holds the file and a few options; 200,000 empty parts used to cost 17 s of loop time
 INFLATE_CHUNK = 1024 * 1024  # bytes inflated at a time, so the limit is checked before memory is spent
@@ -46,6 +47,7 @@ async def read_upload(request: web.Request, field: str = "file") -> Upload:
     if encoding not in ENCODINGS:
         raise UnsupportedEncoding(f"Content-Encoding {encoding[:20]!r} is not supported (gzip or deflate)")
     boundary = _boundary(request) if request.content_type.startswith("multipart/") else None
+    await send_continue(request)  # only now: after auth and the checks above
     body = await _read_body(request)
     return await asyncio.to_thread(_parse, body, encoding, boundary, field, request.client_max_size)
 

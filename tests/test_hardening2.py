@@ -482,3 +482,62 @@ def test_max_connections_is_configurable_and_validated() -> None:
     assert make_settings(http={"max_connections": 100}).http.max_connections == 100
     with pytest.raises(ConfigError, match="max_connections"):
         make_settings(http={"max_connections": 0})
+
+
+# -- 13: Expect answered after auth and the size check; every answer JSON with a request id ------------------
+
+async def _expect_exchange(port: int, head: bytes, wait: float = 1.0) -> bytes:
+    """Send only the head, then return what the server says before any body is sent."""
+    from tests import rawhttp
+
+    reader, writer = await rawhttp.connect(port)
+    writer.write(head)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(4096), wait)
+    except TimeoutError:
+        return b""
+    finally:
+        await rawhttp.hang_up(writer)
+
+
+async def test_100_continue_only_after_auth_and_size_checks(make_client: Any) -> None:
+    client = await make_client(FakeEngine(), http={"request_max_size": 1024 * 1024})
+    port = client.server.port
+
+    def head(length: int, auth: str = "") -> bytes:
+        return (f"POST /stt HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n"
+                f"{auth}\r\n").encode()
+
+    no_token = await _expect_exchange(port, head(1000))
+    assert no_token.startswith(b"HTTP/1.1 401") and b"100 Continue" not in no_token
+    too_big = await _expect_exchange(port, head(10 * 1024 * 1024, f"Authorization: Token {TOKEN}\r\n"))
+    assert too_big.startswith(b"HTTP/1.1 413") and b"100 Continue" not in too_big
+    fine = await _expect_exchange(port, head(1000, f"Authorization: Token {TOKEN}\r\n"))
+    assert fine == b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+async def test_100_continue_upload_is_transcribed(client: Any) -> None:
+    resp = await client.post("/stt", data=wav_bytes(tone()), headers={**AUTH, "Expect": "100-continue"})
+    assert resp.status == 200
+
+
+async def test_unknown_expectation_is_a_json_417_with_a_request_id(client: Any) -> None:
+    resp = await client.post("/stt", data=b"x", headers={**AUTH, "Expect": "200-ok"})
+    assert resp.status == 417 and resp.headers["X-Request-Id"]
+    assert (await resp.json())["status"] == "failed"
+
+
+# -- 14: what the public surfaces show ------------------------------------------------------------------------
+
+async def test_server_header_names_no_versions(client: Any) -> None:
+    for resp in (await client.get("/health"), await client.get("/ping", headers=AUTH), await client.get("/ping")):
+        assert resp.headers["Server"] == "stt-server"
+
+
+async def test_health_shows_the_model_name_not_its_path(make_client: Any) -> None:
+    engine = FakeEngine()
+    engine.model_name = "/srv/secret/models/whisper-base-ct2"
+    client = await make_client(engine)
+    body = await (await client.get("/health")).json()
+    assert body["model"] == "whisper-base-ct2"
