@@ -13,7 +13,8 @@ from aiohttp import web
 
 from stt.app import create_app, server_options, unfinished_work
 from stt.models import ModelError
-from stt.settings import ConfigError, Settings, load_settings, validate
+from stt import logs
+from stt.settings import ConfigError, LoggingSettings, Settings, load_settings, validate
 
 log = logging.getLogger("stt.server")
 
@@ -45,7 +46,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(LoggingSettings())  # text until the config says otherwise
     args = parse_args(argv)
     try:
         settings = with_overrides(load_settings(args.config), args)
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ssl.SSLError) as exc:
         print(f"config error: server.http.ssl_certfile/ssl_keyfile: {exc}", file=sys.stderr)
         return 2
+    logs.configure(settings.logging)
     scheme = "https" if context else "http"
     try:
         return _serve(settings, context, scheme)
