@@ -17,11 +17,13 @@ from stt import logs
 from stt.settings import ConfigError, LoggingSettings, Settings, load_settings, validate
 
 log = logging.getLogger("stt.server")
+CONFIG_ENV = "STT_CONFIG"  # the config path, for containers
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Self-hosted Whisper speech-to-text server")
-    parser.add_argument("--config", default="config.json", help="path to the JSON config (default: config.json)")
+    parser.add_argument("--config", default=os.environ.get(CONFIG_ENV, "config.json"),
+                        help=f"path to the JSON config (default: ${CONFIG_ENV}, else config.json)")
     parser.add_argument("--host", help="override server.http.host")
     parser.add_argument("--port", type=int, help="override server.http.port")
     return parser.parse_args(argv)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -34,11 +35,16 @@ def json_formatter() -> logging.Formatter:
     )
 
 
-def configure(settings: LoggingSettings, stream: object = None) -> None:
-    """Replace the root logger's handlers with one that writes ``settings.format`` to stderr."""
-    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+def make_handler(settings: LoggingSettings, stream: TextIO | None = None) -> logging.Handler:
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(json_formatter() if settings.format == "json" else logging.Formatter(TEXT_FORMAT))
     handler.addFilter(_RequestIdFilter())
+    return handler
+
+
+def configure(settings: LoggingSettings) -> None:
+    """Replace the root logger's handlers with one that writes ``settings.format`` to stderr."""
+    handler = make_handler(settings)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
