@@ -233,3 +233,27 @@ async def test_one_jfk_transcription_counts_one_request_and_eleven_seconds(make_
     engine_s = value(after, "stt_engine_seconds_total", face="native") - \
         value(before, "stt_engine_seconds_total", face="native")
     assert 0 < engine_s < 60
+
+
+@pytest.mark.model
+async def test_a_live_stream_is_counted_open_batched_and_its_finals_timed(make_client: Any, fw_tiny: Any) -> None:
+    from tests.live_helpers import load_pcm16, stream
+
+    client = await make_client(fw_tiny)
+    before = await scrape(client)
+    ws = await client.ws_connect("/listen?encoding=linear16&sample_rate=16000", headers=AUTH)
+    await asyncio.sleep(0.2)
+    assert value(await scrape(client), "stt_live_streams_open") == 1
+    received = await stream(ws, load_pcm16("en/jfk.flac"), speed=2.0)
+    assert received.finals
+    after = await scrape(client)
+    assert value(after, "stt_live_streams_open") == 0
+    finals = value(after, "stt_live_final_delay_seconds_count") - value(before, "stt_live_final_delay_seconds_count")
+    assert finals == len(received.finals)
+    delay_sum = value(after, "stt_live_final_delay_seconds_sum") - value(before, "stt_live_final_delay_seconds_sum")
+    assert 0 <= delay_sum / finals < 10
+    batches = value(after, "stt_batch_windows_count") - value(before, "stt_batch_windows_count")
+    windows = value(after, "stt_batch_windows_sum") - value(before, "stt_batch_windows_sum")
+    assert batches >= 1 and windows >= batches  # every batch holds at least one window
+    labels = {"face": "live", "route": "/listen", "method": "GET", "status": "101"}
+    assert value(after, REQ, **labels) - value(before, REQ, **labels) == 1
