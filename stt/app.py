@@ -42,7 +42,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app = web.Application(
         client_max_size=settings.http.request_max_size,
         middlewares=[request_id_middleware, lifecycle.middleware(), error_middleware,
-                     auth_middleware(store, throttle, extract=token_from_subprotocol)],
+                     auth_middleware(store, throttle, extract=token_from_subprotocol,
+                                     wrong_token_is_401=_face_answers_401)],
     )
     app[SETTINGS] = settings
     client_address.install(app, settings.http.trusted_proxies)
@@ -61,6 +62,15 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     live.setup(app)
     page.setup(app)
     return app
+
+
+# OpenAI (/v1/audio/*) and Deepgram (/v1/listen, /listen) answer a wrong key with 401, and their SDKs raise
+# AuthenticationError only on 401; the native API keeps its 401 (no token) / 403 (wrong token) split.
+_401_FACES = ("/v1/", "/listen")
+
+
+def _face_answers_401(request: web.Request) -> bool:
+    return request.path.startswith(_401_FACES)
 
 
 def server_options(settings: Settings) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 from faster_whisper.tokenizer import _LANGUAGE_CODES  # Whisper's 100 language codes; no public name for it
 from multidict import MultiMapping
 
+from stt.audio import MAX_SOURCE_RATE, MIN_SOURCE_RATE
 from stt.engines.base import DEFAULT_TEMPERATURES, TranscribeOptions
 from stt.errors import BadRequest
 
@@ -263,14 +264,13 @@ def deepgram_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -
 
 LIVE_ENCODINGS = ("linear16",)
 LIVE_ENDPOINTING_MS = 400  # Deepgram's default (10 ms) is shorter than our speech detector can judge
-LIVE_MAX_SAMPLE_RATE = 192_000  # Hz
 LIVE_MAX_CHANNELS = 8
 
 LIVE_PARAMS: tuple[Param, ...] = (
     Param("encoding", "string", "`linear16`: raw little-endian Int16 frames. Omit it for containerized audio "
           "(WebM/Opus from MediaRecorder, Ogg), decoded as it arrives.", enum=LIVE_ENCODINGS),
     Param("sample_rate", "integer", "Sample rate of `linear16` audio in Hz (any rate is resampled).",
-          default=16000, minimum=1, maximum=LIVE_MAX_SAMPLE_RATE),
+          default=16000, minimum=MIN_SOURCE_RATE, maximum=MAX_SOURCE_RATE),
     Param("channels", "integer", "Channels of `linear16` audio (mixed down to mono).", default=1, minimum=1,
           maximum=LIVE_MAX_CHANNELS),
     Param("language", "string", "BCP-47 tag (`en`, `en-US`, `de`...), or `multi` to detect per pass "
