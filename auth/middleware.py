@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from auth.client_address import client_address
 from auth.throttle import FailureThrottle
 from auth.tokens import TokenStore
 
@@ -70,7 +71,7 @@ def auth_middleware(store: TokenStore, throttle: FailureThrottle,
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS" or is_public(request.match_info.handler):
             return await handler(request)
-        address = request.remote or "unknown"
+        address = client_address(request)  # behind trusted proxies: the forwarded client
         wait = throttle.retry_after(address)
         if wait > 0:
             raise web.HTTPTooManyRequests(reason="Too many failed authentication attempts",

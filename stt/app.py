@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from auth import client_address
 from auth.middleware import auth_middleware, token_from_subprotocol
 from auth.throttle import FailureThrottle
 from auth.tokens import TokenStore, generate_token
@@ -46,6 +47,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
                                      wrong_token_is_401=_face_answers_401)],
     )
     app[SETTINGS] = settings
+    client_address.install(app, settings.http.trusted_proxies)
     app[LIFECYCLE] = lifecycle
     app.on_shutdown.append(lifecycle.on_shutdown)
     app[STARTED_AT] = time.time()

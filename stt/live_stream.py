@@ -25,6 +25,7 @@ from stt.live_messages import metadata, render
 from stt.options import LIVE_PARAMS
 from stt.stream_audio import ContainerDecoder, PcmDecoder, StreamDecoder
 from stt.streaming import Event, Pass, SpeechStarted, StreamSession, Transcribed
+from stt import metrics
 
 log = logging.getLogger("stt.live")
 
@@ -75,6 +76,7 @@ class LiveStream:
         self._wake = asyncio.Event()
         self._hash = hashlib.sha256()
         self._first_message = True
+        self._arrivals = metrics.ArrivalClock()  # times finals from the end of their speech
         self._transport = transport  # cut when the client does not read, or shutdown runs out of time
         self._stop = asyncio.Event()  # shutdown: stop receiving, flush, close 1001
         self.done = asyncio.Event()
@@ -183,6 +185,7 @@ class LiveStream:
     async def _feed(self, samples: np.ndarray) -> None:
         async with self._guard:
             events = await asyncio.to_thread(self._session.feed, samples)
+            self._arrivals.heard(self._session.seconds)
         await self._send(events)
         self._wake.set()
 
@@ -252,6 +255,8 @@ class LiveStream:
                 continue
             if isinstance(event, SpeechStarted) and not self._options.vad_events:
                 continue
+            if isinstance(event, Transcribed) and event.is_final:
+                self._arrivals.final(event.end)
             await self._send_json(render(event, request_id=self._id.request_id, engine=self._id.engine,
                                          model_name=self._id.model_name, punctuate=self._options.punctuate))
 

@@ -11,6 +11,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from auth.client_address import client_address
+from stt import metrics
+from stt.logs import request_id_var
 from stt.stats import request_stats
 
 log = logging.getLogger("stt.access")
@@ -31,6 +34,7 @@ def _request_id(request: web.Request) -> str:
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     stats = request_stats(request)
     stats.request_id = _request_id(request)
+    request_id_var.set(stats.request_id)  # every log record of this request names it
     started = time.monotonic()
     status = 500
     try:
@@ -51,9 +55,13 @@ def _log_line(request: web.Request, status: int, total_s: float) -> None:
     stats = request_stats(request)
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
     job = stats.job
+    queued, engine = (job.queued_s, job.engine_s) if job else (None, None)
+    fields = {"method": request.method, "route": route, "status": status, "client": client_address(request),
+              "audio_s": stats.audio_s, "queue_s": queued, "engine_s": engine, "total_s": round(total_s, 4)}
     log.info("%s %s %s %d audio=%s queue=%s engine=%s total=%.3fs", stats.request_id, request.method, route,
-             status, _secs(stats.audio_s), _secs(job.queued_s if job else None),
-             _secs(job.engine_s if job else None), total_s)
+             status, _secs(stats.audio_s), _secs(queued), _secs(engine), total_s, extra=fields)
+    matched = route if request.match_info.route.resource else None
+    metrics.observe_request(request, matched, status, total_s, stats.audio_s, queued, engine, stats.error_code)
 
 
 def _secs(value: float | None) -> str:
