@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from stt.errors import native_error_body
-from stt.observability import REQUEST_ID_HEADER
+from stt.observability import REQUEST_ID_HEADER, SERVER_NAME
 
 log = logging.getLogger("stt.connections")
 RESERVED_FDS = 128  # descriptors kept for model files, threads' pipes, log files, the refusals themselves
@@ -59,23 +59,37 @@ class _Throttled:
 
 
 class _Refusal(asyncio.Protocol):
-    """Answers 503 to whatever connects, reads nothing, closes."""
+    """Answers 503 to whatever connects and closes. The request is read and dropped until the client closes
+    (at most LINGER_S): closing a socket with unread input sends a reset, which can destroy the 503 before
+    the client reads it."""
+
+    LINGER_S = 0.5
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
+        self._closer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         body = json.dumps(native_error_body(
             f"Too many open connections (the limit is {self._limit}): retry later", "overloaded")).encode()
         head = ("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 1\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 1\r\nServer: {SERVER_NAME}\r\n"
                 f"{REQUEST_ID_HEADER}: {uuid.uuid4()}\r\n\r\n").encode()
         assert isinstance(transport, asyncio.WriteTransport)
         transport.write(head + body)
-        transport.close()  # after the write is flushed; the request, if any, is never read
+        if transport.can_write_eof():
+            transport.write_eof()  # the answer is complete; the client sees the end of it at once
+        self._closer = asyncio.get_running_loop().call_later(self.LINGER_S, transport.close)
 
     def data_received(self, data: bytes) -> None:
-        pass
+        pass  # the request is not parsed: it gets the same answer whatever it is
+
+    def eof_received(self) -> bool:
+        return False  # the client closed its side: close ours
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._closer is not None:
+            self._closer.cancel()
 
 
 class _ConnectionLimit:
