@@ -10,6 +10,8 @@ import numpy as np
 from aiohttp import web
 
 from stt.audio import decode_audio, duration_seconds
+from stt.diarization.diarizer import shared_diarizer
+from stt.diarization.pipeline import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
 from stt.errors import ApiError, EngineError
 from stt.keys import ENGINE, SCHEDULER, SETTINGS
@@ -27,9 +29,16 @@ async def decode(request: web.Request, data: bytes) -> np.ndarray:
     return audio
 
 
-async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
+async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions,
+                     diarize: DiarizeOptions | None = None) -> Transcript:
     engine = request.app[ENGINE]
-    return await _run(request, lambda: engine.transcribe(audio, options))
+
+    def job() -> Transcript:
+        transcript = engine.transcribe(audio, options)
+        # Speaker embeddings run in the same worker slot as the transcription: one budget for all inference.
+        return shared_diarizer().label(transcript, audio, diarize) if diarize else transcript
+
+    return await _run(request, job)
 
 
 async def detect_language(request: web.Request, audio: np.ndarray) -> list[tuple[str, float]]:

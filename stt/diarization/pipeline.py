@@ -41,6 +41,7 @@ class Turn:
     start: float  # seconds
     end: float
     speaker: int
+    confidence: float  # cosine similarity of the stretch's voice to its speaker's average voice, 0-1
 
 
 Span = tuple[float, float]
@@ -101,33 +102,36 @@ def diarize(encoder: SpeakerEncoder, audio: np.ndarray, probabilities: np.ndarra
     if not spans:
         return []
     embeddings = embed_units(encoder, encoder.mel(audio), spans)
-    labels = _renumber([int(x) for x in label_units(
-        embeddings, np.array([end - start for start, end in spans]), options)])
-    return [Turn(start, end, label) for (start, end), label in zip(spans, labels)]
+    labels, similarity = label_units(embeddings, np.array([end - start for start, end in spans]), options)
+    return [Turn(start, end, label, round(max(0.0, min(1.0, sim)), 4))
+            for (start, end), label, sim in zip(spans, _renumber([int(x) for x in labels]), similarity)]
 
 
-def word_speakers(turns: Sequence[Turn], words: Sequence[Span]) -> list[int | None]:
+def word_turns(turns: Sequence[Turn], words: Sequence[Span]) -> list[Turn | None]:
     """Each word's speaker: the turn it overlaps most, else the nearest one (a word in a detector's gap)."""
     if not turns:
         return [None] * len(words)
     starts = np.array([t.start for t in turns])
     ends = np.array([t.end for t in turns])
-    out: list[int | None] = []
+    out: list[Turn | None] = []
     for start, end in words:
         overlap = np.minimum(ends, end) - np.maximum(starts, start)
         distance = np.maximum(starts - end, start - ends)
         best = int(np.argmax(overlap)) if overlap.max() > 0 else int(np.argmin(distance))
-        out.append(turns[best].speaker)
+        out.append(turns[best])
     return out
 
 
-def label_units(embeddings: np.ndarray, seconds: np.ndarray, options: DiarizeOptions) -> np.ndarray:
-    """Cluster the stretches long enough to trust, then give every stretch its nearest speaker."""
+def label_units(embeddings: np.ndarray, seconds: np.ndarray,
+                options: DiarizeOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster the stretches long enough to trust, then give every stretch its nearest speaker.
+    Returns the labels and each stretch's similarity to its speaker's centroid."""
     trusted = seconds >= MIN_CLUSTERED_S
     if trusted.sum() < 2:
         trusted = np.ones(len(seconds), dtype=bool)
     labels = cluster(embeddings[trusted], options.min_speakers, options.max_speakers)
-    return np.argmax(embeddings @ centroids(embeddings[trusted], labels).T, axis=1)
+    similarity = embeddings @ centroids(embeddings[trusted], labels).T
+    return np.argmax(similarity, axis=1), similarity.max(axis=1)
 
 
 def _renumber(labels: list[int]) -> list[int]:
