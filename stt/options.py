@@ -179,6 +179,8 @@ STT_PARAMS: tuple[Param, ...] = (
           max_length=PROMPT_MAX_CHARS),
     Param("temperature", "number", "Sampling temperature to start from; on failure Whisper retries at "
           "+0.2 steps up to 1.0. 0 (default) is greedy/beam search first.", default=0.0, minimum=0.0, maximum=1.0),
+    Param("hotwords", "string", "Names and terms to spell right (space-separated), given to the decoder as "
+          "hotwords on every window.", max_length=PROMPT_MAX_CHARS),
     Param("diarize", "boolean", "Label speakers: `speaker` (0, 1, ...) on segments and words (implies word "
           "timestamps); SRT/VTT cues split at speaker changes and labelled.", default=False),
     Param("min_speakers", "integer", "With `diarize`: at least this many speakers.", minimum=1,
@@ -206,7 +208,8 @@ def stt_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> Stt
     options = TranscribeOptions(
         language=_language(v["language"]), task=v["task"], beam_size=v["beam_size"] or default_beam_size,
         word_timestamps=v["word_timestamps"] or diarize is not None, vad_filter=v["vad_filter"],
-        initial_prompt=v["initial_prompt"], temperature=temperature_schedule(v["temperature"]))
+        initial_prompt=v["initial_prompt"], temperature=temperature_schedule(v["temperature"]),
+        hotwords=v["hotwords"])
     return SttRequest(options, v["output"], diarize)
 
 
@@ -279,6 +282,10 @@ DEEPGRAM_PARAMS: tuple[Param, ...] = (
           default=False),
     Param("paragraphs", "boolean", "Add `paragraphs` (sentences grouped per speaker turn) to the alternative.",
           default=False),
+    Param("keyterm", "string", "A name or term to spell right (repeatable); fed to Whisper as a hotword.",
+          max_length=200, repeated=True),
+    Param("keywords", "string", "`word` or `word:boost` (repeatable, Deepgram's older form of `keyterm`); "
+          "the boost is ignored.", max_length=200, repeated=True),
 )
 
 
@@ -292,10 +299,20 @@ class DeepgramRequest:
     paragraphs: bool = False
 
 
+def deepgram_hotwords(keyterms: list[str], keywords: list[str]) -> str | None:
+    """Deepgram's `keyterm`s and `keywords` (``word:boost``, the boost dropped) -> one hotword string."""
+    terms = [*keyterms, *(k.rsplit(":", 1)[0] if ":" in k else k for k in keywords)]
+    joined = " ".join(t.strip() for t in terms if t.strip())
+    if len(joined) > PROMPT_MAX_CHARS:
+        raise BadRequest(f"keyterm: at most {PROMPT_MAX_CHARS} characters in all", param="keyterm")
+    return joined or None
+
+
 def deepgram_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> DeepgramRequest:
     v = parse_params(DEEPGRAM_PARAMS, pairs)
     language = None if v["detect_language"] else bcp47_language(v["language"])
-    options = TranscribeOptions(language=language, beam_size=default_beam_size, word_timestamps=True)
+    options = TranscribeOptions(language=language, beam_size=default_beam_size, word_timestamps=True,
+                                hotwords=deepgram_hotwords(v["keyterm"], v["keywords"]))
     return DeepgramRequest(options, v["punctuate"] or v["smart_format"], v["detect_language"],
                            diarize_options(v["diarize"]), v["utterances"], v["paragraphs"])
 

@@ -188,3 +188,13 @@ async def test_deepgram_url_body_gets_a_clear_400(client: Any) -> None:
     resp = await client.post("/v1/listen", json={"url": "https://example.com/a.wav"}, headers=AUTH)
     body = await resp.json()
     assert resp.status == 400 and "URL" in body["err_msg"] and "not supported" in body["err_msg"], body
+
+
+def test_deepgram_keyterms_become_hotwords() -> None:
+    from stt.options import deepgram_request
+
+    parsed = deepgram_request([("keyterm", "Birket Foster"), ("keywords", "Linnell:2"), ("keywords", "Carker")], 5)
+    assert parsed.options.hotwords == "Birket Foster Linnell Carker"
+    assert deepgram_request([], 5).options.hotwords is None
+    with pytest.raises(BadRequest):
+        deepgram_request([("keyterm", "x" * 200)] * 11, 5)

@@ -55,6 +55,7 @@ class TranscribeOptions:
     temperature: tuple[float, ...] = DEFAULT_TEMPERATURES
     condition_on_previous_text: bool = True
     without_timestamps: bool = False
+    hotwords: str | None = None  # names and terms to spell right: faster-whisper's hotword prompting
 
 
 class Engine(Protocol):
