@@ -15,7 +15,7 @@ from typing import Any
 from faster_whisper.tokenizer import _LANGUAGE_CODES  # Whisper's 100 language codes; no public name for it
 from multidict import MultiMapping
 
-from stt.diarization.pipeline import DiarizeOptions
+from stt.diarization.types import DiarizeOptions
 from stt.engines.base import DEFAULT_TEMPERATURES, TranscribeOptions
 from stt.errors import BadRequest
 

@@ -10,8 +10,7 @@ import numpy as np
 from aiohttp import web
 
 from stt.audio import decode_audio, duration_seconds
-from stt.diarization.diarizer import shared_diarizer
-from stt.diarization.pipeline import DiarizeOptions
+from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
 from stt.errors import ApiError, EngineError
 from stt.keys import ENGINE, SCHEDULER, SETTINGS
@@ -35,8 +34,12 @@ async def transcribe(request: web.Request, audio: np.ndarray, options: Transcrib
 
     def job() -> Transcript:
         transcript = engine.transcribe(audio, options)
+        if not diarize:
+            return transcript
+        from stt.diarization.diarizer import shared_diarizer  # torch + scikit-learn, only once it is asked for
+
         # Speaker embeddings run in the same worker slot as the transcription: one budget for all inference.
-        return shared_diarizer().label(transcript, audio, diarize) if diarize else transcript
+        return shared_diarizer().label(transcript, audio, diarize)
 
     return await _run(request, job)
 

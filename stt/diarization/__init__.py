@@ -5,6 +5,6 @@ turns in the audio (speech detector + speaker embeddings + clustering, ``pipelin
 every word and segment (``assign``). Blocking: run it only inside a scheduler job.
 """
 
-from stt.diarization.pipeline import DiarizeOptions, Turn
+from stt.diarization.types import DiarizeOptions, Turn
 
 __all__ = ["DiarizeOptions", "Turn"]

@@ -11,7 +11,6 @@ scheduler's workers.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,6 +18,9 @@ import torch
 
 from stt.diarization.clustering import centroids, cluster
 from stt.diarization.encoder import HOP, SAMPLE_RATE, SpeakerEncoder
+from stt.diarization.types import DiarizeOptions, Turn
+
+__all__ = ["DiarizeOptions", "Turn", "diarize", "word_turns"]
 
 FRAMES_PER_S = SAMPLE_RATE // HOP  # 100 mel frames a second
 WINDOW_FRAMES = 160  # 1.6 s: the length Resemblyzer's encoder was trained on
@@ -28,20 +30,6 @@ SPEECH_THRESHOLD = 0.5  # speech-detector probability
 MAX_UNIT_S = 4.0  # longer stretches are cut in equal pieces
 MIN_CLUSTERED_S = 1.5  # stretches shorter than this are too noisy to shape the clusters
 BATCH = 256  # windows per forward pass: bounds memory on long files
-
-
-@dataclasses.dataclass(frozen=True)
-class DiarizeOptions:
-    min_speakers: int = 1
-    max_speakers: int | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Turn:
-    start: float  # seconds
-    end: float
-    speaker: int
-    confidence: float  # cosine similarity of the stretch's voice to its speaker's average voice, 0-1
 
 
 Span = tuple[float, float]
