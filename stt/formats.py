@@ -10,6 +10,7 @@ import dataclasses
 import datetime
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from stt.engines.base import Segment, Transcript, Word
@@ -190,10 +191,29 @@ def deepgram_metadata(*, request_id: str, sha256: str, seconds: float, engine: s
     }
 
 
-def deepgram_json(t: Transcript, *, request_id: str, sha256: str, engine: str, model: str, punctuate: bool,
-                  detected: bool, diarize: bool = False, utterances: bool = False,
+def deepgram_json(t: Transcript | Sequence[Transcript], *, request_id: str, sha256: str, engine: str, model: str,
+                  punctuate: bool, detected: bool, diarize: bool = False, utterances: bool = False,
                   paragraphs: bool = False) -> dict[str, Any]:
+    """Deepgram's pre-recorded answer; several transcripts are the channels of a multichannel request."""
     from stt import speaker_formats  # it builds on this module's helpers
+
+    channels = [t] if isinstance(t, Transcript) else list(t)
+    duration = max(c.duration for c in channels)
+    results: dict[str, Any] = {"channels": [
+        _deepgram_channel(c, punctuate=punctuate, detected=detected, diarize=diarize, paragraphs=paragraphs)
+        for c in channels]}
+    if utterances:
+        found = [u for i, c in enumerate(channels)
+                 for u in speaker_formats.deepgram_utterances(c, punctuate=punctuate, diarize=diarize, channel=i)]
+        results["utterances"] = sorted(found, key=lambda u: (u["start"], u["channel"]))
+    metadata = deepgram_metadata(request_id=request_id, sha256=sha256, seconds=duration, engine=engine, model=model)
+    metadata["channels"] = len(channels)
+    return {"metadata": metadata, "results": results}
+
+
+def _deepgram_channel(t: Transcript, *, punctuate: bool, detected: bool, diarize: bool,
+                      paragraphs: bool) -> dict[str, Any]:
+    from stt import speaker_formats
 
     words = [w for w in all_words(t) if w.word.strip()]
     word_items = [speaker_formats.deepgram_word(w, t.duration, diarize) for w in words]
@@ -209,11 +229,4 @@ def deepgram_json(t: Transcript, *, request_id: str, sha256: str, engine: str, m
     if detected:
         channel["detected_language"] = t.language
         channel["language_confidence"] = round(t.language_probability, 4)
-    results: dict[str, Any] = {"channels": [channel]}
-    if utterances:
-        results["utterances"] = speaker_formats.deepgram_utterances(t, punctuate=punctuate, diarize=diarize)
-    return {
-        "metadata": deepgram_metadata(request_id=request_id, sha256=sha256, seconds=t.duration, engine=engine,
-                                      model=model),
-        "results": results,
-    }
+    return channel

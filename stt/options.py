@@ -25,6 +25,7 @@ FALSE = frozenset({"false", "0", "no", "off"})
 OUTPUTS = ("json", "text", "srt", "vtt", "verbose_json")
 TEMPERATURE_STEP = 0.2  # Whisper's increment on fallback
 PROMPT_MAX_CHARS = 2000  # Whisper keeps at most 223 prompt tokens; anything far longer is a mistake
+MULTICHANNEL_MAX = 8  # channels transcribed one by one: each costs a full transcription
 MAX_SPEAKERS = 32  # bound on min_speakers/max_speakers: clustering cost grows with it, and beyond is a typo
 
 
@@ -282,6 +283,8 @@ DEEPGRAM_PARAMS: tuple[Param, ...] = (
           default=False),
     Param("paragraphs", "boolean", "Add `paragraphs` (sentences grouped per speaker turn) to the alternative.",
           default=False),
+    Param("multichannel", "boolean", "Transcribe each audio channel on its own: one `results.channels[i]` per "
+          f"input channel (at most {MULTICHANNEL_MAX}).", default=False),
     Param("keyterm", "string", "A name or term to spell right (repeatable); fed to Whisper as a hotword.",
           max_length=200, repeated=True),
     Param("keywords", "string", "`word` or `word:boost` (repeatable, Deepgram's older form of `keyterm`); "
@@ -297,6 +300,7 @@ class DeepgramRequest:
     diarize: DiarizeOptions | None = None
     utterances: bool = False
     paragraphs: bool = False
+    multichannel: bool = False
 
 
 def deepgram_hotwords(keyterms: list[str], keywords: list[str]) -> str | None:
@@ -314,7 +318,7 @@ def deepgram_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -
     options = TranscribeOptions(language=language, beam_size=default_beam_size, word_timestamps=True,
                                 hotwords=deepgram_hotwords(v["keyterm"], v["keywords"]))
     return DeepgramRequest(options, v["punctuate"] or v["smart_format"], v["detect_language"],
-                           diarize_options(v["diarize"]), v["utterances"], v["paragraphs"])
+                           diarize_options(v["diarize"]), v["utterances"], v["paragraphs"], v["multichannel"])
 
 
 # --- live transcription: GET /listen and GET /v1/listen (WebSocket, Deepgram's live API) -------------------

@@ -9,7 +9,7 @@ import time
 import numpy as np
 from aiohttp import web
 
-from stt.audio import decode_audio, duration_seconds
+from stt.audio import decode_audio, decode_channels, duration_seconds
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
 from stt.errors import ApiError, EngineError
@@ -25,6 +25,14 @@ async def decode(request: web.Request, data: bytes) -> np.ndarray:
     limit = request.app[SETTINGS].limits.max_audio_seconds
     audio = await asyncio.to_thread(decode_audio, data, limit)
     request_stats(request).audio_s = duration_seconds(audio)
+    return audio
+
+
+async def decode_each_channel(request: web.Request, data: bytes, max_channels: int) -> np.ndarray:
+    """(channels, samples): for faces that transcribe every channel on its own."""
+    limit = request.app[SETTINGS].limits.max_audio_seconds
+    audio = await asyncio.to_thread(decode_channels, data, limit, max_channels)
+    request_stats(request).audio_s = duration_seconds(audio) * len(audio)
     return audio
 
 

@@ -60,13 +60,13 @@ def _spoken_words(t: Transcript) -> list[Word]:
     return [w for w in all_words(t) if w.word.strip()]
 
 
-def deepgram_utterances(t: Transcript, *, punctuate: bool, diarize: bool) -> list[dict[str, Any]]:
+def deepgram_utterances(t: Transcript, *, punctuate: bool, diarize: bool, channel: int = 0) -> list[dict[str, Any]]:
     out = []
     for run in _runs(_spoken_words(t), UTTERANCE_PAUSE_S):
         text = " ".join(w.word.strip() if punctuate else bare_word(w.word) for w in run)
         item: dict[str, Any] = {
             "start": _ms(run[0].start, t.duration) / 1000, "end": _ms(run[-1].end, t.duration) / 1000,
-            "confidence": round(sum(w.probability for w in run) / len(run), 4), "channel": 0,
+            "confidence": round(sum(w.probability for w in run) / len(run), 4), "channel": channel,
             "transcript": text, "words": [deepgram_word(w, t.duration, diarize) for w in run], "id": str(uuid.uuid4())}
         if diarize and run[0].speaker is not None:
             item["speaker"] = run[0].speaker

@@ -21,7 +21,7 @@ from stt.engines.base import Engine
 from stt.speech_detector import FRAME, SpeechDetector
 from tests.conftest import AUTH, make_settings
 from tests.diarization_audio import Conversation, conversation, word_speaker_accuracy
-from tests.helpers import AUDIO_DIR, TOKEN, wav
+from tests.helpers import AUDIO_DIR, TOKEN, manifest, wav, wer
 from tests.live_server import serve_in_thread
 
 pytestmark = pytest.mark.model
@@ -108,3 +108,17 @@ def test_hotwords_spell_a_rare_name(base_url: str) -> None:
     response = DeepgramClient(api_key=TOKEN, environment=env).listen.v1.media.transcribe_file(
         request=clip, keyterm="Birket Foster", punctuate=True)
     assert "Birket Foster" in response.results.channels[0].alternatives[0].transcript
+
+
+def test_deepgram_sdk_multichannel_call_recording(base_url: str) -> None:
+    """stereo_diarization.wav: a different LibriSpeech speaker per channel (mixed, they overlap)."""
+    clip = manifest()["edge/stereo_diarization.wav"]
+    left, right = (part.split(": ", 1)[1] for part in clip.transcript.split(" | "))
+    ws = base_url.replace("http", "ws")
+    env = DeepgramClientEnvironment(base=base_url, production=ws, agent=ws, agent_rest=base_url)
+    response = DeepgramClient(api_key=TOKEN, environment=env).listen.v1.media.transcribe_file(
+        request=clip.path.read_bytes(), multichannel=True, language="en")
+    channels = response.results.channels
+    assert len(channels) == 2 and response.metadata.channels == 2
+    assert wer(left, channels[0].alternatives[0].transcript) <= 0.2, channels[0].alternatives[0].transcript
+    assert wer(right, channels[1].alternatives[0].transcript) <= 0.2, channels[1].alternatives[0].transcript

@@ -17,7 +17,7 @@ from aiohttp import web
 from stt import formats, service
 from stt.errors import BadRequest, ErrorInfo, register_error_renderer
 from stt.keys import ENGINE, SETTINGS
-from stt.options import check_model_support, deepgram_request, request_pairs
+from stt.options import MULTICHANNEL_MAX, check_model_support, deepgram_request, request_pairs
 from stt.stats import request_stats
 from stt.uploads import read_upload
 
@@ -50,9 +50,13 @@ async def listen(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     check_model_support(parsed.options, engine.multilingual, engine.model_name)
     # The upload's hash (Deepgram's metadata.sha256) is computed while it is decoded, not after.
-    audio, digest = await asyncio.gather(service.decode(request, upload.audio),
+    decoding = (service.decode_each_channel(request, upload.audio, MULTICHANNEL_MAX) if parsed.multichannel
+                else service.decode(request, upload.audio))
+    audio, digest = await asyncio.gather(decoding,
                                          asyncio.to_thread(lambda: hashlib.sha256(upload.audio).hexdigest()))
-    transcript = await service.transcribe(request, audio, parsed.options, parsed.diarize)
+    # Multichannel: each channel is its own scheduler job, one after the other (a fair share of the workers).
+    transcript = ([await service.transcribe(request, channel, parsed.options, parsed.diarize) for channel in audio]
+                  if parsed.multichannel else await service.transcribe(request, audio, parsed.options, parsed.diarize))
     request_id = deepgram_request_id(request)
     body = formats.deepgram_json(transcript, request_id=request_id, sha256=digest, engine=engine.name,
                                  model=engine.model_name, punctuate=parsed.punctuate,
