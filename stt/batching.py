@@ -21,6 +21,7 @@ from stt.engines.base import Engine
 from stt.engines.base import WindowRequest, WindowResult
 from stt.errors import ApiError, EngineError
 from stt.scheduler import JobStats, Priority, Scheduler
+from stt import metrics
 
 log = logging.getLogger("stt.batching")
 T = TypeVar("T")
@@ -74,6 +75,7 @@ class PassBatcher:
         taken.extend(batch)
         if not batch:
             return []
+        metrics.observe_batch(len(batch))
         try:
             return self._engine.decode_windows([request for request, _, _ in batch])
         except ApiError:

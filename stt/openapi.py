@@ -175,6 +175,19 @@ def _paths() -> dict[str, Any]:
                                responses={"200": {"description": "Healthy", "content": {JSON: {"schema": _obj(
                                    ("status",), status={"const": "ok"}, engine=STR, model=STR, queued=INT,
                                    running=INT, uptime_s=NUM)}}}})},
+        "/ready": {"get": _op("ops", "Readiness (no token)",
+                              "503 while the model loads, while draining at shutdown and while the queue is full.",
+                              operationId="ready", security=[],
+                              responses={"200": {"description": "Ready for work", "content": {JSON: {
+                                  "schema": _obj(("status",), status={"const": "ready"})}}},
+                                  "503": {"description": "Not ready", "content": {JSON: {"schema": _obj(
+                                      ("status", "reasons"), status={"const": "unavailable"},
+                                      reasons={"type": "array", "items": STR})}}}})},
+        "/metrics": {"get": _op("ops", "Prometheus metrics",
+                                "Prometheus' text format; needs a token unless the config sets `metrics_public`.",
+                                operationId="metrics",
+                                responses={"200": {"description": "The metrics", "content": {
+                                    "text/plain": {"schema": STR}}}, **_errors("Error", AUTH_ERRORS)})},
         "/stt": {"post": native_stt},
         "/detect-language": {"post": detect},
         "/v1/audio/transcriptions": {"post": _op(

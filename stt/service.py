@@ -9,7 +9,8 @@ import time
 import numpy as np
 from aiohttp import web
 
-from stt.audio import decode_audio, duration_seconds
+from stt.audio import decode_audio, decode_channels, duration_seconds
+from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
 from stt.errors import ApiError, EngineError
 from stt.inference.uploads import transcribe_windows
@@ -28,19 +29,41 @@ async def decode(request: web.Request, data: bytes) -> np.ndarray:
     return audio
 
 
-async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
+async def decode_each_channel(request: web.Request, data: bytes, max_channels: int) -> np.ndarray:
+    """(channels, samples): for faces that transcribe every channel on its own."""
+    limit = request.app[SETTINGS].limits.max_audio_seconds
+    audio = await asyncio.to_thread(decode_channels, data, limit, max_channels)
+    request_stats(request).audio_s = duration_seconds(audio) * len(audio)
+    return audio
+
+
+async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions,
+                     diarize: DiarizeOptions | None = None) -> Transcript:
     """Speech windows decoded in batches (the default); ``vad_filter=false``, or a temperature above 0 asked
-    for (windows are decoded at 0 only): the engine's own sequential decoding of the whole audio in one job."""
+    for (windows are decoded at 0 only): the engine's own sequential decoding of the whole audio in one job.
+    Speakers, when asked for, are labelled in one more job under the same worker budget."""
     engine = request.app[ENGINE]
     if not options.vad_filter or options.temperature[:1] != (0.0,):
-        return await _run(request, lambda: engine.transcribe(audio, options))
-    stats = JobStats()
-    batcher = request.app[WINDOW_BATCHER]
-    try:
-        return await transcribe_windows(engine, audio, options, lambda job: _timed(request, job, stats),
-                                        lambda windows: batcher.decode(windows, owner=request, stats=stats))
-    finally:
-        request_stats(request).job = stats
+        transcript = await _run(request, lambda: engine.transcribe(audio, options))
+    else:
+        stats = JobStats()
+        batcher = request.app[WINDOW_BATCHER]
+        try:
+            transcript = await transcribe_windows(
+                engine, audio, options, lambda job: _timed(request, job, stats),
+                lambda windows: batcher.decode(windows, owner=request, stats=stats))
+        finally:
+            request_stats(request).job = stats
+    if not diarize:
+        return transcript
+    return await _run(request, lambda: _label(transcript, audio, diarize))
+
+
+def _label(transcript: Transcript, audio: np.ndarray, diarize: DiarizeOptions) -> Transcript:
+    from stt.diarization.diarizer import shared_diarizer  # torch + scikit-learn, only once it is asked for
+
+    # Speaker embeddings run under the same worker budget as the transcription: one budget for all inference.
+    return shared_diarizer().label(transcript, audio, diarize)
 
 
 async def _timed(request: web.Request, job, total: JobStats):  # type: ignore[no-untyped-def]

@@ -116,7 +116,7 @@ async def test_a_short_upload_waits_for_one_job_of_a_long_one_not_for_all_of_it(
     short = await transcribe(batcher, scheduler, engine, upload(2, 1))
     assert short.text == "2"
     # Its search for speech went ahead of the long upload's queued job; its window took the next turn.
-    assert engine.jobs.index(["2"]) <= 2
+    assert engine.jobs.index(["2"]) <= 3  # (or the one after, when a job took its windows just before)
     assert (await long).text == " ".join(["1"] * 8)
     assert all(len(job) == 1 for job in engine.jobs)  # a job decodes at most one full window
     scheduler.close()
@@ -135,7 +135,10 @@ async def test_short_uploads_sent_together_share_one_batch() -> None:
     texts = [t.text for t in await asyncio.gather(*uploads)]
     await blocker
     assert texts == ["1", "2", "3", "4"]
-    assert sorted(map(sorted, engine.jobs)) == [["1", "2", "3", "4"]]
+    # One job per upload before; now the windows waiting when a job starts share it (the last search may end
+    # just after the job took its windows: then it goes in the next one).
+    assert len(engine.jobs) <= 2 and len(engine.jobs[0]) >= 3
+    assert sorted(t for job in engine.jobs for t in job) == ["1", "2", "3", "4"]
     scheduler.close()
 
 

@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Sequence
 
+from stt import metrics
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import Engine, WindowRequest, WindowResult
 from stt.errors import ApiError, EngineError
@@ -91,6 +92,7 @@ class WindowBatcher:
         taken.extend(batch)
         if not batch:
             return []
+        metrics.observe_batch(len(batch))
         try:
             return self._engine.decode_windows([w.request for w in batch])
         except ApiError:
@@ -100,8 +102,7 @@ class WindowBatcher:
             raise EngineError(f"Transcription failed: {type(exc).__name__}") from exc
 
     def _choose(self) -> list[_Waiting]:
-        """The next batch: one window per upload in turn, until the audio budget (at least one window).
-        The one place a batch is formed (a "windows per batch" metric belongs here)."""
+        """The next batch: one window per upload in turn, until the audio budget (at least one window)."""
         queues: dict[int, list[_Waiting]] = {}
         owners: list[object] = []
         for w in self._pending:

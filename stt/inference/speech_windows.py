@@ -61,8 +61,10 @@ def cut_windows(speech: Sequence[tuple[int, int]], length: int) -> list[SpeechWi
 def window_request(window: SpeechWindow, upload: np.ndarray, options: TranscribeOptions) -> WindowRequest:
     # Segments are cut at the window's pauses from word timings, so words are aligned unless the caller
     # said no segments finer than a window are needed (word_timestamps off keeps one alignment pass away).
-    return WindowRequest(window.audio(upload), options.language, options.initial_prompt, options.beam_size,
-                         options.task, words=options.word_timestamps)
+    # Hotwords join the prompt of every window, as faster-whisper and the openai-whisper engine use them.
+    prompt = " ".join(filter(None, (options.hotwords, options.initial_prompt))) or None
+    return WindowRequest(window.audio(upload), options.language, prompt, options.beam_size, options.task,
+                         words=options.word_timestamps)
 
 
 def assemble(windows: Sequence[SpeechWindow], results: Sequence[WindowResult], upload: np.ndarray,
