@@ -27,6 +27,9 @@ from stt.errors import Overloaded
 T = TypeVar("T")
 
 
+DETECTION_THREADS = 4
+
+
 class Priority(enum.IntEnum):
     FINAL = 0  # a live pass an utterance's final waits on
     LIVE = 1  # other live passes
@@ -51,10 +54,11 @@ class Scheduler:
         self._waiting = 0
         self._running = 0
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stt-engine")
-        # Live speech detection: a few ms of Silero per 100 ms of audio, needed at once (an utterance's end is
-        # only seen after it). Queued behind a decoding job it would wait for it; in the default pool it would
-        # be unbounded. One thread of its own, part of this budget.
-        self._detection = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stt-detect")
+        # Live speech detection: a few ms of Silero per 100 ms of audio per stream, needed at once (an
+        # utterance's end is only seen after it). Queued behind a decoding job it would wait for it; in the
+        # default pool it would be unbounded. A few threads of its own, part of this budget: one thread
+        # serialised every stream's detection and fell behind on a loaded machine.
+        self._detection = ThreadPoolExecutor(max_workers=DETECTION_THREADS, thread_name_prefix="stt-detect")
         self._ewma_job_s = 5.0  # recent job length, for a useful Retry-After
 
     @property
@@ -80,7 +84,7 @@ class Scheduler:
         return await self._execute(job, stats)
 
     async def detect(self, job: Callable[[], T]) -> T:
-        """Short model work a live stream needs now (speech detection): one thread, in submission order."""
+        """Short model work a live stream needs now (speech detection), on DETECTION_THREADS threads."""
         return await asyncio.wrap_future(self._detection.submit(job))
 
     async def _acquire(self, priority: Priority, bounded: bool) -> None:
