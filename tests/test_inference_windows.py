@@ -223,3 +223,13 @@ async def test_vad_filter_false_decodes_the_whole_upload_in_one_call(make_client
     assert options.condition_on_previous_text is whole
     if not whole:
         assert options.temperature == (0.0,) and options.vad_filter is False
+
+
+def test_a_piece_with_several_sentences_makes_one_segment_per_sentence() -> None:
+    window = SpeechWindow(((0, 10 * S),))
+    words = (Word(0.1, 1.0, " Yes.", 0.9), Word(1.2, 2.0, " Go", 0.9), Word(2.1, 2.9, " on?", 0.9),
+             Word(3.0, 3.5, " Well", 0.9))
+    transcript = assemble([window], [WindowResult("Yes. Go on? Well", words, "en")],
+                          np.zeros(10 * S, np.float32), TranscribeOptions())
+    assert [(s.start, s.end, s.text) for s in transcript.segments] == [
+        (0.1, 1.0, " Yes."), (1.2, 2.9, " Go on?"), (3.0, 3.5, " Well")]

@@ -59,12 +59,12 @@ def cut_windows(speech: Sequence[tuple[int, int]], length: int) -> list[SpeechWi
 
 
 def window_request(window: SpeechWindow, upload: np.ndarray, options: TranscribeOptions) -> WindowRequest:
-    # Segments are cut at the window's pauses from word timings, so words are aligned unless the caller
-    # said no segments finer than a window are needed (word_timestamps off keeps one alignment pass away).
+    # Words are always aligned: segments are cut from their timings (at pauses and sentence ends), or a
+    # 30 s window would be one subtitle cue. The faces show words only when they were asked for.
     # Hotwords join the prompt of every window, as faster-whisper and the openai-whisper engine use them.
     prompt = " ".join(filter(None, (options.hotwords, options.initial_prompt))) or None
     return WindowRequest(window.audio(upload), options.language, prompt, options.beam_size, options.task,
-                         words=options.word_timestamps)
+                         words=True)
 
 
 def assemble(windows: Sequence[SpeechWindow], results: Sequence[WindowResult], upload: np.ndarray,
@@ -90,13 +90,25 @@ def _pieces(window: SpeechWindow, result: WindowResult) -> list[tuple[float, flo
     out: list[tuple[float, float, str, tuple[Word, ...]]] = []
     for start, end in window.pieces:
         inside = tuple(w for w in mapped if start / SAMPLE_RATE <= (w.start + w.end) / 2 < end / SAMPLE_RATE)
-        if inside:
-            out.append((inside[0].start, inside[-1].end, "".join(w.word for w in inside), inside))
+        for words in _sentences(inside):
+            out.append((words[0].start, words[-1].end, "".join(w.word for w in words), words))
     missed = [w for w in mapped if not any(w in words for *_, words in out)]
     if missed:  # a word whose middle fell into a cut-out pause: keep it in the nearest segment's place
         out.append((missed[0].start, missed[-1].end, "".join(w.word for w in missed), tuple(missed)))
         out.sort(key=lambda piece: piece[0])
     return out
+
+
+def _sentences(words: tuple[Word, ...]) -> list[tuple[Word, ...]]:
+    """Words cut after each sentence end (., ?, !), as Whisper's segments mostly are."""
+    out: list[tuple[Word, ...]] = []
+    current: list[Word] = []
+    for word in words:
+        current.append(word)
+        if word.word.rstrip().endswith((".", "?", "!", "。", "？", "！")):
+            out.append(tuple(current))
+            current = []
+    return out + [tuple(current)] if current else out
 
 
 def _language(results: Sequence[WindowResult], options: TranscribeOptions) -> tuple[str, float]:
