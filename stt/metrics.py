@@ -79,7 +79,7 @@ def observe_request(request: web.Request, route: str | None, status: int, total_
         AUTH_FAILURES.labels(AUTH_FAILURE_CODES[error_code]).inc()
     elif status == 429:
         THROTTLED.inc()
-    elif 400 <= status < 500 and request.method == "POST" and error_code:
+    elif 400 <= status < 500 and request.method == "POST" and error_code and face != "other":
         REJECTED_UPLOADS.labels(face, error_code).inc()
 
 
