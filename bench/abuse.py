@@ -74,7 +74,7 @@ class Row:
         return self.ok and within
 
 
-def _pinger(url: str, stop: Any, out: Any) -> None:
+def _pinger(url: str, ready: Any, stop: Any, out: Any) -> None:
     """In its own process: the attacker's work in this process must not delay the measurement."""
     import http.client
     from urllib.parse import urlsplit
@@ -87,6 +87,7 @@ def _pinger(url: str, stop: Any, out: Any) -> None:
         conn.request("GET", "/ping", headers=AUTH)
         conn.getresponse().read()
         latencies.append(time.perf_counter() - started)
+        ready.set()
         time.sleep(0.02)
     conn.close()
     out.put(latencies)
@@ -108,10 +109,11 @@ class Probe:
         self._sampler = asyncio.create_task(self._sample())
         if self._ping:
             context = multiprocessing.get_context("spawn")
-            self._ping_stop, self._ping_out = context.Event(), context.Queue()
-            self._ping_proc = context.Process(target=_pinger, args=(self._url, self._ping_stop, self._ping_out))
+            ready, self._ping_stop, self._ping_out = context.Event(), context.Event(), context.Queue()
+            self._ping_proc = context.Process(target=_pinger,
+                                              args=(self._url, ready, self._ping_stop, self._ping_out))
             self._ping_proc.start()
-            await asyncio.sleep(1.0)  # the pinger's interpreter starts before the attack does
+            await asyncio.to_thread(ready.wait, 60)  # the pinger runs before the attack starts
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -236,7 +238,7 @@ async def multipart_with_token(server: ServerProcess) -> tuple[bool, str]:
 
 
 async def connection_flood(server: ServerProcess) -> tuple[bool, str]:
-    log_lines = len(server.lines)
+    log_lines = len(server.lines)  # the access log's lines aside: tracebacks, accept() errors, refusals
     held: list[asyncio.StreamWriter] = []
     statuses: dict[int, int] = {}
     port = int(server.url.rsplit(":", 1)[1])
@@ -257,12 +259,12 @@ async def connection_flood(server: ServerProcess) -> tuple[bool, str]:
     finally:
         for writer in held:
             writer.close()
-    new_lines = len(server.lines) - log_lines
+    new_lines = len([line for line in server.lines[log_lines:] if "stt.access" not in line])
     # The pinger's connection is one of the MAX_CONNECTIONS.
     ok = (statuses.get(200, 0) >= MAX_CONNECTIONS - 2 and statuses.get(503, 0) >= 198 and fresh == 503
           and new_lines <= 5)
     return ok, (f"{MAX_CONNECTIONS + 200} idle keep-alive connections: {statuses}; a new one: {fresh} in "
-                f"{fresh_ms:.0f} ms; {new_lines} log line(s)")
+                f"{fresh_ms:.0f} ms; {new_lines} log line(s) besides the access log")
 
 
 async def pings_are_not_activity(server: ServerProcess) -> tuple[bool, str]:
@@ -402,23 +404,37 @@ async def sigterm_with_live_streams(server: ServerProcess) -> tuple[bool, str]:
                 f"(shutdown_timeout_seconds {SHUTDOWN_S})")
 
 
-PRE_AUTH, BOMB = "pre-auth", "bomb"
+PRE_AUTH, BOMB, REPEAT = "pre-auth", "bomb", "repeat"
+MIN_PING_WINDOW_S = 3.0  # a quick pre-auth attack is repeated this long, so that /ping p99 has samples
 ATTACKS: list[tuple[str, Attack, set[str]]] = [  # name, attack, kind: made before auth / a memory bomb
     ("1: 1 Hz WAV uploads", one_hertz_uploads, {BOMB}),
     ("2: 1 Hz live stream", one_hertz_live, {BOMB}),
     ("4: gzip bomb, no token", gzip_bomb_pre_auth, {PRE_AUTH, BOMB}),
     ("4: gzip bomb, valid token", gzip_bomb_with_token, {BOMB}),
-    ("5: 200,000 empty parts, no token", multipart_pre_auth, {PRE_AUTH, BOMB}),
+    ("5: 200,000 empty parts, no token", multipart_pre_auth, {PRE_AUTH, BOMB, REPEAT}),
     ("5: 200,000 empty parts, valid token", multipart_with_token, {BOMB}),
     ("7: connection flood", connection_flood, {PRE_AUTH, BOMB}),
     ("8: pings are not activity", pings_are_not_activity, set()),
-    ("9: throttle reset", throttle_reset, {PRE_AUTH}),
+    ("9: throttle reset", throttle_reset, {PRE_AUTH, REPEAT}),
     ("9: throttle table", throttle_table, {PRE_AUTH}),
     ("10: FLAC headers (transcribes 65 s)", flac_headers, set()),
-    ("11/12: odd tokens and values", odd_tokens_and_values, {PRE_AUTH}),
-    ("13/14: Expect, Server header", expect_and_headers, {PRE_AUTH}),
+    ("11/12: odd tokens and values", odd_tokens_and_values, {PRE_AUTH, REPEAT}),
+    ("13/14: Expect, Server header", expect_and_headers, {PRE_AUTH, REPEAT}),
     ("3/6: SIGTERM, live streams + non-reader", sigterm_with_live_streams, set()),
 ]
+
+
+async def _attack(attack: Attack, server: ServerProcess, repeat: bool) -> tuple[bool, str]:
+    started, rounds, results = time.monotonic(), 0, []
+    while not results or (repeat and time.monotonic() - started < MIN_PING_WINDOW_S):
+        try:
+            results.append(await attack(server))
+        except Exception as exc:  # an attack that breaks the client is a failure, reported
+            results.append((False, f"{type(exc).__name__}: {exc}"))
+        rounds += 1
+    failed = [detail for ok, detail in results if not ok]
+    detail = failed[0] if failed else results[0][1]
+    return not failed, detail + (f" (x{rounds} in {time.monotonic() - started:.1f} s)" if rounds > 1 else "")
 
 
 async def run(skip: set[str]) -> list[Row]:
@@ -433,10 +449,7 @@ async def run(skip: set[str]) -> list[Row]:
                     continue
                 idle = psutil.Process(server.proc.pid).memory_info().rss
                 async with Probe(server, ping=PRE_AUTH in kind) as probe:
-                    try:
-                        ok, detail = await attack(server)
-                    except Exception as exc:  # an attack that breaks the client is a failure, reported
-                        ok, detail = False, f"{type(exc).__name__}: {exc}"
+                    ok, detail = await _attack(attack, server, REPEAT in kind)
                 row = Row(name, ok, detail, max(0.0, (probe.peak - idle) / 2**20), probe.p99_ms(), BOMB in kind)
                 rows.append(row)
                 print(f"{'held' if row.held else 'FAILED':6} | {name:40} | +{row.rss_mb:6.1f} MB | "
