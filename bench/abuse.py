@@ -66,11 +66,12 @@ class Row:
     rss_mb: float = 0.0
     ping_p99_ms: float | None = None
     bomb: bool = False  # a memory bomb: held only within RSS_BUDGET_MB (other rows report RSS, e.g. inference)
+    judge_ping: bool = True
 
     @property
     def held(self) -> bool:
         within = (not self.bomb or self.rss_mb <= RSS_BUDGET_MB) and (
-            self.ping_p99_ms is None or self.ping_p99_ms < PING_P99_MS)
+            self.ping_p99_ms is None or not self.judge_ping or self.ping_p99_ms < PING_P99_MS)
         return self.ok and within
 
 
@@ -367,7 +368,7 @@ async def expect_and_headers(server: ServerProcess) -> tuple[bool, str]:
             expect, request_id, kind = resp.status, resp.headers.get("X-Request-Id"), resp.content_type
         async with http.get(f"{server.url}/health") as resp:
             server_header = resp.headers.get("Server", "")
-    ok = (first.startswith(b"HTTP/1.1 401") and expect == 417 and bool(request_id) and kind == "application/json"
+    ok = (first.startswith((b"HTTP/1.1 401", b"HTTP/1.1 429")) and expect == 417 and bool(request_id) and kind == "application/json"
           and "/" not in server_header)
     return ok, (f"Expect: 100-continue, no token: {first.decode().strip()!r}; Expect: 200-ok: {expect} {kind} "
                 f"id={'yes' if request_id else 'no'}; Server: {server_header!r}")
@@ -404,8 +405,8 @@ async def sigterm_with_live_streams(server: ServerProcess) -> tuple[bool, str]:
                 f"(shutdown_timeout_seconds {SHUTDOWN_S})")
 
 
-PRE_AUTH, BOMB, REPEAT = "pre-auth", "bomb", "repeat"
-MIN_PING_WINDOW_S = 3.0  # a quick pre-auth attack is repeated this long, so that /ping p99 has samples
+PRE_AUTH, BOMB, REPEAT, FLOOD = "pre-auth", "bomb", "repeat", "flood"
+MIN_PING_WINDOW_S = 3.0  # a quick pre-auth attack is repeated this long (0.1 s apart), so /ping p99 has samples
 ATTACKS: list[tuple[str, Attack, set[str]]] = [  # name, attack, kind: made before auth / a memory bomb
     ("1: 1 Hz WAV uploads", one_hertz_uploads, {BOMB}),
     ("2: 1 Hz live stream", one_hertz_live, {BOMB}),
@@ -416,7 +417,10 @@ ATTACKS: list[tuple[str, Attack, set[str]]] = [  # name, attack, kind: made befo
     ("7: connection flood", connection_flood, {PRE_AUTH, BOMB}),
     ("8: pings are not activity", pings_are_not_activity, set()),
     ("9: throttle reset", throttle_reset, {PRE_AUTH, REPEAT}),
-    ("9: throttle table", throttle_table, {PRE_AUTH}),
+    # As fast as the client can open connections: a throughput measurement (the table must not slow it down).
+    # /ping p99 is printed but not judged: any server whose one core is busy accepting ~2,000 connections/s
+    # answers a ping later.
+    ("9: throttle table (max-rate flood)", throttle_table, {PRE_AUTH, FLOOD}),
     ("10: FLAC headers (transcribes 65 s)", flac_headers, set()),
     ("11/12: odd tokens and values", odd_tokens_and_values, {PRE_AUTH, REPEAT}),
     ("13/14: Expect, Server header", expect_and_headers, {PRE_AUTH, REPEAT}),
@@ -432,6 +436,8 @@ async def _attack(attack: Attack, server: ServerProcess, repeat: bool) -> tuple[
         except Exception as exc:  # an attack that breaks the client is a failure, reported
             results.append((False, f"{type(exc).__name__}: {exc}"))
         rounds += 1
+        if repeat:
+            await asyncio.sleep(0.1)
     failed = [detail for ok, detail in results if not ok]
     detail = failed[0] if failed else results[0][1]
     return not failed, detail + (f" (x{rounds} in {time.monotonic() - started:.1f} s)" if rounds > 1 else "")
@@ -450,7 +456,8 @@ async def run(skip: set[str]) -> list[Row]:
                 idle = psutil.Process(server.proc.pid).memory_info().rss
                 async with Probe(server, ping=PRE_AUTH in kind) as probe:
                     ok, detail = await _attack(attack, server, REPEAT in kind)
-                row = Row(name, ok, detail, max(0.0, (probe.peak - idle) / 2**20), probe.p99_ms(), BOMB in kind)
+                row = Row(name, ok, detail, max(0.0, (probe.peak - idle) / 2**20), probe.p99_ms(), BOMB in kind,
+                          judge_ping=FLOOD not in kind)
                 rows.append(row)
                 print(f"{'held' if row.held else 'FAILED':6} | {name:40} | +{row.rss_mb:6.1f} MB | "
                       f"ping p99 {'-' if row.ping_p99_ms is None else f'{row.ping_p99_ms:.1f} ms':>9} | {detail}",
@@ -467,6 +474,8 @@ def main() -> int:
     args = parser.parse_args()
     print(f"held: answered as it must; memory bombs: peak RSS within +{RSS_BUDGET_MB} MB of idle; pre-auth "
           f"attacks: /ping p99 < {PING_P99_MS} ms (from another process, on its own connection)")
+    print(f"machine load average (1, 5, 15 min) at start: {', '.join(f'{x:.1f}' for x in psutil.getloadavg())} on "
+          f"{psutil.cpu_count()} CPUs")
     rows = asyncio.run(run({"throttle table"} if args.skip_throttle_table else set()))
     failed = [r.name for r in rows if not r.held]
     print(f"{len(rows) - len(failed)}/{len(rows)} held" + (f"; failed: {', '.join(failed)}" if failed else ""))
