@@ -407,7 +407,13 @@ async def sigterm_with_live_streams(server: ServerProcess) -> tuple[bool, str]:
 
 PRE_AUTH, BOMB, REPEAT, FLOOD = "pre-auth", "bomb", "repeat", "flood"
 MIN_PING_WINDOW_S = 3.0  # a quick pre-auth attack is repeated this long (0.1 s apart), so /ping p99 has samples
+async def no_attack(server: ServerProcess) -> tuple[bool, str]:
+    await asyncio.sleep(MIN_PING_WINDOW_S)
+    return True, "the baseline: /ping alone, on this machine now"
+
+
 ATTACKS: list[tuple[str, Attack, set[str]]] = [  # name, attack, kind: made before auth / a memory bomb
+    ("0: no attack", no_attack, {PRE_AUTH, FLOOD}),
     ("1: 1 Hz WAV uploads", one_hertz_uploads, {BOMB}),
     ("2: 1 Hz live stream", one_hertz_live, {BOMB}),
     ("4: gzip bomb, no token", gzip_bomb_pre_auth, {PRE_AUTH, BOMB}),
