@@ -80,6 +80,10 @@ AUDIO_DIR ?= ../shared/audio
 newman-run: newman
 	$(NEWMAN) run docs/postman_collection.json --working-dir $(AUDIO_DIR) --env-var baseUrl=$(BASE_URL) --env-var token=$(TOKEN)
 
+# Issue 8's inference-core targets side by side in one run (about 15 minutes): bench/bench_mixed.py
+bench-mixed: install-dev
+	$(PY) bench/bench_mixed.py
+
 bench-live: install-dev browser
 	$(PY) bench/bench_live.py
 	$(PY) bench/browser_demo.py

@@ -20,7 +20,8 @@ from stt.cors import setup_cors
 from stt.engines.base import Engine
 from stt.errors import error_middleware
 from stt.expect import defer_expect_handling, expect_middleware
-from stt.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT
+from stt.inference.batcher import WindowBatcher
+from stt.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, WINDOW_BATCHER
 from stt.lifecycle import Lifecycle
 from stt import protocol_errors
 from stt.observability import add_request_id_header, request_id_middleware
@@ -132,6 +133,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     scheduler = Scheduler(settings.asr.workers, settings.limits.max_queue, settings.limits.queue_timeout_seconds)
     app[SCHEDULER] = scheduler
+    app[WINDOW_BATCHER] = WindowBatcher(scheduler, app[ENGINE])
     yield
     # Finish what was accepted before the engine goes away (graceful shutdown), within what is left of the
     # shutdown budget. A transcription still running then cannot be interrupted: it is abandoned.
