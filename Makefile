@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CONFIG ?= config.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev browser ops-tools run test test-fast bench bench-diarization bench-live bench-load bench-fuzz \
+.PHONY: install install-dev browser ops-tools run test test-fast bench bench-diarization bench-live bench-load bench-fuzz bench-abuse \
 	bench-scale-out clean newman newman-run docker docker-wheels docker-base-debian docker-test
 
 $(VENV)/.runtime: requirements.txt requirements-nodeps.txt
@@ -61,6 +61,10 @@ bench-load: install-dev
 
 bench-fuzz: install-dev
 	$(PY) bench/fuzz_long.py
+
+# The attacks of issue 9 against a real server: held/failed per attack, peak RSS, /ping p99.
+bench-abuse: install-dev
+	$(PY) bench/abuse.py
 
 # newman (Postman's CLI) runs docs/postman_collection.json in the tests; installed locally, only where npm exists.
 NEWMAN_VERSION := 6.2.2

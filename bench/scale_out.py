@@ -2,8 +2,8 @@
 
 Phases, each of which counts the requests that failed at the client (anything but a 200 with the clip's own
 transcript, or a transport error):
-  (a) N shared clips at concurrency 8 through nginx; the same N against 1 replica x 2 threads, direct:
-      throughput of both, side by side;
+  (a) N shared clips at concurrency 8 through nginx, and the same N against 1 replica x 2 threads (direct),
+      in alternating blocks so that both see the same machine load: throughput of both, and their ratio;
   (b) N/2 clips through nginx while one replica is killed with SIGKILL a third of the way in;
   (c) N/2 clips through nginx while one replica gets SIGTERM (drains, exits) and is started again: a rolling
       update;
@@ -54,6 +54,7 @@ class Phase:
     failures: list[str] = dataclasses.field(default_factory=list)
     wall_s: float = 0.0
     audio_s: float = 0.0
+    retried: int = 0  # requests nginx sent to a second replica (from its access log)
 
     @property
     def throughput(self) -> float:
@@ -86,7 +87,8 @@ pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    access_log {workdir}/access.log;
+    log_format upstreams '$status $upstream_addr $upstream_status';
+    access_log {workdir}/access.log upstreams;
     client_body_temp_path {temp['body']};
     proxy_temp_path {temp['proxy']};
     fastcgi_temp_path {temp['fastcgi']};
@@ -280,8 +282,9 @@ def replica(workdir: Path, model: str, threads: int, name: str) -> ServerProcess
 
 
 def report(phase: Phase) -> None:
+    retried = f", {phase.retried} retried by nginx on the other replica" if phase.retried else ""
     print(f"{phase.name}: {phase.answered} answered 200 with their own transcript, {len(phase.failures)} failed, "
-          f"{phase.audio_s:.0f} s of audio in {phase.wall_s:.1f} s ({phase.throughput:.1f} x real time)")
+          f"{phase.audio_s:.0f} s of audio in {phase.wall_s:.1f} s ({phase.throughput:.1f} x real time){retried}")
     for failure in phase.failures[:5]:
         print(f"    {failure}")
 
@@ -300,24 +303,14 @@ async def run(args: argparse.Namespace, workdir: Path) -> tuple[int, list[str]]:
     url = f"http://127.0.0.1:{port}"
     phases: list[Phase] = []
     problems: list[str] = []
+    log = workdir / "access.log"
     try:
-        phases.append(report_and(await drive(url, clips, Phase("(a) 2 replicas x 1 thread behind nginx"))))
-        for r in replicas:
-            r.terminate()
-        single = replica(workdir, args.model, 2, "single").start()
-        try:
-            baseline = await drive(single.url, clips, Phase("(a) 1 replica x 2 threads, direct"))
-        finally:
-            single.terminate()
-        report(baseline)
-        print(f"(a) throughput, 2 replicas x 1 thread / 1 replica x 2 threads: "
-              f"{phases[0].throughput / baseline.throughput:.2f}")
-        for r in replicas:
-            r.start()
-
+        pair, baseline = await compare(url, workdir, args.model, clips)
+        phases += [pair, baseline]
         killed = replicas[0]
+        mark = log.stat().st_size
         phases.append(report_and(await drive(url, half, Phase("(b) one replica killed (SIGKILL) mid-run"),
-                                             at_third=killed.stop)))
+                                             at_third=killed.stop), retries(log, mark)))
         killed.start()
 
         def rolling_update() -> None:
@@ -325,8 +318,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> tuple[int, list[str]]:
             print(f"(c) replica 2 drained and exited with {code}; starting it again")
             replicas[1].start()
 
+        mark = log.stat().st_size
         phases.append(report_and(await drive(url, half, Phase("(c) rolling update: SIGTERM + restart mid-run"),
-                                             at_third=rolling_update)))
+                                             at_third=rolling_update), retries(log, mark)))
         problems += await live_checks(url, replicas, clips[0])
     finally:
         nginx.send_signal(signal.SIGQUIT)
@@ -336,9 +330,39 @@ async def run(args: argparse.Namespace, workdir: Path) -> tuple[int, list[str]]:
     return sum(len(p.failures) for p in phases), problems
 
 
-def report_and(phase: Phase) -> Phase:
+def report_and(phase: Phase, retried: int = 0) -> Phase:
+    phase.retried = retried
     report(phase)
     return phase
+
+
+def retries(log: Path, offset: int) -> int:
+    """Requests logged since ``offset`` that nginx sent to more than one replica ("a:1, b:2" upstreams)."""
+    with log.open() as f:
+        f.seek(offset)
+        return sum(1 for line in f if "," in line.split(" ", 1)[1])
+
+
+async def compare(url: str, workdir: Path, model: str, clips: list[Clip]) -> tuple[Phase, Phase]:
+    """2 replicas x 1 thread (through nginx) against 1 replica x 2 threads (direct), in alternating blocks:
+    the idle configuration costs nothing while the other works, and both share the machine's load changes."""
+    pair, single = Phase("(a) 2 replicas x 1 thread behind nginx"), Phase("(a) 1 replica x 2 threads, direct")
+    one_process = replica(workdir, model, 2, "single").start()
+    block = max(CONCURRENCY * 2, len(clips) // 5)
+    try:
+        for start in range(0, len(clips), block):
+            for target, phase in ((url, pair), (one_process.url, single)):
+                part = await drive(target, clips[start:start + block], Phase(phase.name))
+                phase.answered += part.answered
+                phase.failures += part.failures
+                phase.wall_s += part.wall_s
+                phase.audio_s += part.audio_s
+    finally:
+        one_process.terminate()
+    report(pair)
+    report(single)
+    print(f"(a) throughput, 2 replicas x 1 thread / 1 replica x 2 threads: {pair.throughput / single.throughput:.2f}")
+    return pair, single
 
 
 def main() -> int:

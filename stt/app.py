@@ -15,6 +15,7 @@ from auth import client_address
 from auth.middleware import auth_middleware, token_from_subprotocol
 from auth.throttle import FailureThrottle
 from auth.tokens import TokenStore, generate_token
+from stt.audio_budget import AUDIO_BUDGET, AudioBudget
 from stt.cors import setup_cors
 from stt.engines.base import Engine
 from stt.errors import error_middleware
@@ -41,15 +42,18 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     limits = settings.limits
     throttle = FailureThrottle(limits.auth_max_failures, limits.auth_window_seconds)
     lifecycle = Lifecycle(limits.shutdown_timeout_seconds)
+    audio_budget = AudioBudget(limits.max_held_audio_seconds, decoders=settings.asr.workers + 1)
     app = web.Application(
         client_max_size=settings.http.request_max_size,
         middlewares=[request_id_middleware, lifecycle.middleware(), error_middleware, expect_middleware,
                      auth_middleware(store, throttle, extract=token_from_subprotocol,
-                                     wrong_token_is_401=_face_answers_401)],
+                                     wrong_token_is_401=_face_answers_401),
+                     audio_budget.middleware()],
     )
     app[SETTINGS] = settings
     client_address.install(app, settings.http.trusted_proxies)
     app[LIFECYCLE] = lifecycle
+    app[AUDIO_BUDGET] = audio_budget
     app.on_shutdown.append(lifecycle.on_shutdown)
     app[STARTED_AT] = time.time()
     app.on_response_prepare.append(add_request_id_header)

@@ -79,7 +79,7 @@ def observe_request(request: web.Request, route: str | None, status: int, total_
         AUTH_FAILURES.labels(AUTH_FAILURE_CODES[error_code]).inc()
     elif status == 429:
         THROTTLED.inc()
-    elif 400 <= status < 500 and request.method == "POST" and error_code:
+    elif 400 <= status < 500 and request.method == "POST" and error_code and face != "other":
         REJECTED_UPLOADS.labels(face, error_code).inc()
 
 
@@ -103,7 +103,10 @@ class ArrivalClock:
 
     def final(self, end_s: float) -> None:
         """A final result ending at ``end_s`` (stream time) was sent now."""
-        for seconds, arrived in self._arrivals:
+        arrivals = self._arrivals
+        if arrivals and len(arrivals) == arrivals.maxlen and arrivals[0][0] >= end_s:
+            return  # that audio arrived before the oldest entry kept: its arrival time is unknown
+        for seconds, arrived in arrivals:
             if seconds >= end_s:
                 LIVE_FINAL_DELAY.observe(max(0.0, self._clock() - arrived))
                 return

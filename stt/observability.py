@@ -58,8 +58,9 @@ def _log_line(request: web.Request, status: int, total_s: float) -> None:
     queued, engine = (job.queued_s, job.engine_s) if job else (None, None)
     fields = {"method": request.method, "route": route, "status": status, "client": client_address(request),
               "audio_s": stats.audio_s, "queue_s": queued, "engine_s": engine, "total_s": round(total_s, 4)}
-    log.info("%s %s %s %d audio=%s queue=%s engine=%s total=%.3fs", stats.request_id, request.method, route,
-             status, _secs(stats.audio_s), _secs(queued), _secs(engine), total_s, extra=fields)
+    log.info("%s %s %s %d audio=%s queue=%s engine=%s total=%.3fs client=%s", stats.request_id, request.method,
+             route, status, _secs(stats.audio_s), _secs(queued), _secs(engine), total_s, fields["client"],
+             extra=fields)
     matched = route if request.match_info.route.resource else None
     metrics.observe_request(request, matched, status, total_s, stats.audio_s, queued, engine, stats.error_code)
 

@@ -9,6 +9,7 @@ import time
 import numpy as np
 from aiohttp import web
 
+from stt.audio_budget import AUDIO_BUDGET
 from stt.audio import decode_audio, decode_channels, duration_seconds
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
@@ -24,7 +25,10 @@ log = logging.getLogger("stt.service")
 async def decode(request: web.Request, data: bytes) -> np.ndarray:
     """Decode in a thread: a long MP3 takes long enough to stall every other client."""
     limit = request.app[SETTINGS].limits.max_audio_seconds
-    audio = await asyncio.to_thread(decode_audio, data, limit)
+    budget = request.app[AUDIO_BUDGET]
+    async with budget.decoding:
+        audio = await asyncio.to_thread(decode_audio, data, limit)
+    budget.hold(request, audio.nbytes)  # 503 when requests in flight already hold too much decoded audio
     request_stats(request).audio_s = duration_seconds(audio)
     return audio
 
@@ -32,7 +36,10 @@ async def decode(request: web.Request, data: bytes) -> np.ndarray:
 async def decode_each_channel(request: web.Request, data: bytes, max_channels: int) -> np.ndarray:
     """(channels, samples): for faces that transcribe every channel on its own."""
     limit = request.app[SETTINGS].limits.max_audio_seconds
-    audio = await asyncio.to_thread(decode_channels, data, limit, max_channels)
+    budget = request.app[AUDIO_BUDGET]
+    async with budget.decoding:
+        audio = await asyncio.to_thread(decode_channels, data, limit, max_channels)
+    budget.hold(request, audio.nbytes)
     request_stats(request).audio_s = duration_seconds(audio) * len(audio)
     return audio
 

@@ -77,7 +77,7 @@ async def test_refusals_are_counted_by_reason(make_client: Any) -> None:
     assert delta("stt_uploads_rejected_total", face="native", reason="invalid_audio") == 1
     assert delta("stt_auth_failures_total", reason="invalid") == 1
     assert delta("stt_auth_failures_total", reason="missing") == 1
-    assert delta("stt_auth_throttled_total") >= 1
+    assert delta("stt_auth_throttled_total") == 1
 
 
 async def test_labels_are_bounded_route_patterns_never_raw_paths(make_client: Any) -> None:
@@ -156,12 +156,15 @@ async def _fail_auth(client: Any, forwarded: str, times: int) -> list[int]:
              ).status for _ in range(times)]
 
 
-async def test_forwarded_for_from_a_trusted_proxy_drives_the_throttle(make_client: Any) -> None:
+async def test_forwarded_for_from_a_trusted_proxy_drives_the_throttle(make_client: Any,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="stt.access")
     client = await make_client(FakeEngine(), http={"trusted_proxies": ["127.0.0.0/8"]},
                                limits={"auth_max_failures": 2})
     assert await _fail_auth(client, "198.51.100.1", 3) == [403, 403, 429]
     ok = await client.get("/ping", headers={**AUTH, "X-Forwarded-For": "198.51.100.2"})
     assert ok.status == 200  # another client behind the same proxy is not punished
+    assert caplog.records[-1].getMessage().endswith("client=198.51.100.2")  # the access log names the client
     refused = await client.get("/ping", headers={**AUTH, "X-Forwarded-For": "198.51.100.1"})
     assert refused.status == 429
 
@@ -257,3 +260,25 @@ async def test_a_live_stream_is_counted_open_batched_and_its_finals_timed(make_c
     assert batches >= 1 and windows >= batches  # every batch holds at least one window
     labels = {"face": "live", "route": "/listen", "method": "GET", "status": "101"}
     assert value(after, REQ, **labels) - value(before, REQ, **labels) == 1
+
+
+def test_arrival_clock_times_a_final_from_the_arrival_of_its_last_audio() -> None:
+    from stt.metrics import LIVE_FINAL_DELAY, ArrivalClock
+
+    now = [100.0]
+    clock = ArrivalClock(max_entries=3, clock=lambda: now[0])
+    count = lambda: LIVE_FINAL_DELAY.collect()[0].samples  # noqa: E731
+    before = {s.name: s.value for s in count()}
+    for seconds in (0.1, 0.2, 0.3):
+        clock.heard(seconds)
+        now[0] += 0.1  # audio arrives in real time: 0.1 s at 100.0, 0.2 s at 100.1, 0.3 s at 100.2
+    now[0] = 100.5
+    clock.final(0.15)  # its last audio arrived with the 0.2 s chunk, at 100.1
+    after = {s.name: s.value for s in count()}
+    assert after["stt_live_final_delay_seconds_count"] - before["stt_live_final_delay_seconds_count"] == 1
+    assert after["stt_live_final_delay_seconds_sum"] - before["stt_live_final_delay_seconds_sum"] == \
+        pytest.approx(0.4)
+    clock.heard(0.4)  # the 0.1 s entry is dropped: a final ending before 0.2 s can no longer be timed
+    clock.final(0.05)
+    assert {s.name: s.value for s in count()}["stt_live_final_delay_seconds_count"] == \
+        after["stt_live_final_delay_seconds_count"]
