@@ -124,7 +124,9 @@ async def test_production_server_drops_a_queued_request_whose_client_hung_up(tmp
     short_body = manifest()[SHORT_CLIPS[0]].path.read_bytes()
     with start_server(tmp_path) as server:
         async with aiohttp.ClientSession() as session:
-            busy = asyncio.create_task(session.post(f"{server.url}/stt", data=long_body, headers=AUTH))
+            # Sequential decoding (one long job): speech windows would finish before the test can look.
+            busy = asyncio.create_task(session.post(f"{server.url}/stt?vad_filter=false", data=long_body,
+                                                    headers=AUTH))
             await _wait_accepted(server, 1)
             reader, writer = await rawhttp.connect(server.port)
             writer.write(rawhttp.request_head("/stt", len(short_body)) + short_body)
