@@ -177,6 +177,10 @@ def _check_format(rate: int, channels: int, max_channels: int = MAX_CHANNELS) ->
         raise AudioError(f"Unsupported channel count: {channels} (at most {max_channels})")
 
 
+# Public: the live decoders (stt/stream_audio.py) check the same range as uploads.
+check_source_format = _check_format
+
+
 def _too_long(seconds: float, max_seconds: float) -> TooLarge:
     return TooLarge(f"Audio is too long: {seconds:.0f} s (limit {max_seconds:.0f} s)")
 

@@ -15,7 +15,7 @@ import av
 import numpy as np
 import soxr
 
-from stt.audio import SAMPLE_RATE
+from stt.audio import SAMPLE_RATE, check_source_format
 from stt.errors import AudioError
 
 log = logging.getLogger("stt.stream_audio")
@@ -33,6 +33,7 @@ class PcmDecoder:
     """Little-endian signed 16-bit PCM (Deepgram's ``linear16``), interleaved channels, any rate."""
 
     def __init__(self, rate: int, channels: int) -> None:
+        check_source_format(rate, channels)  # callers validate too; this is where the memory would go
         self._channels = channels
         self._carry = b""  # a frame split across two messages
         self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE \
@@ -120,8 +121,13 @@ class ContainerDecoder:
                 stream = container.streams.audio[0]
                 resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
                 for frame in container.decode(stream):
+                    # A container may declare any rate (a WAV header at 1 Hz): each of its samples would
+                    # become 16,000 here. Same range as uploads, checked per frame (the rate may change).
+                    check_source_format(frame.sample_rate, len(frame.layout.channels))
                     self._emit(resampler.resample(frame))
                 self._emit(resampler.resample(None))
+        except AudioError as exc:
+            self.error = exc.message
         except (av.FFmpegError, ValueError, IndexError, OSError) as exc:
             log.info("live container stream ended with a decoding error: %s", exc)
             self.error = "Could not decode the streamed audio: send WebM/Ogg, or linear16 with encoding=linear16"

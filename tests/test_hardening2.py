@@ -560,3 +560,26 @@ async def test_decoded_audio_held_by_requests_in_flight_is_bounded(make_client: 
     assert third.status == 200
     alone = await client.post("/stt", data=wav_bytes(tone(5.0)), headers=AUTH)  # over the bound, but alone
     assert alone.status == 200
+
+
+async def test_live_container_at_one_hertz_closes_1007_without_a_memory_bomb(client: Any) -> None:
+    """Without encoding=linear16 the stream is a container: a WAV header declaring 1 Hz made every byte pair
+    16,000 samples."""
+    import resource
+
+    ws = await client.ws_connect(f"{PCM.split('?')[0]}", headers=AUTH)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    await ws.send_bytes(wav_header(rate=1, channels=1, data_size=40_000) + bytes(40_000))
+    await ws.send_str(json.dumps({"type": "CloseStream"}))
+    received = await asyncio.wait_for(collect(ws), 20)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert received.close_code == 1007 and "sample rate: 1 Hz" in received.close_reason
+    assert grown_mb < 100  # 20,000 samples at 1 Hz would be 320 M samples (1.3 GB) at 16 kHz
+
+
+def test_pcm_decoder_refuses_rates_outside_the_range() -> None:
+    from stt.stream_audio import PcmDecoder
+
+    for rate in (1, 7999, 192_001):
+        with pytest.raises(AudioError, match="sample rate"):
+            PcmDecoder(rate, 1)
