@@ -370,7 +370,14 @@ async def test_gzip_bomb_without_a_token_is_401_and_never_inflated(client: Any) 
             resp = await client.post("/stt", data=bomb, headers={"Content-Encoding": "gzip"})
             assert resp.status == 401
 
-    assert await _slowest_ping_while(client, attack()) < 0.25
+    # What inflating it once costs on this machine now: the stall an inflating server would cause.
+    import time
+    import zlib
+
+    started = time.perf_counter()
+    zlib.decompress(bomb, 16 + zlib.MAX_WBITS)
+    inflate_s = time.perf_counter() - started
+    assert await _slowest_ping_while(client, attack()) < inflate_s / 2
 
 
 async def test_gzip_bomb_with_a_token_is_413_once_over_the_limit(make_client: Any) -> None:
@@ -399,7 +406,7 @@ async def test_multipart_with_200000_empty_parts_is_refused_without_stalling_the
         resp = await client.post("/stt", data=body, headers=headers)
         assert resp.status == 413 and "parts" in (await resp.json())["message"]
 
-    assert await _slowest_ping_while(client, attack()) < 0.25
+    assert await _slowest_ping_while(client, attack()) < 1.0  # aiohttp's reader: 17 s of loop time
 
 
 async def test_gzipped_multipart_form_is_read(client: Any) -> None:
