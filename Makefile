@@ -6,15 +6,16 @@ PIP := $(VENV)/bin/pip
 CONFIG ?= config.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev browser ops-tools run test test-fast bench bench-live bench-load bench-fuzz bench-scale-out \
-	clean newman newman-run docker docker-wheels docker-base-debian docker-test
+.PHONY: install install-dev browser ops-tools run test test-fast bench bench-diarization bench-live bench-load bench-fuzz \
+	bench-scale-out clean newman newman-run docker docker-wheels docker-base-debian docker-test
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# torch first and pinned: the CPU wheel; anything unpinned would pull the CUDA build.
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --no-deps -r requirements-nodeps.txt
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
@@ -52,6 +53,9 @@ bench: install-dev
 	$(PY) bench/bench_core.py
 
 # Hardening: 1,000 mixed requests at concurrency 16 against a real server (tiny.en), and a long fuzz run.
+bench-diarization: install-dev
+	$(PY) bench/bench_diarization.py
+
 bench-load: install-dev
 	$(PY) bench/load.py
 

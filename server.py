@@ -12,6 +12,7 @@ import sys
 from aiohttp import web
 
 from stt.app import create_app, server_options, unfinished_work
+from stt.connections import serve
 from stt.models import ModelError
 from stt import logs
 from stt.settings import ConfigError, LoggingSettings, Settings, load_settings, validate
@@ -71,13 +72,14 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(settings: Settings, context: ssl.SSLContext | None, scheme: str) -> int:
     http = settings.http
     app = create_app(settings)
-    web.run_app(
+    serve(
         app,
         host=http.host,
         port=http.port,
         ssl_context=context,
+        max_connections=http.max_connections,
         **server_options(settings),
-        print=lambda _: log.info("ready: listening on %s://%s:%d", scheme, http.host, http.port),
+        on_ready=lambda: log.info("ready: listening on %s://%s:%d", scheme, http.host, http.port),
     )
     return _exit_code(app)
 

@@ -10,6 +10,7 @@ import dataclasses
 import datetime
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from stt.engines.base import Segment, Transcript, Word
@@ -35,12 +36,26 @@ def _clock(ms: int, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def _cues(t: Transcript) -> list[tuple[int, int, str]]:
-    """(start ms, end ms, text) of the segments that have text, with monotonic times within the audio."""
+def diarized(t: Transcript) -> bool:
+    return any(s.speaker is not None for s in t.segments)
+
+
+def speaker_segments(t: Transcript) -> tuple[Segment, ...]:
+    """Segments cut at speaker changes when the transcript is diarized, Whisper's own otherwise."""
+    from stt.diarization.assign import split_by_speaker  # formats stay importable without torch loaded first
+
+    return split_by_speaker(t) if diarized(t) else t.segments
+
+
+def _cues(t: Transcript, voice: str = "[Speaker {}] ") -> list[tuple[int, int, str]]:
+    """(start ms, end ms, text) of the segments that have text, with monotonic times within the audio;
+    diarized cues are cut at speaker changes and start with ``voice`` filled with the speaker."""
     cues: list[tuple[int, int, str]] = []
     last_end = 0
-    for s in t.segments:
+    for s in speaker_segments(t):
         text = s.text.strip()
+        if text and s.speaker is not None:
+            text = voice.format(s.speaker) + text
         if not text:
             continue
         start = max(_ms(s.start, t.duration), last_end if cues else 0)
@@ -61,7 +76,8 @@ def to_srt(t: Transcript) -> str:
 
 
 def to_vtt(t: Transcript) -> str:
-    blocks = [f"{_clock(start, '.')} --> {_clock(end, '.')}\n{text}\n" for start, end, text in _cues(t)]
+    blocks = [f"{_clock(start, '.')} --> {_clock(end, '.')}\n{text}\n"
+              for start, end, text in _cues(t, "<v Speaker {}>")]
     return "\n".join(["WEBVTT\n", *blocks])
 
 
@@ -76,8 +92,11 @@ def _r(seconds: float) -> float:
 
 
 def word_json(w: Word, duration: float) -> dict[str, Any]:
-    return {"word": w.word.strip(), "start": _ms(w.start, duration) / 1000, "end": _ms(w.end, duration) / 1000,
-            "probability": round(w.probability, 4)}
+    out: dict[str, Any] = {"word": w.word.strip(), "start": _ms(w.start, duration) / 1000,
+                           "end": _ms(w.end, duration) / 1000, "probability": round(w.probability, 4)}
+    if w.speaker is not None:
+        out["speaker"] = w.speaker
+    return out
 
 
 def segment_json(s: Segment, duration: float, with_words: bool) -> dict[str, Any]:
@@ -87,6 +106,8 @@ def segment_json(s: Segment, duration: float, with_words: bool) -> dict[str, Any
         "tokens": list(s.tokens), "temperature": s.temperature, "avg_logprob": round(s.avg_logprob, 4),
         "compression_ratio": round(s.compression_ratio, 4), "no_speech_prob": round(s.no_speech_prob, 4),
     }
+    if s.speaker is not None:
+        out["speaker"] = s.speaker
     if with_words:
         out["words"] = [word_json(w, duration) for w in s.words]
     return out
@@ -97,14 +118,24 @@ def all_words(t: Transcript) -> list[Word]:
 
 
 def verbose_json(t: Transcript, task: str, *, segments: bool = True, words: bool = False) -> dict[str, Any]:
-    """OpenAI's verbose_json: task, language, duration, text, segments and (when asked) words."""
-    out: dict[str, Any] = {"task": task, "language": t.language, "duration": _r(t.duration), "text": t.text}
+    """OpenAI's verbose_json: task, language (its English name, as OpenAI's), duration, text, segments
+    (numbered from 0, as OpenAI's) and (when asked) words."""
+    out: dict[str, Any] = {"task": task, "language": language_name(t.language), "duration": _r(t.duration),
+                           "text": t.text}
     if segments:
-        out["segments"] = [segment_json(s, t.duration, with_words=False) for s in t.segments]
+        out["segments"] = [segment_json(dataclasses.replace(s, id=i), t.duration, with_words=False)
+                           for i, s in enumerate(speaker_segments(t))]
     if words:
         out["words"] = [word_json(w, t.duration) for w in all_words(t)]
     out["usage"] = {"type": "duration", "seconds": _r(t.duration)}
     return out
+
+
+def language_name(code: str) -> str:
+    """Whisper's code -> the lower-case English name OpenAI reports ("en" -> "english"); unknown codes as is."""
+    from whisper.tokenizer import LANGUAGES  # the table Whisper's own CLI prints names from
+
+    return LANGUAGES.get(code, code)
 
 
 def native_json(t: Transcript, proc_duration: float) -> dict[str, Any]:
@@ -116,7 +147,7 @@ def native_verbose_json(t: Transcript, task: str, proc_duration: float, words: b
     out = native_json(t, proc_duration)
     out["language_probability"] = round(t.language_probability, 4)
     out["task"] = task
-    out["segments"] = [segment_json(s, t.duration, with_words=words) for s in t.segments]
+    out["segments"] = [segment_json(s, t.duration, with_words=words) for s in speaker_segments(t)]
     if words:
         out["words"] = [word_json(w, t.duration) for w in all_words(t)]
     return out
@@ -134,8 +165,10 @@ _MODEL_NAMESPACE = uuid.UUID("6f1d2c1e-6b1e-4a34-9a55-0b7f0a7c8e11")  # stable D
 
 
 def bare_word(word: str) -> str:
-    """Deepgram's `word`: lower case, no punctuation (``punctuated_word`` keeps Whisper's form)."""
-    return _PUNCTUATION.sub("", word).lower()
+    """Deepgram's `word`: lower case, no punctuation (``punctuated_word`` keeps Whisper's form). Hyphens stay
+    inside a word ("well-known") but not at its ends, where Whisper leaves them when it splits a compound
+    ("flour" + "-fattened")."""
+    return _PUNCTUATION.sub("", word).strip("-").lower()
 
 
 def deepgram_model_uuid(model_name: str) -> str:
@@ -158,24 +191,42 @@ def deepgram_metadata(*, request_id: str, sha256: str, seconds: float, engine: s
     }
 
 
-def deepgram_json(t: Transcript, *, request_id: str, sha256: str, engine: str, model: str, punctuate: bool,
-                  detected: bool) -> dict[str, Any]:
+def deepgram_json(t: Transcript | Sequence[Transcript], *, request_id: str, sha256: str, engine: str, model: str,
+                  punctuate: bool, detected: bool, diarize: bool = False, utterances: bool = False,
+                  paragraphs: bool = False) -> dict[str, Any]:
+    """Deepgram's pre-recorded answer; several transcripts are the channels of a multichannel request."""
+    from stt import speaker_formats  # it builds on this module's helpers
+
+    channels = [t] if isinstance(t, Transcript) else list(t)
+    duration = max(c.duration for c in channels)
+    results: dict[str, Any] = {"channels": [
+        _deepgram_channel(c, punctuate=punctuate, detected=detected, diarize=diarize, paragraphs=paragraphs)
+        for c in channels]}
+    if utterances:
+        found = [u for i, c in enumerate(channels)
+                 for u in speaker_formats.deepgram_utterances(c, punctuate=punctuate, diarize=diarize, channel=i)]
+        results["utterances"] = sorted(found, key=lambda u: (u["start"], u["channel"]))
+    metadata = deepgram_metadata(request_id=request_id, sha256=sha256, seconds=duration, engine=engine, model=model)
+    metadata["channels"] = len(channels)
+    return {"metadata": metadata, "results": results}
+
+
+def _deepgram_channel(t: Transcript, *, punctuate: bool, detected: bool, diarize: bool,
+                      paragraphs: bool) -> dict[str, Any]:
+    from stt import speaker_formats
+
     words = [w for w in all_words(t) if w.word.strip()]
-    word_items: list[dict[str, Any]] = [{"word": bare_word(w.word), "start": _ms(w.start, t.duration) / 1000,
-                   "end": _ms(w.end, t.duration) / 1000, "confidence": round(w.probability, 4),
-                   "punctuated_word": w.word.strip()} for w in words]
+    word_items = [speaker_formats.deepgram_word(w, t.duration, diarize) for w in words]
     if punctuate:
         transcript = t.text
     else:
         transcript = " ".join(bare for w in words if (bare := bare_word(w.word)))
     confidence = round(sum(w.probability for w in words) / len(words), 4) if words else 0.0
-    channel: dict[str, Any] = {"alternatives": [
-        {"transcript": transcript, "confidence": confidence, "words": word_items}]}
+    alternative: dict[str, Any] = {"transcript": transcript, "confidence": confidence, "words": word_items}
+    if paragraphs:
+        alternative["paragraphs"] = speaker_formats.deepgram_paragraphs(t, diarize=diarize)
+    channel: dict[str, Any] = {"alternatives": [alternative]}
     if detected:
         channel["detected_language"] = t.language
         channel["language_confidence"] = round(t.language_probability, 4)
-    return {
-        "metadata": deepgram_metadata(request_id=request_id, sha256=sha256, seconds=t.duration, engine=engine,
-                                      model=model),
-        "results": {"channels": [channel]},
-    }
+    return channel

@@ -17,6 +17,7 @@ from stt.logs import request_id_var
 from stt.stats import request_stats
 
 log = logging.getLogger("stt.access")
+SERVER_NAME = "stt-server"
 REQUEST_ID_HEADER = "X-Request-Id"
 CLIENT_CLOSED = 499  # logged status of a request whose client left before the answer (nginx's convention)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # only ids that are safe to echo and to log
@@ -71,3 +72,4 @@ def _secs(value: float | None) -> str:
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare hook: every response, WebSocket upgrades and errors included, names its id."""
     response.headers[REQUEST_ID_HEADER] = request_stats(request).request_id
+    response.headers["Server"] = SERVER_NAME  # aiohttp's default names Python's and its own version

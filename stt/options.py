@@ -15,6 +15,8 @@ from typing import Any
 from faster_whisper.tokenizer import _LANGUAGE_CODES  # Whisper's 100 language codes; no public name for it
 from multidict import MultiMapping
 
+from stt.audio import MAX_SOURCE_RATE, MIN_SOURCE_RATE
+from stt.diarization.types import DiarizeOptions
 from stt.engines.base import DEFAULT_TEMPERATURES, TranscribeOptions
 from stt.errors import BadRequest
 
@@ -24,6 +26,8 @@ FALSE = frozenset({"false", "0", "no", "off"})
 OUTPUTS = ("json", "text", "srt", "vtt", "verbose_json")
 TEMPERATURE_STEP = 0.2  # Whisper's increment on fallback
 PROMPT_MAX_CHARS = 2000  # Whisper keeps at most 223 prompt tokens; anything far longer is a mistake
+MULTICHANNEL_MAX = 8  # channels transcribed one by one: each costs a full transcription
+MAX_SPEAKERS = 32  # bound on min_speakers/max_speakers: clustering cost grows with it, and beyond is a typo
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +140,19 @@ def bcp47_language(tag: str) -> str:
     return language
 
 
+def diarize_options(enabled: bool, min_speakers: int | None = None,
+                    max_speakers: int | None = None) -> DiarizeOptions | None:
+    """The diarization request, or None; 400 when the speaker bounds contradict each other."""
+    if not enabled:
+        if min_speakers is not None or max_speakers is not None:
+            name = "min_speakers" if min_speakers is not None else "max_speakers"
+            raise BadRequest(f"{name}: needs diarize=true", param=name)
+        return None
+    if min_speakers is not None and max_speakers is not None and min_speakers > max_speakers:
+        raise BadRequest("min_speakers: larger than max_speakers", param="min_speakers")
+    return DiarizeOptions(min_speakers=min_speakers or 1, max_speakers=max_speakers)
+
+
 def check_model_support(options: TranscribeOptions, multilingual: bool, model: str) -> None:
     """An English-only model can neither transcribe another language nor translate."""
     if multilingual:
@@ -164,6 +181,14 @@ STT_PARAMS: tuple[Param, ...] = (
           max_length=PROMPT_MAX_CHARS),
     Param("temperature", "number", "Sampling temperature to start from; on failure Whisper retries at "
           "+0.2 steps up to 1.0. 0 (default) is greedy/beam search first.", default=0.0, minimum=0.0, maximum=1.0),
+    Param("hotwords", "string", "Names and terms to spell right (space-separated), given to the decoder as "
+          "hotwords on every window.", max_length=PROMPT_MAX_CHARS),
+    Param("diarize", "boolean", "Label speakers: `speaker` (0, 1, ...) on segments and words (implies word "
+          "timestamps); SRT/VTT cues split at speaker changes and labelled.", default=False),
+    Param("min_speakers", "integer", "With `diarize`: at least this many speakers.", minimum=1,
+          maximum=MAX_SPEAKERS),
+    Param("max_speakers", "integer", "With `diarize`: at most this many speakers.", minimum=1,
+          maximum=MAX_SPEAKERS),
 )
 
 DETECT_PARAMS: tuple[Param, ...] = (
@@ -176,20 +201,23 @@ DETECT_PARAMS: tuple[Param, ...] = (
 class SttRequest:
     options: TranscribeOptions
     output: str
+    diarize: DiarizeOptions | None = None
 
 
 def stt_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> SttRequest:
     v = parse_params(STT_PARAMS, pairs)
+    diarize = diarize_options(v["diarize"], v["min_speakers"], v["max_speakers"])
     options = TranscribeOptions(
         language=_language(v["language"]), task=v["task"], beam_size=v["beam_size"] or default_beam_size,
-        word_timestamps=v["word_timestamps"], vad_filter=v["vad_filter"], initial_prompt=v["initial_prompt"],
-        temperature=temperature_schedule(v["temperature"]))
-    return SttRequest(options, v["output"])
+        word_timestamps=v["word_timestamps"] or diarize is not None, vad_filter=v["vad_filter"],
+        initial_prompt=v["initial_prompt"], temperature=temperature_schedule(v["temperature"]),
+        hotwords=v["hotwords"])
+    return SttRequest(options, v["output"], diarize)
 
 
 # --- OpenAI-compatible: POST /v1/audio/transcriptions and /v1/audio/translations ---------------------------
 
-OPENAI_FORMATS = OUTPUTS  # the same renderers serve both faces
+OPENAI_FORMATS = (*OUTPUTS, "diarized_json")  # the native renderers, and speaker segments (transcriptions)
 GRANULARITIES = ("segment", "word")
 
 OPENAI_FIELDS: tuple[Param, ...] = (
@@ -198,17 +226,22 @@ OPENAI_FIELDS: tuple[Param, ...] = (
     Param("language", "string", "Spoken language (ISO-639-1). Omit to detect it.", enum=LANGUAGES),
     Param("prompt", "string", "Text to guide the style or continue a previous segment.",
           max_length=PROMPT_MAX_CHARS),
-    Param("response_format", "string", "`json`, `text`, `srt`, `verbose_json` or `vtt`.", default="json",
-          enum=OPENAI_FORMATS),
+    Param("response_format", "string", "`json`, `text`, `srt`, `verbose_json`, `vtt`, or `diarized_json` "
+          "(segments with a `speaker`, as `gpt-4o-transcribe-diarize` answers; transcriptions only).",
+          default="json", enum=OPENAI_FORMATS),
     Param("temperature", "number", "Sampling temperature, 0 to 1; 0 uses Whisper's fallback schedule.",
           default=0.0, minimum=0.0, maximum=1.0),
     Param("timestamp_granularities[]", "string", "`segment` and/or `word`; needs `response_format=verbose_json`.",
           enum=GRANULARITIES, repeated=True),
+    Param("chunking_strategy", "string", "Accepted for compatibility (OpenAI requires `auto` for diarization of "
+          "audio over 30 s); the server always cuts long audio itself.", max_length=1000, ignored=True),
 )
 
 # Translations take neither a language (the output is English) nor timestamp granularities, as OpenAI's.
 OPENAI_TRANSLATION_FIELDS: tuple[Param, ...] = tuple(
-    p for p in OPENAI_FIELDS if p.name not in ("language", "timestamp_granularities[]"))
+    (dataclasses.replace(p, enum=OUTPUTS, description="`json`, `text`, `srt`, `verbose_json` or `vtt`.")
+     if p.name == "response_format" else p)
+    for p in OPENAI_FIELDS if p.name not in ("language", "timestamp_granularities[]", "chunking_strategy"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +249,7 @@ class OpenAIRequest:
     options: TranscribeOptions
     response_format: str
     granularities: tuple[str, ...]
+    diarize: DiarizeOptions | None = None
 
 
 def openai_request(pairs: Iterable[tuple[str, str]], task: str, default_beam_size: int) -> OpenAIRequest:
@@ -224,10 +258,12 @@ def openai_request(pairs: Iterable[tuple[str, str]], task: str, default_beam_siz
     if "word" in granularities and v["response_format"] != "verbose_json":
         raise BadRequest("timestamp_granularities[]: `word` needs response_format=verbose_json",
                          param="timestamp_granularities[]")
+    diarize = diarize_options(v["response_format"] == "diarized_json")
     options = TranscribeOptions(
         language=v.get("language"), task=task, beam_size=default_beam_size, initial_prompt=v["prompt"],
-        word_timestamps="word" in granularities, temperature=temperature_schedule(v["temperature"]))
-    return OpenAIRequest(options, v["response_format"], granularities)
+        word_timestamps="word" in granularities or diarize is not None,
+        temperature=temperature_schedule(v["temperature"]))
+    return OpenAIRequest(options, v["response_format"], granularities, diarize)
 
 
 # --- Deepgram-compatible pre-recorded: POST /v1/listen ----------------------------------------------------
@@ -242,6 +278,18 @@ DEEPGRAM_PARAMS: tuple[Param, ...] = (
           max_length=200, ignored=True),
     Param("tag", "string", "Accepted for compatibility; ignored.", max_length=200, repeated=True, ignored=True),
     Param("mip_opt_out", "boolean", "Accepted for compatibility; nothing is ever kept.", ignored=True),
+    Param("diarize", "boolean", "Label speakers: `speaker` and `speaker_confidence` on every word.",
+          default=False),
+    Param("utterances", "boolean", "Add `results.utterances`: the words cut at pauses and speaker changes.",
+          default=False),
+    Param("paragraphs", "boolean", "Add `paragraphs` (sentences grouped per speaker turn) to the alternative.",
+          default=False),
+    Param("multichannel", "boolean", "Transcribe each audio channel on its own: one `results.channels[i]` per "
+          f"input channel (at most {MULTICHANNEL_MAX}).", default=False),
+    Param("keyterm", "string", "A name or term to spell right (repeatable); fed to Whisper as a hotword.",
+          max_length=200, repeated=True),
+    Param("keywords", "string", "`word` or `word:boost` (repeatable, Deepgram's older form of `keyterm`); "
+          "the boost is ignored.", max_length=200, repeated=True),
 )
 
 
@@ -250,27 +298,41 @@ class DeepgramRequest:
     options: TranscribeOptions
     punctuate: bool
     detect_language: bool
+    diarize: DiarizeOptions | None = None
+    utterances: bool = False
+    paragraphs: bool = False
+    multichannel: bool = False
+
+
+def deepgram_hotwords(keyterms: list[str], keywords: list[str]) -> str | None:
+    """Deepgram's `keyterm`s and `keywords` (``word:boost``, the boost dropped) -> one hotword string."""
+    terms = [*keyterms, *(k.rsplit(":", 1)[0] if ":" in k else k for k in keywords)]
+    joined = " ".join(t.strip() for t in terms if t.strip())
+    if len(joined) > PROMPT_MAX_CHARS:
+        raise BadRequest(f"keyterm: at most {PROMPT_MAX_CHARS} characters in all", param="keyterm")
+    return joined or None
 
 
 def deepgram_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> DeepgramRequest:
     v = parse_params(DEEPGRAM_PARAMS, pairs)
     language = None if v["detect_language"] else bcp47_language(v["language"])
-    options = TranscribeOptions(language=language, beam_size=default_beam_size, word_timestamps=True)
-    return DeepgramRequest(options, v["punctuate"] or v["smart_format"], v["detect_language"])
+    options = TranscribeOptions(language=language, beam_size=default_beam_size, word_timestamps=True,
+                                hotwords=deepgram_hotwords(v["keyterm"], v["keywords"]))
+    return DeepgramRequest(options, v["punctuate"] or v["smart_format"], v["detect_language"],
+                           diarize_options(v["diarize"]), v["utterances"], v["paragraphs"], v["multichannel"])
 
 
 # --- live transcription: GET /listen and GET /v1/listen (WebSocket, Deepgram's live API) -------------------
 
 LIVE_ENCODINGS = ("linear16",)
 LIVE_ENDPOINTING_MS = 400  # Deepgram's default (10 ms) is shorter than our speech detector can judge
-LIVE_MAX_SAMPLE_RATE = 192_000  # Hz
 LIVE_MAX_CHANNELS = 8
 
 LIVE_PARAMS: tuple[Param, ...] = (
     Param("encoding", "string", "`linear16`: raw little-endian Int16 frames. Omit it for containerized audio "
           "(WebM/Opus from MediaRecorder, Ogg), decoded as it arrives.", enum=LIVE_ENCODINGS),
     Param("sample_rate", "integer", "Sample rate of `linear16` audio in Hz (any rate is resampled).",
-          default=16000, minimum=1, maximum=LIVE_MAX_SAMPLE_RATE),
+          default=16000, minimum=MIN_SOURCE_RATE, maximum=MAX_SOURCE_RATE),
     Param("channels", "integer", "Channels of `linear16` audio (mixed down to mono).", default=1, minimum=1,
           maximum=LIVE_MAX_CHANNELS),
     Param("language", "string", "BCP-47 tag (`en`, `en-US`, `de`...), or `multi` to detect per pass "

@@ -9,7 +9,8 @@ import time
 import numpy as np
 from aiohttp import web
 
-from stt.audio import decode_audio, duration_seconds
+from stt.audio import decode_audio, decode_channels, duration_seconds
+from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
 from stt.errors import ApiError, EngineError
 from stt.keys import ENGINE, SCHEDULER, SETTINGS
@@ -27,9 +28,28 @@ async def decode(request: web.Request, data: bytes) -> np.ndarray:
     return audio
 
 
-async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
+async def decode_each_channel(request: web.Request, data: bytes, max_channels: int) -> np.ndarray:
+    """(channels, samples): for faces that transcribe every channel on its own."""
+    limit = request.app[SETTINGS].limits.max_audio_seconds
+    audio = await asyncio.to_thread(decode_channels, data, limit, max_channels)
+    request_stats(request).audio_s = duration_seconds(audio) * len(audio)
+    return audio
+
+
+async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions,
+                     diarize: DiarizeOptions | None = None) -> Transcript:
     engine = request.app[ENGINE]
-    return await _run(request, lambda: engine.transcribe(audio, options))
+
+    def job() -> Transcript:
+        transcript = engine.transcribe(audio, options)
+        if not diarize:
+            return transcript
+        from stt.diarization.diarizer import shared_diarizer  # torch + scikit-learn, only once it is asked for
+
+        # Speaker embeddings run in the same worker slot as the transcription: one budget for all inference.
+        return shared_diarizer().label(transcript, audio, diarize)
+
+    return await _run(request, job)
 
 
 async def detect_language(request: web.Request, audio: np.ndarray) -> list[tuple[str, float]]:

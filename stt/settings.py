@@ -38,6 +38,9 @@ class HttpSettings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     cors_origins: tuple[str, ...] = ()
+    # Open connections at most; beyond it a new one gets a 503 and is closed. Well below the common 1,024
+    # open-file limit (and lowered at start to leave descriptors free if the process's limit is lower).
+    max_connections: int = 512
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For names the client (see auth/client_address)
     metrics_public: bool = False  # /metrics without a token (default: the same token auth as the API)
 
@@ -168,6 +171,7 @@ def validate(s: Settings) -> None:
     checks: list[tuple[bool, str]] = [
         (0 < s.http.port < 65536, "server.http.port: must be between 1 and 65535"),
         (s.http.request_max_size > 0, "server.http.request_max_size: must be positive (bytes)"),
+        (s.http.max_connections >= 1, "server.http.max_connections: must be at least 1"),
         (all(s.http.allowed_tokens), "server.http.allowed_tokens: empty token"),
         ((s.http.ssl_certfile is None) == (s.http.ssl_keyfile is None),
          "server.http.ssl_certfile/ssl_keyfile: set both or neither"),

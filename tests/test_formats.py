@@ -52,7 +52,7 @@ def test_render_text_content_types() -> None:
 
 def test_verbose_json_openai_shape() -> None:
     out = formats.verbose_json(transcript(), "transcribe", words=True)
-    assert out["task"] == "transcribe" and out["language"] == "en" and out["duration"] == 3725.5
+    assert out["task"] == "transcribe" and out["language"] == "english" and out["duration"] == 3725.5
     assert [s["id"] for s in out["segments"]] == [0, 1, 2]
     assert out["segments"][2]["end"] == 3725.5  # clamped to the audio
     assert out["segments"][2]["seek"] == 366100

@@ -77,7 +77,7 @@ def test_deepgram_params() -> None:
     detect = deepgram_request([("detect_language", "TRUE"), ("language", "de")], 5)
     assert detect.options.language is None and detect.detect_language
     for pairs, param in (([("punctuate", "sure")], "punctuate"), ([("language", "klingon")], "language"),
-                         ([("diarize", "true")], "diarize")):
+                         ([("diarize", "maybe")], "diarize"), ([("summarize", "v2")], "summarize")):
         with pytest.raises(BadRequest) as err:
             deepgram_request(pairs, 5)
         assert err.value.param == param

@@ -16,6 +16,8 @@ class Word:
     end: float
     word: str  # with its leading space, as Whisper emits it
     probability: float
+    speaker: int | None = None  # set by diarization (stt/diarization), never by an engine
+    speaker_confidence: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Segment:
     compression_ratio: float = 0.0
     temperature: float = 0.0
     tokens: tuple[int, ...] = ()
+    speaker: int | None = None  # set by diarization: the speaker of most of its words
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +55,7 @@ class TranscribeOptions:
     temperature: tuple[float, ...] = DEFAULT_TEMPERATURES
     condition_on_previous_text: bool = True
     without_timestamps: bool = False
+    hotwords: str | None = None  # names and terms to spell right: faster-whisper's hotword prompting
 
 
 class Engine(Protocol):

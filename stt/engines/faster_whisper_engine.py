@@ -39,6 +39,7 @@ class FasterWhisperEngine:
             initial_prompt=options.initial_prompt,
             condition_on_previous_text=options.condition_on_previous_text,
             without_timestamps=options.without_timestamps,
+            hotwords=options.hotwords,
         )
         out = tuple(_segment(s) for s in segments)  # the generator runs the decoding
         return Transcript(text=join_segments(out), segments=out, language=info.language,

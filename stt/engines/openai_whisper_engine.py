@@ -37,7 +37,9 @@ class OpenAIWhisperEngine:
         result = whisper.transcribe(
             self._model, audio, language=language, task=options.task, beam_size=options.beam_size,
             temperature=options.temperature, word_timestamps=options.word_timestamps,
-            initial_prompt=options.initial_prompt, fp16=self._fp16,
+            # openai-whisper has no hotwords: they join the prompt, which is how faster-whisper uses them too.
+            initial_prompt=" ".join(filter(None, (options.hotwords, options.initial_prompt))) or None,
+            fp16=self._fp16,
             condition_on_previous_text=options.condition_on_previous_text,
             without_timestamps=options.without_timestamps, verbose=None, **kwargs)
         segments = tuple(_segment(s) for s in result["segments"])

@@ -28,7 +28,7 @@ async def stt(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     check_model_support(parsed.options, engine.multilingual, engine.model_name)
     audio = await service.decode(request, upload.audio)
-    transcript = await service.transcribe(request, audio, parsed.options)
+    transcript = await service.transcribe(request, audio, parsed.options, parsed.diarize)
     proc = service.elapsed_since(started)
     if parsed.output == "json":
         return web.json_response(formats.native_json(transcript, proc))

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from stt import formats, service
+from stt import formats, service, speaker_formats
 from stt.errors import ApiError, ErrorInfo, register_error_renderer
 from stt.keys import ENGINE, SETTINGS, STARTED_AT
 from stt.options import check_model_support, openai_request, request_pairs
@@ -42,8 +42,10 @@ async def _audio(request: web.Request, task: str) -> web.Response:
     engine = request.app[ENGINE]
     check_model_support(parsed.options, engine.multilingual, engine.model_name)
     audio = await service.decode(request, upload.audio)
-    transcript = await service.transcribe(request, audio, parsed.options)
+    transcript = await service.transcribe(request, audio, parsed.options, parsed.diarize)
     fmt = parsed.response_format
+    if fmt == "diarized_json":
+        return web.json_response(speaker_formats.openai_diarized_json(transcript))
     if fmt == "json":
         body: dict[str, Any] = {"text": transcript.text}
         if task == "transcribe":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import PurePath
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,11 +24,16 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({
         "status": "ok",
         "engine": engine.name,
-        "model": engine.model_name,
+        "model": public_model_name(engine.model_name),
         "queued": scheduler.waiting,
         "running": scheduler.running,
         "uptime_s": round(time.time() - app[STARTED_AT], 1),
     })
+
+
+def public_model_name(model: str) -> str:
+    """/health is public: a model given as a path shows its last component only, never where it lives."""
+    return PurePath(model.replace("\\", "/").rstrip("/")).name or model
 
 
 def not_ready(app: web.Application) -> list[str]:

@@ -1,0 +1,67 @@
+"""Speaker turns -> speakers on a transcript's words and segments, and segments split where the speaker changes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Sequence
+
+from stt.diarization.pipeline import Turn, word_turns
+from stt.engines.base import Segment, Transcript, Word, join_segments
+
+
+def with_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript:
+    """Every word gets its turn's speaker, every segment the speaker of most of its words."""
+    words = [w for s in transcript.segments for w in s.words]
+    found = iter(word_turns(turns, [(w.start, w.end) for w in words]))
+    segments = []
+    for s in transcript.segments:
+        spoken = tuple(_spoken(w, next(found)) for w in s.words)
+        segments.append(dataclasses.replace(s, words=spoken, speaker=_majority(spoken, s, turns)))
+    return dataclasses.replace(transcript, segments=tuple(segments))
+
+
+def _spoken(word: Word, turn: Turn | None) -> Word:
+    if turn is None:
+        return word
+    return dataclasses.replace(word, speaker=turn.speaker, speaker_confidence=turn.confidence)
+
+
+def _majority(words: Sequence[Word], segment: Segment, turns: Sequence[Turn]) -> int | None:
+    counts = Counter(w.speaker for w in words if w.speaker is not None)
+    if counts:
+        return counts.most_common(1)[0][0]
+    # A segment without word times: the speaker of the turn at its middle.
+    found = word_turns(turns, [(segment.start, segment.end)])[0]
+    return found.speaker if found else None
+
+
+def split_by_speaker(transcript: Transcript) -> tuple[Segment, ...]:
+    """Segments cut where the speaker changes between words (a Whisper segment can span a turn change),
+    numbered from 0. Segments without words are kept whole."""
+    out: list[Segment] = []
+    for s in transcript.segments:
+        if not s.words:
+            out.append(dataclasses.replace(s, id=len(out)))
+            continue
+        run: list[Word] = []
+        for w in s.words:
+            if run and w.speaker != run[-1].speaker:
+                out.append(_piece(s, run, len(out)))
+                run = []
+            run.append(w)
+        out.append(_piece(s, run, len(out)))
+    return tuple(out)
+
+
+def _piece(segment: Segment, words: list[Word], index: int) -> Segment:
+    text = "".join(w.word for w in words)
+    whole = len(words) == len(segment.words)
+    return dataclasses.replace(segment, id=index, start=words[0].start if not whole else segment.start,
+                               end=words[-1].end if not whole else segment.end,
+                               text=segment.text if whole else text, words=tuple(words),
+                               speaker=words[0].speaker, tokens=segment.tokens if whole else ())
+
+
+def turns_text(segments: Sequence[Segment]) -> str:
+    return join_segments(list(segments))

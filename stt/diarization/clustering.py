@@ -1,0 +1,61 @@
+"""Speaker embeddings -> speaker labels, with scikit-learn's agglomerative clustering (cosine, average linkage).
+
+The number of speakers is found from a distance threshold unless the caller bounds it; clusters too small to be
+a speaker (a few windows straddling a turn change, a cough) are folded into their nearest neighbour.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import AgglomerativeClustering
+
+DISTANCE_THRESHOLD = 0.35  # cosine distance between cluster averages that still counts as one speaker (tuned on tests/diarization_audio.py)
+MIN_CLUSTER_FRACTION = 0.03  # of all windows; smaller clusters are not taken for speakers
+
+
+def cluster(embeddings: np.ndarray, min_speakers: int = 1, max_speakers: int | None = None,
+            threshold: float | None = None, min_windows: int = 2) -> np.ndarray:
+    """(n, d) L2-normed embeddings -> n labels 0..k-1, numbered by first appearance."""
+    n = len(embeddings)
+    if n < 2:
+        return np.zeros(n, dtype=int)
+    labels = _agglomerate(embeddings, n_clusters=None, threshold=threshold or DISTANCE_THRESHOLD)
+    labels = _fold_small(embeddings, labels, max(min_windows, int(MIN_CLUSTER_FRACTION * n)))
+    count = len(np.unique(labels))
+    upper = min(max_speakers or n, n)
+    wanted = min(max(count, min_speakers), upper)
+    if wanted != count:
+        labels = _agglomerate(embeddings, n_clusters=wanted, threshold=None)
+    return _renumber(labels)
+
+
+def _agglomerate(embeddings: np.ndarray, n_clusters: int | None, threshold: float | None) -> np.ndarray:
+    model = AgglomerativeClustering(n_clusters=n_clusters, metric="cosine", linkage="average",
+                                    distance_threshold=threshold)
+    return model.fit_predict(embeddings)
+
+
+def _fold_small(embeddings: np.ndarray, labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Reassign the members of clusters under ``min_size`` to the nearest remaining centroid."""
+    ids, sizes = np.unique(labels, return_counts=True)
+    keep = ids[sizes >= min_size]
+    if len(keep) == 0 or len(keep) == len(ids):
+        return labels
+    centroids = np.stack([embeddings[labels == k].mean(axis=0) for k in keep])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    nearest = keep[np.argmax(embeddings @ centroids.T, axis=1)]
+    return np.where(np.isin(labels, keep), labels, nearest)
+
+
+def _renumber(labels: np.ndarray) -> np.ndarray:
+    """Speaker 0 is whoever speaks first, then 1, ...: stable, readable numbering."""
+    order: dict[int, int] = {}
+    for label in labels:
+        order.setdefault(int(label), len(order))
+    return np.array([order[int(label)] for label in labels], dtype=int)
+
+
+def centroids(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(k, d) L2-normed mean embedding of each label 0..k-1."""
+    out = np.stack([embeddings[labels == k].mean(axis=0) for k in range(int(labels.max()) + 1)])
+    return out / np.linalg.norm(out, axis=1, keepdims=True)

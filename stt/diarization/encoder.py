@@ -1,0 +1,94 @@
+"""Speaker embeddings: Resemblyzer's pretrained speaker encoder, loaded offline and verified by sha256.
+
+The weights come from the pinned `resemblyzer` wheel (`resemblyzer/pretrained.pt`, a GE2E-trained 3-layer LSTM
++ linear on 40-band mel frames). The package itself is not imported: its `__init__` pulls librosa and webrtcvad
+(and declares the `typing` backport) for preprocessing we do not need, so it is installed without dependencies
+and this module mirrors its network, loading the same state dict. Blocking and CPU-heavy: call it only from the
+scheduler's workers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from stt.models import ModelError, sha256_file
+
+WEIGHTS_PACKAGE = "resemblyzer"
+WEIGHTS_FILE = "pretrained.pt"
+WEIGHTS_SHA256 = "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e"  # resemblyzer==0.1.4
+SAMPLE_RATE = 16000
+N_FFT = 400  # 25 ms windows
+HOP = 160  # 10 ms frames
+N_MELS = 40
+HIDDEN = 256
+LAYERS = 3
+TARGET_DBFS = -30.0  # Resemblyzer's volume normalisation: its inputs are mel power, not log-mel
+
+
+def weights_path() -> Path:
+    # find_spec locates the package without running its __init__ (which would import librosa).
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"speaker encoder package {WEIGHTS_PACKAGE!r} is not installed: run 'make install'")
+    return Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_FILE
+
+
+class SpeakerEncoder(nn.Module):
+    """Resemblyzer's VoiceEncoder network: mel frames (batch, frames, 40) -> L2-normed 256-d embeddings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(N_MELS, HIDDEN, LAYERS, batch_first=True)
+        self.linear = nn.Linear(HIDDEN, HIDDEN)
+        self.relu = nn.ReLU()
+        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+        self.register_buffer("mel_filters", torch.from_numpy(_mel_filters()), persistent=False)
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        _, (hidden, _) = self.lstm(mels)
+        raw = self.relu(self.linear(hidden[-1]))
+        return raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-8)
+
+    def mel(self, audio: np.ndarray) -> torch.Tensor:
+        """16 kHz mono float32 -> (frames, 40) mel power, one frame per 10 ms, as Resemblyzer computes it."""
+        wav = torch.from_numpy(normalize_volume(audio))
+        spec = torch.stft(wav, N_FFT, HOP, window=self.window, center=True, pad_mode="constant",
+                          return_complex=True).abs() ** 2
+        return (self.mel_filters @ spec).T.contiguous()
+
+
+def _mel_filters() -> np.ndarray:
+    # Slaney-style mel filterbank (librosa's default, which Resemblyzer used). faster-whisper ships the same
+    # formula as a static method; borrowing it avoids pulling librosa for one matrix.
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    return FeatureExtractor.get_mel_filters(SAMPLE_RATE, N_FFT, N_MELS).astype(np.float32)
+
+
+def normalize_volume(audio: np.ndarray) -> np.ndarray:
+    """Raise quiet audio to -30 dBFS (never lower it), as Resemblyzer's preprocessing does."""
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
+    if rms <= 1e-6:
+        return audio.astype(np.float32, copy=False)
+    gain = 10 ** ((TARGET_DBFS - 20 * np.log10(rms)) / 20)
+    return (audio * max(gain, 1.0)).astype(np.float32)
+
+
+def load_encoder(path: Path | None = None, expected_sha256: str = WEIGHTS_SHA256) -> SpeakerEncoder:
+    path = path or weights_path()
+    if not path.is_file():
+        raise ModelError(f"speaker encoder weights {path} are missing: reinstall with 'make install'")
+    actual = sha256_file(path)
+    if actual != expected_sha256:
+        raise ModelError(f"speaker encoder: sha256 of {path} is {actual}, expected {expected_sha256}; "
+                         "the resemblyzer package is corrupt or not the pinned version")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k: v for k, v in checkpoint["model_state"].items() if not k.startswith("similarity_")}
+    encoder = SpeakerEncoder()
+    encoder.load_state_dict(state)  # strict: every LSTM/linear weight must be there
+    return encoder.eval()

@@ -1,0 +1,70 @@
+"""Deepgram's multichannel=true: every channel decoded and transcribed on its own."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from stt.audio import decode_audio, decode_channels
+from stt.errors import AudioError
+from tests.conftest import AUTH
+from tests.helpers import tone, wav
+
+
+def stereo() -> np.ndarray:
+    return np.stack([tone(440, 1.0, 16000), tone(1000, 1.0, 16000, amplitude=0.2)], axis=1)
+
+
+def webm_stereo(audio: np.ndarray, rate: int = 48000) -> bytes:
+    """(samples, 2) float -> WebM/Opus stereo: a format only the PyAV path reads."""
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="webm") as out:
+        stream = out.add_stream("libopus", rate=rate, layout="stereo")
+        pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm.reshape(1, -1)), format="s16", layout="stereo")
+        frame.sample_rate, frame.pts = 16000, 0
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x[2000:-2000] ** 2)))
+
+
+@pytest.mark.parametrize("encode", [lambda a: wav(a, rate=44100), webm_stereo], ids=["wav-soundfile", "webm-pyav"])
+def test_channels_stay_apart(encode: Any) -> None:
+    audio = stereo()
+    if encode is not webm_stereo:
+        import soxr
+        audio = soxr.resample(audio, 16000, 44100)
+    channels = decode_channels(encode(audio), 60.0, 8)
+    assert channels.shape[0] == 2 and abs(channels.shape[1] - 16000) < 800
+    assert rms(channels[0]) == pytest.approx(0.5 / np.sqrt(2), rel=0.1)  # each channel its own level
+    assert rms(channels[1]) == pytest.approx(0.2 / np.sqrt(2), rel=0.1)
+    mono = decode_audio(encode(audio), 60.0)
+    assert mono.shape[0] == channels.shape[1]
+
+
+def test_channel_bound() -> None:
+    many = np.zeros((16000, 9), dtype=np.float32)
+    with pytest.raises(AudioError, match="at most 8"):
+        decode_channels(wav(many), 60.0, 8)
+
+
+async def test_deepgram_multichannel_has_one_result_per_channel(client: Any) -> None:
+    resp = await client.post("/v1/listen", params={"multichannel": "true", "utterances": "true"},
+                             data=wav(stereo()), headers=AUTH)
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert len(body["results"]["channels"]) == 2 and body["metadata"]["channels"] == 2
+    assert sorted({u["channel"] for u in body["results"]["utterances"]}) == [0, 1]
+    resp = await client.post("/v1/listen", data=wav(stereo()), headers=AUTH)
+    body = await resp.json()
+    assert len(body["results"]["channels"]) == 1 and body["metadata"]["channels"] == 1
