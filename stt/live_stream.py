@@ -1,7 +1,7 @@
 """One live connection: WebSocket messages in, StreamSession in the middle, Deepgram messages out.
 
-Two loops share the session: the receive loop decodes audio and feeds it (speech detection runs in a thread,
-off the event loop), the pass loop asks the session for its next decoding pass and runs it through the
+Two loops share the session: the receive loop decodes audio and feeds it (speech detection runs on the
+scheduler's detection thread, off the event loop), the pass loop asks the session for its next decoding pass and runs it through the
 shared PassBatcher. Flushing (Finalize, CloseStream, limits) runs the remaining passes itself, after the
 one in flight, so the words at the very end of the audio always come out before Metadata and the close.
 """
@@ -184,7 +184,7 @@ class LiveStream:
 
     async def _feed(self, samples: np.ndarray) -> None:
         async with self._guard:
-            events = await asyncio.to_thread(self._session.feed, samples)
+            events = await self._batcher.detect(lambda: self._session.feed(samples))
             self._arrivals.heard(self._session.seconds)
         await self._send(events)
         self._wake.set()
@@ -231,7 +231,7 @@ class LiveStream:
             if tail.size:
                 await self._feed(tail)
         async with self._guard:
-            events = await asyncio.to_thread(self._session.flush, from_finalize)
+            events = await self._batcher.detect(lambda: self._session.flush(from_finalize))
         await self._send(events)
         await self._run_passes()
         return error
