@@ -101,6 +101,7 @@ DOCKER_BASE ?= python:3.11-slim
 DEBIAN_MIRROR ?= http://deb.debian.org/debian
 docker-wheels: $(VENV)/.runtime
 	$(PIP) wheel --quiet -r requirements.txt -w .cache/docker-wheels --find-links .cache/docker-wheels
+	$(PIP) wheel --quiet --no-deps -r requirements-nodeps.txt -w .cache/docker-wheels --find-links .cache/docker-wheels
 
 docker: docker-wheels
 	docker build --build-arg BASE=$(DOCKER_BASE) -t $(DOCKER_IMAGE) .
