@@ -333,8 +333,10 @@ LIVE_PARAMS: tuple[Param, ...] = (
           "(WebM/Opus from MediaRecorder, Ogg), decoded as it arrives.", enum=LIVE_ENCODINGS),
     Param("sample_rate", "integer", "Sample rate of `linear16` audio in Hz (any rate is resampled).",
           default=16000, minimum=1, maximum=LIVE_MAX_SAMPLE_RATE),
-    Param("channels", "integer", "Channels of `linear16` audio (mixed down to mono).", default=1, minimum=1,
-          maximum=LIVE_MAX_CHANNELS),
+    Param("channels", "integer", "Channels of `linear16` audio (mixed down to mono unless `multichannel`).",
+          default=1, minimum=1, maximum=LIVE_MAX_CHANNELS),
+    Param("multichannel", "boolean", "With `encoding=linear16`: transcribe each channel on its own; results "
+          "carry `channel_index` [channel, channels].", default=False),
     Param("language", "string", "BCP-47 tag (`en`, `en-US`, `de`...), or `multi` to detect per pass "
           "(multilingual models only).", default="en", max_length=35),
     Param("interim_results", "boolean", "Send `is_final: false` results while an utterance is spoken.",
