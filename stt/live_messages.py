@@ -46,6 +46,9 @@ def _word(word: Word, punctuate: bool) -> dict[str, Any]:
                            "confidence": round(word.probability, 4)}
     if punctuate:
         out["punctuated_word"] = spoken
+    if word.speaker is not None:
+        out["speaker"] = word.speaker
+        out["speaker_confidence"] = word.speaker_confidence
     return out
 
 

@@ -13,12 +13,14 @@ import dataclasses
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from aiohttp import WSMsgType, web
 
 from stt.batching import PassBatcher
+from stt.diarization.live import LiveSpeakers
 from stt.engines.windows import WindowResult
 from stt.errors import ApiError, AudioError, BadRequest
 from stt.live_messages import metadata, render
@@ -47,6 +49,7 @@ class LiveOptions:
     vad_events: bool = False
     punctuate: bool = False
     multichannel: bool = False  # each linear16 channel transcribed on its own (one session per channel)
+    diarize: bool = False  # speaker numbers on final words (per channel)
 
 
 @dataclasses.dataclass
@@ -58,6 +61,7 @@ class _Lane:
     guard: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)  # feed (in a thread) vs passes
     passing: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)  # one runner of passes at a time
     wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    speakers: LiveSpeakers | None = None  # diarize=true: this channel's speakers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +79,11 @@ class Identity:
 
 class LiveStream:
     def __init__(self, ws: web.WebSocketResponse, session: StreamSession | list[StreamSession],
-                 batcher: PassBatcher, options: LiveOptions, limits: Limits, identity: Identity) -> None:
+                 batcher: PassBatcher, options: LiveOptions, limits: Limits, identity: Identity,
+                 speakers: Callable[[], LiveSpeakers] | None = None) -> None:
         sessions = session if isinstance(session, list) else [session]
         self._ws, self._batcher = ws, batcher
-        self._lanes = [_Lane(i, s) for i, s in enumerate(sessions)]
+        self._lanes = [_Lane(i, s, speakers=speakers() if speakers else None) for i, s in enumerate(sessions)]
         self._session = sessions[0]  # every lane hears the same length of audio
         self._options, self._limits, self._id = options, limits, identity
         self._decoder: StreamDecoder | None = None
@@ -166,6 +171,8 @@ class LiveStream:
         await asyncio.gather(*(self._feed(lane, row) for lane, row in zip(self._lanes, rows)))
 
     async def _feed(self, lane: _Lane, samples: np.ndarray) -> None:
+        if lane.speakers is not None:
+            lane.speakers.hear(samples)
         async with lane.guard:
             events = await asyncio.to_thread(lane.session.feed, samples)
         await self._send(events, lane.index)
@@ -236,6 +243,9 @@ class LiveStream:
                 continue
             if isinstance(event, SpeechStarted) and not self._options.vad_events:
                 continue
+            speakers = self._lanes[channel].speakers
+            if isinstance(event, Transcribed) and event.is_final and speakers is not None:
+                event = dataclasses.replace(event, words=await speakers.label(event.words))
             await self._send_json(render(event, request_id=self._id.request_id, engine=self._id.engine,
                                          model_name=self._id.model_name, punctuate=self._options.punctuate,
                                          channel=(channel, len(self._lanes))))
