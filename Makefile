@@ -6,7 +6,8 @@ PIP := $(VENV)/bin/pip
 CONFIG ?= config.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev browser run test test-fast bench bench-close bench-diarization bench-live bench-load bench-fuzz clean newman newman-run
+.PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-diarization bench-live bench-load bench-fuzz \
+	bench-scale-out clean newman newman-run docker docker-wheels docker-base-debian docker-test
 
 $(VENV)/.runtime: requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,10 +32,18 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 		|| echo "chromium not installed (needs root + apt): the browser test will be skipped"; }
 
+# nginx and Prometheus (Debian's) for the deployment tests and bench/scale_out.py; skipped with a reason where
+# they cannot be installed.
+ops-tools:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { (apt-get update -qq && apt-get install -y -qq nginx) \
+		>/dev/null 2>&1 || echo "nginx not installed (needs root + apt): its tests will be skipped"; }
+	@command -v prometheus >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq prometheus) >/dev/null 2>&1 \
+		|| echo "prometheus not installed (needs root + apt): the Prometheus test will be skipped"; }
+
 run: install
 	$(PY) server.py --config $(CONFIG)
 
-test: install-dev newman browser
+test: install-dev newman browser ops-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install-dev
@@ -73,6 +82,34 @@ newman-run: newman
 bench-live: install-dev browser
 	$(PY) bench/bench_live.py
 	$(PY) bench/browser_demo.py
+
+# Two replicas (1 thread each) behind nginx: kill, rolling update, live streams. --quick: a few minutes.
+bench-scale-out: install-dev ops-tools
+	$(PY) bench/scale_out.py $(SCALE_OUT_ARGS)
+
+# The Docker image. The build uses only wheels collected here (pip with this machine's index and CA), so it
+# needs no network or CA bundle inside the build, and the wheels stay out of the final image.
+# DOCKER_BASE: any image with python3.11 + venv (python:3.11-slim by default; `make docker-base-debian` makes
+# one from the Debian mirror with debootstrap where no registry is reachable).
+DOCKER_IMAGE ?= stt-server:local
+DOCKER_BASE ?= python:3.11-slim
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+docker-wheels: $(VENV)/.runtime
+	$(PIP) wheel --quiet -r requirements.txt -w .cache/docker-wheels --find-links .cache/docker-wheels
+
+docker: docker-wheels
+	docker build --build-arg BASE=$(DOCKER_BASE) -t $(DOCKER_IMAGE) .
+
+docker-base-debian:
+	rm -rf .cache/rootfs
+	debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm .cache/rootfs $(DEBIAN_MIRROR)
+	tar -C .cache/rootfs -c . | docker import - stt-base:bookworm
+	rm -rf .cache/rootfs
+
+# Runs the image and transcribes a shared clip (skipped with the reason where no Docker daemon runs).
+docker-test: install-dev
+	@if docker info >/dev/null 2>&1; then $(MAKE) docker; else echo "no Docker daemon: the image test will be skipped"; fi
+	STT_DOCKER_IMAGE=$(DOCKER_IMAGE) $(PY) -m pytest tests/test_docker.py -rs $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

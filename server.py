@@ -12,15 +12,19 @@ import sys
 from aiohttp import web
 
 from stt.app import create_app, server_options, unfinished_work
+from stt.connections import serve
 from stt.models import ModelError
-from stt.settings import ConfigError, Settings, load_settings, validate
+from stt import logs
+from stt.settings import ConfigError, LoggingSettings, Settings, load_settings, validate
 
 log = logging.getLogger("stt.server")
+CONFIG_ENV = "STT_CONFIG"  # the config path, for containers
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Self-hosted Whisper speech-to-text server")
-    parser.add_argument("--config", default="config.json", help="path to the JSON config (default: config.json)")
+    parser.add_argument("--config", default=os.environ.get(CONFIG_ENV, "config.json"),
+                        help=f"path to the JSON config (default: ${CONFIG_ENV}, else config.json)")
     parser.add_argument("--host", help="override server.http.host")
     parser.add_argument("--port", type=int, help="override server.http.port")
     return parser.parse_args(argv)
@@ -45,7 +49,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(LoggingSettings())  # text until the config says otherwise
     args = parse_args(argv)
     try:
         settings = with_overrides(load_settings(args.config), args)
@@ -56,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ssl.SSLError) as exc:
         print(f"config error: server.http.ssl_certfile/ssl_keyfile: {exc}", file=sys.stderr)
         return 2
+    logs.configure(settings.logging)
     scheme = "https" if context else "http"
     try:
         return _serve(settings, context, scheme)
@@ -67,13 +72,14 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(settings: Settings, context: ssl.SSLContext | None, scheme: str) -> int:
     http = settings.http
     app = create_app(settings)
-    web.run_app(
+    serve(
         app,
         host=http.host,
         port=http.port,
         ssl_context=context,
+        max_connections=http.max_connections,
         **server_options(settings),
-        print=lambda _: log.info("ready: listening on %s://%s:%d", scheme, http.host, http.port),
+        on_ready=lambda: log.info("ready: listening on %s://%s:%d", scheme, http.host, http.port),
     )
     return _exit_code(app)
 

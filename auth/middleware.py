@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from auth.client_address import client_address
 from auth.throttle import FailureThrottle
 from auth.tokens import TokenStore
 
@@ -41,24 +42,36 @@ def token_from_header(value: str | None) -> str | None:
     return token
 
 
-def token_from_subprotocol(request: web.Request) -> str | None:
-    """Browsers cannot set headers on a WebSocket: they offer the subprotocols ["token", "<t>"] instead
-    (Deepgram's convention). The handler echoes "token" when it accepts the upgrade."""
+def offered_subprotocol_token(request: web.Request) -> tuple[str, str] | None:
+    """Browsers cannot set headers on a WebSocket: they offer a subprotocol pair instead, ["token", "<t>"]
+    (Deepgram's API keys) or ["bearer", "<t>"] (Deepgram's JS SDK 5.x with an access token), the scheme in
+    any case. Returns (scheme as offered, token); only on a WebSocket upgrade, never on a plain HTTP request."""
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return None
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-    if len(offered) == 2 and offered[0].lower() == "token" and offered[1]:
-        return offered[1]
+    if len(offered) == 2 and offered[0].lower() in SCHEMES and offered[1]:
+        return offered[0], offered[1]
     return None
 
 
+def token_from_subprotocol(request: web.Request) -> str | None:
+    """The handler echoes the offered scheme (see offered_subprotocol_token) when it accepts the upgrade."""
+    pair = offered_subprotocol_token(request)
+    return pair[1] if pair else None
+
+
 def auth_middleware(store: TokenStore, throttle: FailureThrottle,
-                    extract: Callable[[web.Request], str | None] | None = None) -> Any:
-    """``extract`` may supply a token from elsewhere (the WebSocket subprotocol) when the header is absent."""
+                    extract: Callable[[web.Request], str | None] | None = None,
+                    wrong_token_is_401: Callable[[web.Request], bool] = lambda request: False) -> Any:
+    """``extract`` may supply a token from elsewhere (the WebSocket subprotocol) when the header is absent.
+    A wrong token is 403 (the native API) unless ``wrong_token_is_401`` says the face answers 401 for it
+    (OpenAI and Deepgram do, and their SDKs raise AuthenticationError only on 401)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS" or is_public(request.match_info.handler):
             return await handler(request)
-        address = request.remote or "unknown"
+        address = client_address(request)  # behind trusted proxies: the forwarded client
         wait = throttle.retry_after(address)
         if wait > 0:
             raise web.HTTPTooManyRequests(reason="Too many failed authentication attempts",
@@ -71,8 +84,12 @@ def auth_middleware(store: TokenStore, throttle: FailureThrottle,
                                        headers={"WWW-Authenticate": 'Token realm="stt"'})
         if token is None or not store.is_valid(token):
             throttle.record_failure(address)
-            raise web.HTTPForbidden(reason="Invalid token or Authorization scheme (use 'Token <t>' or 'Bearer <t>')")
-        throttle.record_success(address)
+            reason = "Invalid token or Authorization scheme (use 'Token <t>' or 'Bearer <t>')"
+            if wrong_token_is_401(request):
+                raise web.HTTPUnauthorized(reason=reason, headers={"WWW-Authenticate": 'Token realm="stt"'})
+            raise web.HTTPForbidden(reason=reason)
+        # A success does not wipe this address's failures: they age out of the window, so guesses between
+        # valid requests still add up to 429.
         return await handler(request)
 
     return middleware

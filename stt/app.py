@@ -11,12 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
+from auth import client_address
 from auth.middleware import auth_middleware, token_from_subprotocol
 from auth.throttle import FailureThrottle
 from auth.tokens import TokenStore, generate_token
 from stt.cors import setup_cors
 from stt.engines.base import Engine
 from stt.errors import error_middleware
+from stt.expect import defer_expect_handling, expect_middleware
 from stt.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT
 from stt.lifecycle import Lifecycle
 from stt import protocol_errors
@@ -40,14 +42,17 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     lifecycle = Lifecycle(limits.shutdown_timeout_seconds)
     app = web.Application(
         client_max_size=settings.http.request_max_size,
-        middlewares=[request_id_middleware, lifecycle.middleware(), error_middleware,
-                     auth_middleware(store, throttle, extract=token_from_subprotocol)],
+        middlewares=[request_id_middleware, lifecycle.middleware(), error_middleware, expect_middleware,
+                     auth_middleware(store, throttle, extract=token_from_subprotocol,
+                                     wrong_token_is_401=_face_answers_401)],
     )
     app[SETTINGS] = settings
+    client_address.install(app, settings.http.trusted_proxies)
     app[LIFECYCLE] = lifecycle
     app.on_shutdown.append(lifecycle.on_shutdown)
     app[STARTED_AT] = time.time()
     app.on_response_prepare.append(add_request_id_header)
+    app.on_startup.append(defer_expect_handling)
     setup_cors(app, settings.http.cors_origins)
     app.cleanup_ctx.append(_engine_ctx(engine, engine_factory))
     app.cleanup_ctx.append(_scheduler_ctx)
@@ -61,9 +66,25 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     return app
 
 
+# OpenAI (/v1/audio/*) and Deepgram (/v1/listen, /listen) answer a wrong key with 401, and their SDKs raise
+# AuthenticationError only on 401; the native API keeps its 401 (no token) / 403 (wrong token) split.
+_401_FACES = ("/v1/", "/listen")
+
+
+def _face_answers_401(request: web.Request) -> bool:
+    return request.path.startswith(_401_FACES)
+
+
+# For every server that runs the app (run_app, the tests' servers): the HTTP parser must not inflate gzip/deflate
+# bodies itself. It would do so on the event loop as the bytes arrive, before auth; stt/uploads.py inflates in
+# a thread, after auth, bounded by request_max_size.
+PARSER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
+
+
 def server_options(settings: Settings) -> dict[str, Any]:
     """Options for the HTTP server that runs the app (``web.run_app`` and the tests' server alike)."""
     return {
+        **PARSER_OPTIONS,
         # A client that goes away cancels its handler: queued work leaves the queue and never runs
         # (a running transcription finishes in its thread; see Scheduler). Our handlers have no side effect
         # that must complete, which is when aiohttp recommends this.

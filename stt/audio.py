@@ -19,7 +19,13 @@ from stt.errors import AudioError, TooLarge
 
 SAMPLE_RATE = 16000  # Hz, what Whisper was trained on
 MAX_CHANNELS = 32
-MAX_SOURCE_RATE = 768_000  # Hz; anything above is a corrupt or hostile header
+# The one range of source sample rates accepted wherever audio enters (uploads, live query, live handshake):
+# 8 kHz is telephony, the lowest rate speech is recorded at; 192 kHz the highest studio rate. A lower rate is
+# a memory bomb, not audio: 1 Hz makes a 28 KB WAV decode to 4 hours at 16 kHz (0.9 GB).
+MIN_SOURCE_RATE = 8_000  # Hz
+MAX_SOURCE_RATE = 192_000  # Hz
+UNKNOWN_FRAMES = 1 << 62  # libsndfile's frame count for a stream of unknown length (SF_COUNT_MAX)
+FLAC_TAIL_SLACK = 4096  # bytes a FLAC may hold after its last frame (libsndfile reads an honest one to the end)
 READ_BLOCK_FRAMES = 64 * 1024  # source frames decoded at a time
 # Decoding work allowed per second of max_audio_seconds, in source samples (all channels): 96 kHz stereo.
 # Bounds the CPU a small upload of many channels at a high rate (compressed silence) can cost.
@@ -46,7 +52,7 @@ def _decode(data: bytes, max_seconds: float, keep_channels: bool, max_channels: 
     try:
         try:
             audio = _read_soundfile(data, max_seconds, keep_channels, max_channels)
-        except sf.LibsndfileError:
+        except (sf.LibsndfileError, _UseFFmpeg):
             audio = _read_pyav(data, max_seconds, keep_channels, max_channels)
         return _finish(audio)
     except (AudioError, TooLarge):
@@ -68,20 +74,34 @@ class _ClampedBytesIO(io.BytesIO):
         return super().seek(max(0, offset) if whence == io.SEEK_SET else offset, whence)
 
 
+class _UseFFmpeg(Exception):
+    """libsndfile opened the file but would not decode all of it: FFmpeg (PyAV) reads it instead."""
+
+
 def _read_soundfile(data: bytes, max_seconds: float, keep_channels: bool = False,
                     max_channels: int = MAX_CHANNELS) -> np.ndarray:
-    with sf.SoundFile(_ClampedBytesIO(data)) as f:
+    source = _ClampedBytesIO(data)
+    with sf.SoundFile(source) as f:
         _check_format(f.samplerate, f.channels, max_channels)
+        # libsndfile reports "unknown length" (a FLAC written to a pipe) as a huge frame count.
+        known = 0 < f.frames < UNKNOWN_FRAMES
         # The header's frame count is checked before decoding, so a tiny file that claims hours of audio
         # costs nothing. A header that lies low is caught while reading, block by block.
-        if f.frames > 0 and f.frames / f.samplerate > max_seconds:
+        if known and f.frames / f.samplerate > max_seconds:
             raise _too_long(f.frames / f.samplerate, max_seconds)
-        if f.frames * f.channels > max_seconds * SOURCE_SAMPLES_PER_ALLOWED_S:
+        if known and f.frames * f.channels > max_seconds * SOURCE_SAMPLES_PER_ALLOWED_S:
             raise _too_heavy(f.channels, f.samplerate, f.frames / f.samplerate)
+        if f.format == "FLAC" and not known:
+            raise _UseFFmpeg  # libsndfile cannot read a FLAC with no sample count; FFmpeg can, bounded
         try:
-            return _read_blocks(f, max_seconds, keep_channels)
+            audio = _read_blocks(f, max_seconds, keep_channels)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError(f"Could not decode audio: {exc}") from exc
+        if f.format == "FLAC" and source.tell() < len(data) - FLAC_TAIL_SLACK:
+            # libsndfile stops at the STREAMINFO sample count: a header that lies low would silently drop
+            # the rest of the file. FFmpeg decodes the frames that are there (still bounded by max_seconds).
+            raise _UseFFmpeg
+        return audio
 
 
 def _read_blocks(f: sf.SoundFile, max_seconds: float, keep_channels: bool = False) -> np.ndarray:
@@ -151,8 +171,8 @@ def _frame_array(frame: av.AudioFrame, keep_channels: bool) -> np.ndarray:
 
 
 def _check_format(rate: int, channels: int, max_channels: int = MAX_CHANNELS) -> None:
-    if not 0 < rate <= MAX_SOURCE_RATE:
-        raise AudioError(f"Unsupported sample rate: {rate} Hz")
+    if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
+        raise AudioError(f"Unsupported sample rate: {rate} Hz (accepted: {MIN_SOURCE_RATE} to {MAX_SOURCE_RATE} Hz)")
     if not 0 < channels <= max_channels:
         raise AudioError(f"Unsupported channel count: {channels} (at most {max_channels})")
 

@@ -18,6 +18,7 @@ from stt.engines.base import Engine
 from stt.engines.windows import WindowRequest, WindowResult, decode_windows
 from stt.errors import ApiError, EngineError
 from stt.scheduler import JobStats, Scheduler
+from stt import metrics
 
 log = logging.getLogger("stt.batching")
 _Waiter = tuple[WindowRequest, "asyncio.Future[WindowResult]", bool]  # request, its result, urgent
@@ -64,6 +65,7 @@ class PassBatcher:
         taken.extend(batch)
         if not batch:
             return []
+        metrics.observe_batch(len(batch))
         try:
             return decode_windows(self._engine, [request for request, _, _ in batch])
         except ApiError:

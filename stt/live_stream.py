@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from stt.batching import PassBatcher
 from stt.diarization.live import LiveSpeakers
@@ -27,6 +27,7 @@ from stt.live_messages import metadata, render
 from stt.options import LIVE_PARAMS
 from stt.stream_audio import ContainerDecoder, PcmDecoder, StreamDecoder
 from stt.streaming import Event, Pass, SpeechStarted, StreamSession, Transcribed
+from stt import metrics
 
 log = logging.getLogger("stt.live")
 
@@ -68,6 +69,8 @@ class _Lane:
 class Limits:
     idle_s: float
     max_seconds: float
+    # A send (or the close) that cannot drain for this long: the client stopped reading, the socket is cut.
+    send_timeout_s: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Identity:
 class LiveStream:
     def __init__(self, ws: web.WebSocketResponse, session: StreamSession | list[StreamSession],
                  batcher: PassBatcher, options: LiveOptions, limits: Limits, identity: Identity,
+                 transport: asyncio.BaseTransport | None = None,
                  speakers: Callable[[], LiveSpeakers] | None = None) -> None:
         sessions = session if isinstance(session, list) else [session]
         self._ws, self._batcher = ws, batcher
@@ -89,6 +93,10 @@ class LiveStream:
         self._decoder: StreamDecoder | None = None
         self._hash = hashlib.sha256()
         self._first_message = True
+        self._arrivals = metrics.ArrivalClock()  # times finals from the end of their speech
+        self._transport = transport  # cut when the client does not read, or shutdown runs out of time
+        self._stop = asyncio.Event()  # shutdown: stop receiving, flush, close 1001
+        self.done = asyncio.Event()
 
     async def run(self) -> None:
         passes = [asyncio.create_task(self._pass_loop(lane)) for lane in self._lanes]
@@ -101,19 +109,32 @@ class LiveStream:
                 task.cancel()
             if isinstance(self._decoder, ContainerDecoder):
                 self._decoder.close()  # idempotent after _finish; the only way out when the client vanished
+            self.done.set()
 
-    async def close_for_shutdown(self) -> None:
-        await self._ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
+    def stop_for_shutdown(self) -> None:
+        """Stop receiving; the stream then flushes its final Results and Metadata and closes with 1001."""
+        self._stop.set()
+
+    def abort(self) -> None:
+        """Cut the connection (shutdown ran out of time, or the client does not read what is sent)."""
+        if self._transport is not None:
+            self._transport.abort()
 
     # -- receiving ----------------------------------------------------------------------------------
 
     async def _receive_loop(self) -> tuple[int | None, str]:
         """Returns the close code and reason once the stream should end (None: the client is gone)."""
+        loop = asyncio.get_running_loop()
         while True:
+            # Idle means no audio and no text message: the deadline is not restarted by the pings aiohttp
+            # answers inside receive() (a client pinging every 5 s would otherwise hold a slot forever).
+            deadline = loop.time() + self._limits.idle_s
             try:
-                msg = await self._ws.receive(timeout=self._limits.idle_s)
+                msg = await self._next_message(deadline)
             except TimeoutError:
                 return CLOSE_IDLE, f"no audio or KeepAlive received for {self._limits.idle_s:g} s"
+            if msg is None:
+                return CLOSE_GOING_AWAY, "server shutting down"
             if msg.type == WSMsgType.BINARY:
                 if not msg.data:
                     return CLOSE_NORMAL, "stream closed by client"
@@ -134,6 +155,21 @@ class LiveStream:
                 return None, ""
             self._first_message = False
 
+    async def _next_message(self, deadline: float) -> WSMessage | None:
+        """The next audio or text message, or None once shutdown asks the stream to stop. Only the wait for
+        a message is interrupted, never the handling of one (a feed may be running in a thread)."""
+        if self._stop.is_set():
+            return None
+        receive = asyncio.ensure_future(self._ws.receive())
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            async with asyncio.timeout_at(deadline):
+                await asyncio.wait((receive, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            receive.cancel()  # no effect when it is done
+        return receive.result() if receive.done() and not receive.cancelled() else None
+
     async def _control(self, text: str) -> str | None:
         if self._first_message and text.strip().lower().startswith("sample rate:"):
             # The Flask microphone tutorial's handshake: raw Int16 mono at the given rate follows.
@@ -142,7 +178,7 @@ class LiveStream:
             return None
         try:
             kind = json.loads(text).get("type")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # RecursionError: deeply nested JSON
             kind = None
         if kind == "CloseStream":
             return "close"
@@ -175,6 +211,8 @@ class LiveStream:
             lane.speakers.hear(samples)
         async with lane.guard:
             events = await asyncio.to_thread(lane.session.feed, samples)
+            if lane.index == 0:
+                self._arrivals.heard(lane.session.seconds)
         await self._send(events, lane.index)
         lane.wake.set()
 
@@ -235,7 +273,11 @@ class LiveStream:
         await self._send_json(metadata(request_id=self._id.request_id, sha256=self._hash.hexdigest(),
                                        seconds=self._session.seconds, engine=self._id.engine,
                                        model_name=self._id.model_name, channels=len(self._lanes)))
-        await self._ws.close(code=code, message=reason.encode())
+        try:
+            async with asyncio.timeout(self._limits.send_timeout_s):
+                await self._ws.close(code=code, message=reason.encode())
+        except TimeoutError:  # the close frame never drained, or the client never answered it
+            self.abort()
 
     async def _send(self, events: list[Event], channel: int = 0) -> None:
         for event in events:
@@ -243,9 +285,11 @@ class LiveStream:
                 continue
             if isinstance(event, SpeechStarted) and not self._options.vad_events:
                 continue
-            speakers = self._lanes[channel].speakers
-            if isinstance(event, Transcribed) and event.is_final and speakers is not None:
-                event = dataclasses.replace(event, words=await speakers.label(event.words))
+            if isinstance(event, Transcribed) and event.is_final:
+                self._arrivals.final(event.end)
+                speakers = self._lanes[channel].speakers
+                if speakers is not None:
+                    event = dataclasses.replace(event, words=await speakers.label(event.words))
             await self._send_json(render(event, request_id=self._id.request_id, engine=self._id.engine,
                                          model_name=self._id.model_name, punctuate=self._options.punctuate,
                                          channel=(channel, len(self._lanes))))
@@ -253,6 +297,10 @@ class LiveStream:
     async def _send_json(self, payload: dict[str, Any]) -> None:
         if not self._ws.closed:
             try:
-                await self._ws.send_json(payload)
+                async with asyncio.timeout(self._limits.send_timeout_s):
+                    await self._ws.send_json(payload)
             except ConnectionError:
                 pass  # the client left; the receive loop sees the close
+            except TimeoutError:
+                log.info("%s: client does not read what is sent: connection cut", self._id.request_id)
+                self.abort()

@@ -11,9 +11,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from auth.client_address import client_address
+from stt import metrics
+from stt.logs import request_id_var
 from stt.stats import request_stats
 
 log = logging.getLogger("stt.access")
+SERVER_NAME = "stt-server"
 REQUEST_ID_HEADER = "X-Request-Id"
 CLIENT_CLOSED = 499  # logged status of a request whose client left before the answer (nginx's convention)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # only ids that are safe to echo and to log
@@ -30,6 +34,7 @@ def _request_id(request: web.Request) -> str:
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     stats = request_stats(request)
     stats.request_id = _request_id(request)
+    request_id_var.set(stats.request_id)  # every log record of this request names it
     started = time.monotonic()
     status = 500
     try:
@@ -50,9 +55,14 @@ def _log_line(request: web.Request, status: int, total_s: float) -> None:
     stats = request_stats(request)
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
     job = stats.job
-    log.info("%s %s %s %d audio=%s queue=%s engine=%s total=%.3fs", stats.request_id, request.method, route,
-             status, _secs(stats.audio_s), _secs(job.queued_s if job else None),
-             _secs(job.engine_s if job else None), total_s)
+    queued, engine = (job.queued_s, job.engine_s) if job else (None, None)
+    fields = {"method": request.method, "route": route, "status": status, "client": client_address(request),
+              "audio_s": stats.audio_s, "queue_s": queued, "engine_s": engine, "total_s": round(total_s, 4)}
+    log.info("%s %s %s %d audio=%s queue=%s engine=%s total=%.3fs client=%s", stats.request_id, request.method,
+             route, status, _secs(stats.audio_s), _secs(queued), _secs(engine), total_s, fields["client"],
+             extra=fields)
+    matched = route if request.match_info.route.resource else None
+    metrics.observe_request(request, matched, status, total_s, stats.audio_s, queued, engine, stats.error_code)
 
 
 def _secs(value: float | None) -> str:
@@ -62,3 +72,4 @@ def _secs(value: float | None) -> str:
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare hook: every response, WebSocket upgrades and errors included, names its id."""
     response.headers[REQUEST_ID_HEADER] = request_stats(request).request_id
+    response.headers["Server"] = SERVER_NAME  # aiohttp's default names Python's and its own version

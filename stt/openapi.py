@@ -175,6 +175,19 @@ def _paths() -> dict[str, Any]:
                                responses={"200": {"description": "Healthy", "content": {JSON: {"schema": _obj(
                                    ("status",), status={"const": "ok"}, engine=STR, model=STR, queued=INT,
                                    running=INT, uptime_s=NUM)}}}})},
+        "/ready": {"get": _op("ops", "Readiness check (no token)",
+                              "503 while draining at shutdown or while the queue is full: send work elsewhere.",
+                              operationId="ready", security=[],
+                              responses={"200": {"description": "Ready", "content": {JSON: {"schema": _obj(
+                                  ("status",), status={"const": "ready"})}}},
+                                  "503": {"description": "Not ready", "content": {JSON: {"schema": _obj(
+                                      ("status", "reasons"), status={"const": "unavailable"},
+                                      reasons={"type": "array", "items": STR})}}}})},
+        "/metrics": {"get": _op("ops", "Prometheus metrics",
+                                "Prometheus' text exposition format (no token when the config sets `metrics_public`).",
+                                operationId="metrics",
+                                responses={"200": {"description": "Metrics", "content": {
+                                    "text/plain": {"schema": STR}}}, **_errors("Error", AUTH_ERRORS)})},
         "/stt": {"post": native_stt},
         "/detect-language": {"post": detect},
         "/v1/audio/transcriptions": {"post": _op(
@@ -232,7 +245,7 @@ def build_spec() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Whisper speech-to-text server", "version": VERSION,
                  "description": "Self-hosted Whisper: a native API, OpenAI- and Deepgram-compatible endpoints. "
-                                "Every endpoint but `/health`, `/openapi.json` and `/docs` needs "
+                                "Every endpoint but `/health`, `/ready`, `/openapi.json` and `/docs` needs "
                                 "`Authorization: Token <token>` (or `Bearer <token>`)."},
         "servers": [{"url": "/"}],
         "tags": [{"name": "native"}, {"name": "openai"}, {"name": "deepgram"}, {"name": "ops"}, {"name": "docs"},

@@ -15,6 +15,7 @@ from typing import Any
 from faster_whisper.tokenizer import _LANGUAGE_CODES  # Whisper's 100 language codes; no public name for it
 from multidict import MultiMapping
 
+from stt.audio import MAX_SOURCE_RATE, MIN_SOURCE_RATE
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import DEFAULT_TEMPERATURES, TranscribeOptions
 from stt.errors import BadRequest
@@ -325,14 +326,13 @@ def deepgram_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -
 
 LIVE_ENCODINGS = ("linear16",)
 LIVE_ENDPOINTING_MS = 400  # Deepgram's default (10 ms) is shorter than our speech detector can judge
-LIVE_MAX_SAMPLE_RATE = 192_000  # Hz
 LIVE_MAX_CHANNELS = 8
 
 LIVE_PARAMS: tuple[Param, ...] = (
     Param("encoding", "string", "`linear16`: raw little-endian Int16 frames. Omit it for containerized audio "
           "(WebM/Opus from MediaRecorder, Ogg), decoded as it arrives.", enum=LIVE_ENCODINGS),
     Param("sample_rate", "integer", "Sample rate of `linear16` audio in Hz (any rate is resampled).",
-          default=16000, minimum=1, maximum=LIVE_MAX_SAMPLE_RATE),
+          default=16000, minimum=MIN_SOURCE_RATE, maximum=MAX_SOURCE_RATE),
     Param("channels", "integer", "Channels of `linear16` audio (mixed down to mono unless `multichannel`).",
           default=1, minimum=1, maximum=LIVE_MAX_CHANNELS),
     Param("multichannel", "boolean", "With `encoding=linear16`: transcribe each channel on its own; results "

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from stt.errors import native_error_body
-from stt.observability import REQUEST_ID_HEADER
+from stt.observability import REQUEST_ID_HEADER, SERVER_NAME
 
 log = logging.getLogger("stt.protocol")
 
@@ -39,7 +39,7 @@ def _json_handle_error(self: RequestHandler, request: web.BaseRequest, status: i
     if request.writer.output_size > 0:
         raise ConnectionError("Response is sent already, cannot send another response with the error message")
     response = web.json_response(native_error_body(text, code), status=status,
-                                 headers={REQUEST_ID_HEADER: request_id})
+                                 headers={REQUEST_ID_HEADER: request_id, "Server": SERVER_NAME})
     response.force_close()
     return response
 

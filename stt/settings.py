@@ -15,9 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from auth.client_address import parse_networks
 from auth.tokens import HASH_PREFIX
 
 ENGINES = ("faster-whisper", "openai-whisper")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 TOKENS_ENV = "STT_TOKENS"
 MiB = 1024 * 1024
 
@@ -35,6 +38,11 @@ class HttpSettings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     cors_origins: tuple[str, ...] = ()
+    # Open connections at most; beyond it a new one gets a 503 and is closed. Well below the common 1,024
+    # open-file limit (and lowered at start to leave descriptors free if the process's limit is lower).
+    max_connections: int = 512
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For names the client (see auth/client_address)
+    metrics_public: bool = False  # /metrics without a token (default: the same token auth as the API)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,10 +76,17 @@ class LimitsSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class LoggingSettings:
+    format: str = "text"  # or "json": one object per line, for log shippers
+    level: str = "INFO"
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     asr: AsrSettings = AsrSettings()
     limits: LimitsSettings = LimitsSettings()
+    logging: LoggingSettings = LoggingSettings()
 
     @property
     def http(self) -> HttpSettings:
@@ -156,6 +171,7 @@ def validate(s: Settings) -> None:
     checks: list[tuple[bool, str]] = [
         (0 < s.http.port < 65536, "server.http.port: must be between 1 and 65535"),
         (s.http.request_max_size > 0, "server.http.request_max_size: must be positive (bytes)"),
+        (s.http.max_connections >= 1, "server.http.max_connections: must be at least 1"),
         (all(s.http.allowed_tokens), "server.http.allowed_tokens: empty token"),
         ((s.http.ssl_certfile is None) == (s.http.ssl_keyfile is None),
          "server.http.ssl_certfile/ssl_keyfile: set both or neither"),
@@ -173,6 +189,8 @@ def validate(s: Settings) -> None:
         (s.limits.stream_idle_seconds > 0, "limits.stream_idle_seconds: must be positive"),
         (s.limits.auth_max_failures >= 1, "limits.auth_max_failures: must be at least 1"),
         (s.limits.auth_window_seconds > 0, "limits.auth_window_seconds: must be positive"),
+        (s.logging.format in LOG_FORMATS, f"logging.format: must be one of {', '.join(LOG_FORMATS)}"),
+        (s.logging.level.upper() in LOG_LEVELS, f"logging.level: must be one of {', '.join(LOG_LEVELS)}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -180,6 +198,10 @@ def validate(s: Settings) -> None:
     for token in s.http.allowed_tokens:
         if token.startswith(HASH_PREFIX) and not _is_sha256_hex(token[len(HASH_PREFIX):]):
             raise ConfigError("server.http.allowed_tokens: a 'sha256:' entry needs 64 hex digits")
+    try:
+        parse_networks(s.http.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"server.http.trusted_proxies: {exc}") from exc
 
 
 def _is_sha256_hex(text: str) -> bool:

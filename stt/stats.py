@@ -14,6 +14,7 @@ class RequestStats:
     request_id: str = ""
     audio_s: float | None = None
     job: JobStats | None = None
+    error_code: str | None = None  # the code of the error answer, if any (metrics count refusals by it)
 
 
 _KEY = web.RequestKey("stt_stats", RequestStats)

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from stt.app import create_app
+from stt.app import PARSER_OPTIONS, create_app
 from stt.engines.base import Engine
 from stt.settings import Settings, settings_from_dict
 from tests.helpers import AUDIO_DIR, TOKEN, FakeEngine, tone, wav
@@ -52,7 +53,10 @@ def make_client(aiohttp_client: Callable[..., Any]) -> Callable[..., Any]:
     """``await make_client(engine, **sections)``: a test client on create_app(settings, engine=engine)."""
 
     async def make(engine: Engine, **sections: dict[str, Any]) -> Any:
-        return await aiohttp_client(create_app(make_settings(**sections), engine=engine))
+        # Started here because TestServer drops server options given to its constructor.
+        server = TestServer(create_app(make_settings(**sections), engine=engine))
+        await server.start_server(**PARSER_OPTIONS)
+        return await aiohttp_client(server)
 
     return make
 

@@ -10,12 +10,14 @@ from collections.abc import Iterator
 
 from aiohttp import web
 
+from stt.app import PARSER_OPTIONS
+
 
 @contextlib.contextmanager
 def serve_in_thread(app: web.Application) -> Iterator[str]:
     """Yield the base URL (``http://127.0.0.1:PORT``) while ``app`` serves; clean up on exit."""
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, **PARSER_OPTIONS)
     ready = threading.Event()
     failure: list[BaseException] = []
 

@@ -123,7 +123,7 @@ async def test_openai_verbose_words(client: Any) -> None:
     ({}, BEARER, 400, "model", "bad_request"),
     ({"model": "whisper-1", "response_format": "docx"}, BEARER, 400, "response_format", "bad_request"),
     ({"model": "whisper-1"}, {}, 401, None, "invalid_api_key"),
-    ({"model": "whisper-1"}, {"Authorization": "Bearer nope"}, 403, None, "invalid_api_key"),
+    ({"model": "whisper-1"}, {"Authorization": "Bearer nope"}, 401, None, "invalid_api_key"),
 ])
 async def test_openai_error_shape(client: Any, fields: dict[str, str], headers: dict[str, str], status: int,
                                   param: str | None, code: str) -> None:

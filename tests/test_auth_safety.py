@@ -39,12 +39,35 @@ def test_throttle_counts_failures_per_address_within_the_window() -> None:
     assert throttle.retry_after("10.0.0.1") == 0
 
 
-def test_throttle_success_clears_the_count() -> None:
-    throttle = FailureThrottle(max_failures=2, window_seconds=60, clock=FakeClock())
-    throttle.record_failure("a")
-    throttle.record_success("a")
-    throttle.record_failure("a")
-    assert throttle.retry_after("a") == 0
+async def test_a_valid_request_does_not_wipe_the_failures_before_it(make_client: Any) -> None:
+    """5 guesses + 1 valid request, repeated, used to never reach 429: a success cleared the count."""
+    client = await make_client(FakeEngine(), limits={"auth_max_failures": 10, "auth_window_seconds": 60})
+    statuses = []
+    for _ in range(3):
+        statuses += [(await client.get("/ping", headers={"Authorization": f"Token guess{i}"})).status
+                     for i in range(5)]
+        statuses.append((await client.get("/ping", headers=AUTH)).status)
+    assert statuses[:6] == [403] * 5 + [200]
+    assert 429 in statuses[6:]
+
+
+def test_a_full_throttle_table_stays_fast_and_forgets_the_longest_idle() -> None:
+    """At 10,000 tracked addresses each failure from a new one used to re-sort the table."""
+    import time
+
+    clock = FakeClock()
+    throttle = FailureThrottle(max_failures=3, window_seconds=60, clock=clock, max_tracked=10_000)
+    started = time.perf_counter()
+    for i in range(30_000):
+        clock.now += 0.001
+        throttle.record_failure(f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}")
+    elapsed = time.perf_counter() - started
+    assert throttle.tracked == 10_000
+    assert elapsed < 1.0  # the sort made this ~60 s
+    assert throttle.retry_after("10.0.0.0") == 0  # forgotten: the longest idle
+    for _ in range(3):
+        throttle.record_failure("10.0.117.47")  # tracked, among the newest
+    assert throttle.retry_after("10.0.117.47") > 0
 
 
 async def test_repeated_failures_get_429_with_retry_after_even_with_a_valid_token(make_client: Any) -> None:

@@ -91,7 +91,7 @@ def test_openai_sdk_models_and_errors(tiny_url: str) -> None:
     with pytest.raises(openai.BadRequestError) as err:  # the SDK parses our OpenAI-shaped error
         client.audio.transcriptions.create(model="whisper-1", file=("x.wav", b"not audio"))
     assert err.value.status_code == 400 and err.value.body["type"] == "invalid_request_error"  # type: ignore
-    with pytest.raises(openai.PermissionDeniedError):
+    with pytest.raises(openai.AuthenticationError):
         OpenAI(api_key="wrong", base_url=f"{tiny_url}/v1", max_retries=0).models.list()
 
 

@@ -36,10 +36,11 @@ async def test_missing_token_is_401_before_upgrade(client: Any) -> None:
     assert await refused(client, "/listen") == 401
 
 
-async def test_wrong_tokens_are_403_before_upgrade(client: Any) -> None:
-    assert await refused(client, headers={"Authorization": "Token nope"}) == 403
-    assert await refused(client, headers={"Authorization": "Basic abc"}) == 403
-    assert await refused(client, protocols=("token", "nope")) == 403
+async def test_wrong_tokens_are_401_before_upgrade(client: Any) -> None:
+    """401 as Deepgram answers (its SDKs report "invalid credentials" only on 401)."""
+    assert await refused(client, headers={"Authorization": "Token nope"}) == 401
+    assert await refused(client, headers={"Authorization": "Basic abc"}) == 401
+    assert await refused(client, protocols=("token", "nope")) == 401
 
 
 async def test_subprotocol_token_is_accepted_and_echoed(client: Any) -> None:

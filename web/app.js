@@ -4,7 +4,11 @@
 const $ = (id) => document.getElementById(id);
 const state = { ws: null, context: null, media: null, recorder: null };
 
-$('token').value = localStorage.getItem('stt-token') || '';
+// The token lives in this tab's sessionStorage unless "remember" is ticked: localStorage outlives the tab and
+// is readable by any script on this origin for as long as the browser keeps it.
+$('remember').checked = localStorage.getItem('stt-token') !== null;
+$('token').value = sessionStorage.getItem('stt-token') || localStorage.getItem('stt-token') || '';
+$('remember').addEventListener('change', () => { if (!$('remember').checked) localStorage.removeItem('stt-token'); });
 $('mic').addEventListener('click', () => (state.ws ? stop() : start()));
 $('upload-form').addEventListener('submit', upload);
 
@@ -15,7 +19,9 @@ function setStatus(text, kind = '') {
 
 function token() {
   const value = $('token').value.trim();
-  localStorage.setItem('stt-token', value);
+  sessionStorage.setItem('stt-token', value);
+  if ($('remember').checked) localStorage.setItem('stt-token', value);
+  else localStorage.removeItem('stt-token');
   return value;
 }
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from multidict import MultiMapping
 
+from auth.middleware import offered_subprotocol_token
 from stt.batching import PassBatcher
 from stt.diarization.live import LiveSpeakers
 from stt.errors import BadRequest
-from stt.keys import ENGINE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
+from stt.keys import ENGINE, LIFECYCLE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
 from stt.options import LIVE_ENDPOINTING_MS, bcp47_language, live_values
 from stt.live_stream import CLOSE_INTERNAL_ERROR, CLOSE_TRY_LATER, Identity, LiveOptions, LiveStream, Limits
 from stt.stats import request_stats
@@ -33,7 +35,7 @@ MAX_ENDPOINTING_MS = 60_000
 @routes.get("/v1/listen")
 async def listen(request: web.Request) -> web.StreamResponse:
     options, config = parse_query(request.query, multilingual=request.app[ENGINE].multilingual)
-    ws = web.WebSocketResponse(protocols=("token",), max_msg_size=4 * 1024 * 1024)
+    ws = web.WebSocketResponse(protocols=_echoed_protocols(request), max_msg_size=4 * 1024 * 1024)
     if not ws.can_prepare(request).ok:
         raise BadRequest("This endpoint takes a WebSocket connection (Deepgram's live API)")
     await ws.prepare(request)
@@ -50,6 +52,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
     stream = LiveStream(ws, sessions, app[LIVE_BATCHER], options,
                         Limits(idle_s=limits.stream_idle_seconds, max_seconds=limits.max_stream_seconds),
                         Identity(request_stats(request).request_id, engine.name, engine.model_name),
+                        transport=request.transport,
                         speakers=(lambda: LiveSpeakers(scheduler)) if options.diarize else None)
     streams.add(stream)
     try:
@@ -60,6 +63,13 @@ async def listen(request: web.Request) -> web.StreamResponse:
     finally:
         streams.discard(stream)
     return ws
+
+
+def _echoed_protocols(request: web.Request) -> tuple[str, ...]:
+    """The auth subprotocol exactly as offered ("token", "Token", "bearer"...): a browser refuses a handshake
+    that does not echo one of the subprotocols it offered."""
+    pair = offered_subprotocol_token(request)
+    return (pair[0],) if pair else ()
 
 
 def parse_query(query: MultiMapping[str], multilingual: bool = True) -> tuple[LiveOptions, StreamConfig]:
@@ -99,7 +109,8 @@ def _endpointing(raw: str) -> float | None:
         return None
     if low == "true":
         return LIVE_ENDPOINTING_MS / 1000
-    if not low.isdigit() or not 0 <= int(low) <= MAX_ENDPOINTING_MS:
+    # isdigit() alone accepts "①" and other Unicode digits that int() refuses (a 500, not a 400).
+    if not (low.isascii() and low.isdigit()) or not 0 <= int(low) <= MAX_ENDPOINTING_MS:
         raise BadRequest(f"endpointing: invalid value {raw!r}, expected milliseconds (0 to "
                          f"{MAX_ENDPOINTING_MS}), true or false", param="endpointing")
     return int(low) / 1000
@@ -112,9 +123,24 @@ async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_streams(app: web.Application) -> None:
-    """on_shutdown: tell live clients the server is going away instead of dropping their sockets."""
+    """on_shutdown: every stream stops receiving, sends the final Results for what it heard, Metadata, and
+    closes with 1001, within the shutdown budget; a stream still not done then (a client that does not read)
+    has its connection cut, so it cannot hold the process."""
     streams = list(app.get(LIVE_STREAMS, ()))
-    await asyncio.gather(*(s.close_for_shutdown() for s in streams), return_exceptions=True)
+    if not streams:
+        return
+    for stream in streams:
+        stream.stop_for_shutdown()
+    budget = max(0.0, app[LIFECYCLE].deadline() - time.monotonic())
+    waits = [asyncio.ensure_future(s.done.wait()) for s in streams]
+    _, pending = await asyncio.wait(waits, timeout=budget)
+    for wait in pending:
+        wait.cancel()
+    late = [s for s in streams if not s.done.is_set()]
+    if late:
+        log.warning("shutdown timeout: cutting %d live stream(s) that did not finish", len(late))
+        for stream in late:
+            stream.abort()
 
 
 def setup(app: web.Application) -> None:

@@ -1,15 +1,19 @@
-"""Operations: an unauthenticated health check for load balancers and orchestrators."""
+"""Operations: health (liveness), readiness and Prometheus metrics, for balancers and orchestrators."""
 
 from __future__ import annotations
 
 import time
+from pathlib import PurePath
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from auth.middleware import public
-from stt.keys import ENGINE, SCHEDULER, STARTED_AT
+from stt import metrics
+from stt.keys import ENGINE, LIFECYCLE, LIVE_STREAMS, SCHEDULER, SETTINGS, STARTED_AT
 
 routes = web.RouteTableDef()
+REGISTRY = web.AppKey("metrics_registry", metrics.CollectorRegistry)
 
 
 @routes.get("/health")
@@ -20,12 +24,69 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({
         "status": "ok",
         "engine": engine.name,
-        "model": engine.model_name,
+        "model": public_model_name(engine.model_name),
         "queued": scheduler.waiting,
         "running": scheduler.running,
         "uptime_s": round(time.time() - app[STARTED_AT], 1),
     })
 
 
+def public_model_name(model: str) -> str:
+    """/health is public: a model given as a path shows its last component only, never where it lives."""
+    return PurePath(model.replace("\\", "/").rstrip("/")).name or model
+
+
+def not_ready(app: web.Application) -> list[str]:
+    """Why this server should get no new work now (empty: ready)."""
+    reasons = []
+    scheduler = app.get(SCHEDULER)
+    if app.get(ENGINE) is None or scheduler is None:
+        reasons.append("model loading")
+    if app[LIFECYCLE].stopping_since is not None:
+        reasons.append("shutting down")
+    limits, workers = app[SETTINGS].limits, app[SETTINGS].asr.workers
+    if scheduler is not None and scheduler.running >= workers and scheduler.waiting >= limits.max_queue:
+        reasons.append("queue full")
+    return reasons
+
+
+@routes.get("/ready")
+@public
+async def ready(request: web.Request) -> web.Response:
+    """503 while the model loads, while draining at shutdown and while the queue is full: a balancer then
+    sends new work elsewhere. /health stays 200 (the process is alive) in all three cases."""
+    reasons = not_ready(request.app)
+    if reasons:
+        return web.json_response({"status": "unavailable", "reasons": reasons}, status=503,
+                                 headers={"Retry-After": "1"})
+    return web.json_response({"status": "ready"})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _state(app: web.Application) -> metrics.State:
+    def read() -> dict[str, float]:
+        scheduler = app.get(SCHEDULER)
+        return {
+            "stt_queue_depth": scheduler.waiting if scheduler else 0,
+            "stt_jobs_running": scheduler.running if scheduler else 0,
+            "stt_live_streams_open": len(app.get(LIVE_STREAMS, ())),
+            "stt_ready": 0.0 if not_ready(app) else 1.0,
+        }
+
+    return read
+
+
 def setup(app: web.Application) -> None:
     app.add_routes(routes)
+    app[REGISTRY] = metrics.app_registry(_state(app))
+    # Prometheus scrapes with `authorization: credentials <token>`; public only when the config says so.
+    handler = public(_metrics_public) if app[SETTINGS].http.metrics_public else _metrics
+    app.router.add_get("/metrics", handler)
+
+
+async def _metrics_public(request: web.Request) -> web.Response:
+    return await _metrics(request)
