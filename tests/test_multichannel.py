@@ -113,3 +113,14 @@ async def test_live_multichannel_call_recording(make_client: Any, fw_tiny: Any) 
     assert wer(left, by_channel[0]) <= 0.3, by_channel
     assert wer(right, by_channel[1]) <= 0.3, by_channel
     assert received.of("Metadata")[0]["channels"] == 2
+
+
+def test_multichannel_limit_is_on_channel_seconds() -> None:
+    """Kept channels cost memory each: a stereo upload may last half the mono limit (413 past it)."""
+    from stt.errors import TooLarge
+
+    two_seconds_stereo = wav(np.zeros((32000, 2), dtype=np.float32))
+    assert decode_channels(two_seconds_stereo, 4.0, 8).shape == (2, 32000)
+    with pytest.raises(TooLarge):
+        decode_channels(two_seconds_stereo, 3.0, 8)
+    assert decode_audio(two_seconds_stereo, 3.0).shape == (32000,)  # mixed down: the plain limit
