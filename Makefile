@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CONFIG ?= config.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-diarization bench-live bench-load bench-fuzz \
+.PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-diarization bench-live bench-load bench-fuzz bench-abuse \
 	bench-scale-out clean newman newman-run docker docker-wheels docker-base-debian docker-test
 
 $(VENV)/.runtime: requirements.txt requirements-nodeps.txt
@@ -65,6 +65,10 @@ bench-load: install-dev
 bench-fuzz: install-dev
 	$(PY) bench/fuzz_long.py
 
+# The attacks of issue 9 against a real server: held/failed per attack, peak RSS, /ping p99.
+bench-abuse: install-dev
+	$(PY) bench/abuse.py
+
 # newman (Postman's CLI) runs docs/postman_collection.json in the tests; installed locally, only where npm exists.
 NEWMAN_VERSION := 6.2.2
 NEWMAN := .cache/npm/node_modules/.bin/newman
@@ -78,6 +82,10 @@ BASE_URL ?= http://127.0.0.1:8080
 AUDIO_DIR ?= ../shared/audio
 newman-run: newman
 	$(NEWMAN) run docs/postman_collection.json --working-dir $(AUDIO_DIR) --env-var baseUrl=$(BASE_URL) --env-var token=$(TOKEN)
+
+# Issue 8's inference-core targets side by side in one run (about 15 minutes): bench/bench_mixed.py
+bench-mixed: install-dev
+	$(PY) bench/bench_mixed.py
 
 bench-live: install-dev browser
 	$(PY) bench/bench_live.py

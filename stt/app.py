@@ -15,11 +15,13 @@ from auth import client_address
 from auth.middleware import auth_middleware, token_from_subprotocol
 from auth.throttle import FailureThrottle
 from auth.tokens import TokenStore, generate_token
+from stt.audio_budget import AUDIO_BUDGET, AudioBudget
 from stt.cors import setup_cors
 from stt.engines.base import Engine
 from stt.errors import error_middleware
 from stt.expect import defer_expect_handling, expect_middleware
-from stt.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT
+from stt.inference.batcher import WindowBatcher
+from stt.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, WINDOW_BATCHER
 from stt.lifecycle import Lifecycle
 from stt import protocol_errors
 from stt.observability import add_request_id_header, request_id_middleware
@@ -40,15 +42,18 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     limits = settings.limits
     throttle = FailureThrottle(limits.auth_max_failures, limits.auth_window_seconds)
     lifecycle = Lifecycle(limits.shutdown_timeout_seconds)
+    audio_budget = AudioBudget(limits.max_held_audio_seconds, decoders=settings.asr.workers + 1)
     app = web.Application(
         client_max_size=settings.http.request_max_size,
         middlewares=[request_id_middleware, lifecycle.middleware(), error_middleware, expect_middleware,
                      auth_middleware(store, throttle, extract=token_from_subprotocol,
-                                     wrong_token_is_401=_face_answers_401)],
+                                     wrong_token_is_401=_face_answers_401),
+                     audio_budget.middleware()],
     )
     app[SETTINGS] = settings
     client_address.install(app, settings.http.trusted_proxies)
     app[LIFECYCLE] = lifecycle
+    app[AUDIO_BUDGET] = audio_budget
     app.on_shutdown.append(lifecycle.on_shutdown)
     app[STARTED_AT] = time.time()
     app.on_response_prepare.append(add_request_id_header)
@@ -128,6 +133,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     scheduler = Scheduler(settings.asr.workers, settings.limits.max_queue, settings.limits.queue_timeout_seconds)
     app[SCHEDULER] = scheduler
+    app[WINDOW_BATCHER] = WindowBatcher(scheduler, app[ENGINE])
     yield
     # Finish what was accepted before the engine goes away (graceful shutdown), within what is left of the
     # shutdown budget. A transcription still running then cannot be interrupted: it is abandoned.

@@ -5,7 +5,8 @@ for the next one, and a job takes every waiting pass (up to ``max_batch``) at th
 worker thread, so N live streams cost one batched encode/decode per round instead of N separate ones.
 Urgent passes (the one that turns an utterance final) go first: when any is waiting, a job takes only
 those, so a final never waits behind other streams' interims in the same batch.
-The scheduler's queue limits and timeouts apply to these jobs exactly as to /stt requests.
+The scheduler's queue limits and timeouts apply to these jobs exactly as to /stt requests; they are queued
+ahead of uploads' jobs (Priority.FINAL when a final waits, else Priority.LIVE).
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from stt.engines.base import Engine
-from stt.engines.windows import WindowRequest, WindowResult, decode_windows
+from stt.engines.base import WindowRequest, WindowResult
 from stt.errors import ApiError, EngineError
-from stt.scheduler import JobStats, Scheduler
+from stt.scheduler import JobStats, Priority, Scheduler
 from stt import metrics
 
 log = logging.getLogger("stt.batching")
+T = TypeVar("T")
 _Waiter = tuple[WindowRequest, "asyncio.Future[WindowResult]", bool]  # request, its result, urgent
 
 
@@ -32,6 +36,10 @@ class PassBatcher:
         self._pending: list[_Waiter] = []
         self._lock = threading.Lock()  # the worker thread takes from _pending
         self._runner: asyncio.Task[None] | None = None
+
+    async def detect(self, job: Callable[[], T]) -> T:
+        """A live stream's speech detection, under the scheduler's budget (Scheduler.detect)."""
+        return await self._scheduler.detect(job)
 
     async def decode(self, request: WindowRequest, urgent: bool = False) -> WindowResult:
         future: asyncio.Future[WindowResult] = asyncio.get_running_loop().create_future()
@@ -47,8 +55,10 @@ class PassBatcher:
                 if not self._pending:
                     return
             taken: list[_Waiter] = []
+            with self._lock:
+                priority = Priority.FINAL if any(w[2] for w in self._pending) else Priority.LIVE
             try:
-                results = await self._scheduler.run(lambda: self._job(taken), JobStats())
+                results = await self._scheduler.run(lambda: self._job(taken), JobStats(), priority)
             except Exception as exc:  # Overloaded, or the engine failed: every waiting pass learns it
                 self._fail(taken, exc)
                 continue
@@ -67,7 +77,7 @@ class PassBatcher:
             return []
         metrics.observe_batch(len(batch))
         try:
-            return decode_windows(self._engine, [request for request, _, _ in batch])
+            return self._engine.decode_windows([request for request, _, _ in batch])
         except ApiError:
             raise
         except Exception as exc:

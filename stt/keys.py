@@ -6,6 +6,7 @@ from aiohttp import web
 
 from stt.batching import PassBatcher
 from stt.engines.base import Engine
+from stt.inference.batcher import WindowBatcher
 from stt.lifecycle import Lifecycle
 from stt.scheduler import Scheduler
 from stt.settings import Settings
@@ -16,4 +17,5 @@ SCHEDULER = web.AppKey("scheduler", Scheduler)
 STARTED_AT = web.AppKey("started_at", float)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 LIVE_BATCHER = web.AppKey("live_batcher", PassBatcher)
+WINDOW_BATCHER = web.AppKey("window_batcher", WindowBatcher)  # uploads' speech windows, every client's
 LIVE_STREAMS = web.AppKey("live_streams", set)  # the open LiveStream connections

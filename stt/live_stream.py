@@ -1,7 +1,7 @@
 """One live connection: WebSocket messages in, StreamSession in the middle, Deepgram messages out.
 
-Two loops share the session: the receive loop decodes audio and feeds it (speech detection runs in a thread,
-off the event loop), the pass loop asks the session for its next decoding pass and runs it through the
+Two loops share the session: the receive loop decodes audio and feeds it (speech detection runs on the
+scheduler's detection thread, off the event loop), the pass loop asks the session for its next decoding pass and runs it through the
 shared PassBatcher. Flushing (Finalize, CloseStream, limits) runs the remaining passes itself, after the
 one in flight, so the words at the very end of the audio always come out before Metadata and the close.
 """
@@ -210,7 +210,7 @@ class LiveStream:
         if lane.speakers is not None:
             lane.speakers.hear(samples)
         async with lane.guard:
-            events = await asyncio.to_thread(lane.session.feed, samples)
+            events = await self._batcher.detect(lambda: lane.session.feed(samples))
             if lane.index == 0:
                 self._arrivals.heard(lane.session.seconds)
         await self._send(events, lane.index)
@@ -262,7 +262,7 @@ class LiveStream:
 
     async def _flush_lane(self, lane: _Lane, from_finalize: bool) -> None:
         async with lane.guard:
-            events = await asyncio.to_thread(lane.session.flush, from_finalize)
+            events = await self._batcher.detect(lambda: lane.session.flush(from_finalize))
         await self._send(events, lane.index)
         await self._run_passes(lane)
 

@@ -173,8 +173,9 @@ STT_PARAMS: tuple[Param, ...] = (
     Param("output", "string", "Response format: `json`, `text`, `srt`, `vtt` or `verbose_json` (segments and "
           "words).", default="json", enum=OUTPUTS),
     Param("word_timestamps", "boolean", "Compute word-level timestamps (shown by `verbose_json`).", default=False),
-    Param("vad_filter", "boolean", "Skip silence with the Silero voice activity detector before decoding.",
-          default=False),
+    Param("vad_filter", "boolean", "Decode only the speech the Silero voice activity detector finds, in windows "
+          "of up to 30 s batched with other work (silence gives an empty text). `false`: decode the whole "
+          "audio in order, each 30 s window conditioned on the previous text.", default=True),
     Param("beam_size", "integer", "Beam width of the decoder (default: `asr.beam_size` of the config).",
           minimum=1, maximum=20),
     Param("initial_prompt", "string", "Text that conditions the first window: names, spelling, style.",

@@ -1,15 +1,21 @@
-"""The only place inference runs: worker threads behind a bounded queue, off the event loop.
+"""The only place inference runs: worker threads behind a bounded priority queue, off the event loop.
 
-A request first waits for one of ``workers`` slots (bounded by ``max_queue`` waiters and a timeout), then its
-job runs in a thread. A waiter that is cancelled (its client went away) leaves the queue and its job never
-runs. A running job cannot be interrupted, so its slot is released only when the thread really finishes:
-otherwise cancelled requests would let more jobs than cores run at once.
+A job first waits for one of ``workers`` slots (bounded by ``max_queue`` waiters and a timeout), then runs in
+a thread. Waiters are served by priority, then in arrival order: a live pass that makes an utterance final,
+then other live passes, then everything else (uploads are decoded a few windows per job, each job queued
+anew, so two uploads take turns and a live pass waits for one job at most, never for a whole upload).
+A waiter that is cancelled (its client went away) leaves the queue and its job never runs. A running job
+cannot be interrupted, so its slot is released only when the thread really finishes: otherwise cancelled
+requests would let more jobs than cores run at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
+import heapq
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -19,6 +25,13 @@ from typing import TypeVar
 from stt.errors import Overloaded
 
 T = TypeVar("T")
+
+
+class Priority(enum.IntEnum):
+    FINAL = 0  # a live pass an utterance's final waits on
+    LIVE = 1  # other live passes
+    SPEECH = 2  # an upload's search for its speech: short, and its windows then join the next batch
+    BATCH = 3  # uploads' windows, language detection, anything else
 
 
 @dataclasses.dataclass
@@ -32,10 +45,16 @@ class Scheduler:
         self._workers = workers
         self._max_queue = max_queue
         self._queue_timeout = queue_timeout
-        self._slots = asyncio.Semaphore(workers)
+        self._free = workers  # slots nobody holds
+        self._queue: list[tuple[int, int, asyncio.Future[None]]] = []  # (priority, arrival, woken with a slot)
+        self._arrivals = itertools.count()
         self._waiting = 0
         self._running = 0
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stt-engine")
+        # Live speech detection: a few ms of Silero per 100 ms of audio, needed at once (an utterance's end is
+        # only seen after it). Queued behind a decoding job it would wait for it; in the default pool it would
+        # be unbounded. One thread of its own, part of this budget.
+        self._detection = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stt-detect")
         self._ewma_job_s = 5.0  # recent job length, for a useful Retry-After
 
     @property
@@ -50,28 +69,59 @@ class Scheduler:
         """Seconds a refused client should wait: roughly the time to drain what is queued now."""
         return max(1, math.ceil(self._ewma_job_s * (self._waiting + self._running) / self._workers))
 
-    async def run(self, job: Callable[[], T], stats: JobStats | None = None) -> T:
+    async def run(self, job: Callable[[], T], stats: JobStats | None = None,
+                  priority: Priority = Priority.BATCH, bounded: bool = True) -> T:
+        """``bounded=False``: work accepted earlier (an admitted upload's windows) waits without the queue
+        limit or the queue timeout; it still counts as waiting."""
         stats = stats if stats is not None else JobStats()
         queued_at = time.monotonic()
-        await self._acquire()
+        await self._acquire(priority, bounded)
         stats.queued_s = time.monotonic() - queued_at
         return await self._execute(job, stats)
 
-    async def _acquire(self) -> None:
-        if self._slots.locked() and self._waiting >= self._max_queue:
+    async def detect(self, job: Callable[[], T]) -> T:
+        """Short model work a live stream needs now (speech detection): one thread, in submission order."""
+        return await asyncio.wrap_future(self._detection.submit(job))
+
+    async def _acquire(self, priority: Priority, bounded: bool) -> None:
+        if self._free and not self._queue:
+            self._free -= 1
+            return
+        if bounded and self._waiting >= self._max_queue:
             raise Overloaded("Server is busy: the transcription queue is full, retry later",
                              headers={"Retry-After": str(self.retry_after())})
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._queue, (int(priority), next(self._arrivals), woken))
         self._waiting += 1
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that lands just after the
-            # slot was acquired, and the job of a client that had gone would run after all.
-            async with asyncio.timeout(self._queue_timeout):
-                await self._slots.acquire()
+            # slot was handed over, and the job of a client that had gone would run after all.
+            async with asyncio.timeout(self._queue_timeout if bounded else None):
+                await woken
         except TimeoutError:
+            self._give_back(woken)
             raise Overloaded(f"Server is busy: waited {self._queue_timeout:g} s for a free worker",
                              headers={"Retry-After": str(self.retry_after())}) from None
+        except BaseException:
+            self._give_back(woken)
+            raise
         finally:
             self._waiting -= 1
+
+    def _give_back(self, woken: asyncio.Future[None]) -> None:
+        """A waiter that leaves: a slot handed to it just before it left goes to the next one."""
+        if woken.done() and not woken.cancelled():
+            self._hand_over()
+        else:
+            woken.cancel()  # still in the heap: skipped when popped
+
+    def _hand_over(self) -> None:
+        while self._queue:
+            _, _, woken = heapq.heappop(self._queue)
+            if not woken.done():
+                woken.set_result(None)
+                return
+        self._free += 1
 
     async def _execute(self, job: Callable[[], T], stats: JobStats) -> T:
         loop = asyncio.get_running_loop()
@@ -91,7 +141,7 @@ class Scheduler:
         stats.engine_s = time.monotonic() - started
         self._ewma_job_s = 0.8 * self._ewma_job_s + 0.2 * stats.engine_s
         self._running -= 1
-        self._slots.release()
+        self._hand_over()
 
     async def drain(self, timeout: float) -> bool:
         """Wait until no job is queued or running; False if ``timeout`` passed first."""
@@ -104,3 +154,4 @@ class Scheduler:
 
     def close(self, wait: bool = True) -> None:
         self._executor.shutdown(wait=wait, cancel_futures=True)
+        self._detection.shutdown(wait=wait, cancel_futures=True)

@@ -9,12 +9,14 @@ import time
 import numpy as np
 from aiohttp import web
 
+from stt.audio_budget import AUDIO_BUDGET
 from stt.audio import decode_audio, decode_channels, duration_seconds
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
 from stt.errors import ApiError, EngineError
-from stt.keys import ENGINE, SCHEDULER, SETTINGS
-from stt.scheduler import JobStats
+from stt.inference.uploads import transcribe_windows
+from stt.keys import ENGINE, SCHEDULER, SETTINGS, WINDOW_BATCHER
+from stt.scheduler import JobStats, Priority
 from stt.stats import request_stats
 
 log = logging.getLogger("stt.service")
@@ -23,7 +25,10 @@ log = logging.getLogger("stt.service")
 async def decode(request: web.Request, data: bytes) -> np.ndarray:
     """Decode in a thread: a long MP3 takes long enough to stall every other client."""
     limit = request.app[SETTINGS].limits.max_audio_seconds
-    audio = await asyncio.to_thread(decode_audio, data, limit)
+    budget = request.app[AUDIO_BUDGET]
+    async with budget.decoding:
+        audio = await asyncio.to_thread(decode_audio, data, limit)
+    budget.hold(request, audio.nbytes)  # 503 when requests in flight already hold too much decoded audio
     request_stats(request).audio_s = duration_seconds(audio)
     return audio
 
@@ -31,25 +36,51 @@ async def decode(request: web.Request, data: bytes) -> np.ndarray:
 async def decode_each_channel(request: web.Request, data: bytes, max_channels: int) -> np.ndarray:
     """(channels, samples): for faces that transcribe every channel on its own."""
     limit = request.app[SETTINGS].limits.max_audio_seconds
-    audio = await asyncio.to_thread(decode_channels, data, limit, max_channels)
+    budget = request.app[AUDIO_BUDGET]
+    async with budget.decoding:
+        audio = await asyncio.to_thread(decode_channels, data, limit, max_channels)
+    budget.hold(request, audio.nbytes)
     request_stats(request).audio_s = duration_seconds(audio) * len(audio)
     return audio
 
 
 async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions,
                      diarize: DiarizeOptions | None = None) -> Transcript:
+    """Speech windows decoded in batches (the default); ``vad_filter=false``, or a temperature above 0 asked
+    for (windows are decoded at 0 only): the engine's own sequential decoding of the whole audio in one job.
+    Speakers, when asked for, are labelled in one more job under the same worker budget."""
     engine = request.app[ENGINE]
+    if not options.vad_filter or options.temperature[:1] != (0.0,):
+        transcript = await _run(request, lambda: engine.transcribe(audio, options))
+    else:
+        stats = JobStats()
+        batcher = request.app[WINDOW_BATCHER]
+        try:
+            transcript = await transcribe_windows(
+                engine, audio, options, lambda job: _timed(request, job, stats),
+                lambda windows: batcher.decode(windows, owner=request, stats=stats))
+        finally:
+            request_stats(request).job = stats
+    if not diarize:
+        return transcript
+    return await _run(request, lambda: _label(transcript, audio, diarize))
 
-    def job() -> Transcript:
-        transcript = engine.transcribe(audio, options)
-        if not diarize:
-            return transcript
-        from stt.diarization.diarizer import shared_diarizer  # torch + scikit-learn, only once it is asked for
 
-        # Speaker embeddings run in the same worker slot as the transcription: one budget for all inference.
-        return shared_diarizer().label(transcript, audio, diarize)
+def _label(transcript: Transcript, audio: np.ndarray, diarize: DiarizeOptions) -> Transcript:
+    from stt.diarization.diarizer import shared_diarizer  # torch + scikit-learn, only once it is asked for
 
-    return await _run(request, job)
+    # Speaker embeddings run under the same worker budget as the transcription: one budget for all inference.
+    return shared_diarizer().label(transcript, audio, diarize)
+
+
+async def _timed(request: web.Request, job, total: JobStats):  # type: ignore[no-untyped-def]
+    """An upload's search for speech; its queue and engine times add up into the request's."""
+    stats = JobStats()
+    try:
+        return await request.app[SCHEDULER].run(_guarded(job), stats, Priority.SPEECH)
+    finally:
+        total.queued_s += stats.queued_s
+        total.engine_s += stats.engine_s
 
 
 async def detect_language(request: web.Request, audio: np.ndarray) -> list[tuple[str, float]]:

@@ -66,6 +66,8 @@ class AsrSettings:
 class LimitsSettings:
     max_audio_seconds: float = 4 * 3600.0
     max_queue: int = 64  # requests waiting for the engine before new ones get 503
+    # Decoded audio held by requests in flight (queued or running), 64 kB per second: 8 h is 1.8 GB.
+    max_held_audio_seconds: float = 8 * 3600.0
     queue_timeout_seconds: float = 300.0
     shutdown_timeout_seconds: float = 60.0
     max_streams: int = 8
@@ -182,6 +184,7 @@ def validate(s: Settings) -> None:
         (s.asr.workers >= 1, "asr.workers: must be at least 1"),
         (s.limits.max_audio_seconds > 0, "limits.max_audio_seconds: must be positive"),
         (s.limits.max_queue >= 0, "limits.max_queue: must be 0 or more"),
+        (s.limits.max_held_audio_seconds > 0, "limits.max_held_audio_seconds: must be positive"),
         (s.limits.queue_timeout_seconds > 0, "limits.queue_timeout_seconds: must be positive"),
         (s.limits.shutdown_timeout_seconds >= 0, "limits.shutdown_timeout_seconds: must be 0 or more"),
         (s.limits.max_streams >= 0, "limits.max_streams: must be 0 or more"),

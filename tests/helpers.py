@@ -7,13 +7,15 @@ import dataclasses
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import jiwer
 import numpy as np
 from whisper.normalizers import EnglishTextNormalizer, BasicTextNormalizer
 
-from stt.engines.base import Segment, TranscribeOptions, Transcript, Word
+from stt.engines.base import Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word
+from stt.engines.windows import decode_by_transcribe
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO_DIR = Path(os.environ.get("STT_AUDIO_DIR", ROOT.parent / "shared" / "audio"))
@@ -84,6 +86,13 @@ class FakeEngine:
         words = (Word(0.0, seconds / 2, " hello", 0.9), Word(seconds / 2, seconds, " world", 0.8))
         segment = Segment(0, 0.0, seconds, " hello world", words=words if options.word_timestamps else ())
         return Transcript("hello world", (segment,), options.language or "en", 0.99, seconds)
+
+    def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
+        return decode_by_transcribe(self, requests)
+
+    def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        """All of it, so every request reaches transcribe (contract tests send tones, not speech)."""
+        return [(0, len(audio))] if len(audio) else []
 
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
         return [("en", 0.9), ("de", 0.1)]

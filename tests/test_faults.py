@@ -112,3 +112,32 @@ async def test_client_gone_mid_inference_server_stays_healthy(make_client: Any) 
     await _wait_until(lambda: scheduler.running == 0)
     assert (await client.post("/stt", data=body, headers=AUTH)).status == 200
     assert engine.calls == 2
+
+
+class _BatchingEngine(FakeEngine):
+    """A fake whose batched decoder is told apart from the per-window fallback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def decode_windows(self, requests: Any) -> Any:
+        from stt.engines.base import WindowResult
+
+        self.batches.append(len(requests))
+        return [WindowResult("batched", (), "en") for _ in requests]
+
+
+def test_faulty_engine_forwards_batched_window_decoding_and_injects_faults_there() -> None:
+    from stt.engines.base import WindowRequest
+    from stt.engines.faults import InjectedFault
+
+    inner = _BatchingEngine()
+    engine = FaultyEngine(inner)
+    windows = [WindowRequest(tone(1.0)) for _ in range(3)]
+    assert [r.text for r in engine.decode_windows(windows)] == ["batched"] * 3
+    assert inner.batches == [3] and inner.calls == 0  # the inner batched decoder ran, not a fallback
+    engine.fail_next()
+    with pytest.raises(InjectedFault):
+        engine.decode_windows(windows)
+    assert inner.batches == [3]

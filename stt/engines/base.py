@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -50,12 +51,32 @@ class TranscribeOptions:
     task: str = "transcribe"  # or "translate" (to English)
     beam_size: int = 5
     word_timestamps: bool = False
-    vad_filter: bool = False
+    vad_filter: bool = True  # speech windows, batched (stt.inference); False: the engine's sequential decoding
     initial_prompt: str | None = None
     temperature: tuple[float, ...] = DEFAULT_TEMPERATURES
     condition_on_previous_text: bool = True
     without_timestamps: bool = False
     hotwords: str | None = None  # names and terms to spell right: faster-whisper's hotword prompting
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowRequest:
+    """One window of at most 30 s: a live stream's pass or a piece of an upload cut at a pause."""
+
+    audio: np.ndarray  # 16 kHz mono float32, at most 30 s
+    language: str | None = None
+    prompt: str | None = None  # text said before this window: context for spelling and style
+    beam_size: int = 1
+    task: str = "transcribe"  # or "translate" (to English)
+    words: bool = True  # word timings wanted (one alignment pass)
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowResult:
+    text: str  # the whole window's text
+    words: tuple[Word, ...]  # times in seconds from the window's start; () when not asked for
+    language: str
+    language_probability: float = 1.0
 
 
 class Engine(Protocol):
@@ -66,6 +87,17 @@ class Engine(Protocol):
     multilingual: bool
 
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript: ...
+
+    def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
+        """Each window decoded on its own (no context across windows), results in the order given. Engines
+        that can decode many in one batched pass do; ``stt.engines.windows.decode_by_transcribe`` serves the
+        others with one ``transcribe`` call per window."""
+        ...
+
+    def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        """Speech as [start, end) sample ranges, each at most 30 s, in order; [] when there is none.
+        Both real engines use Silero VAD (stt.engines.speech)."""
+        ...
 
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
         """Languages with their probabilities, most likely first."""

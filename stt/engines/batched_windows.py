@@ -18,8 +18,7 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens, merge_punctuations
 
 from stt.audio import SAMPLE_RATE
-from stt.engines.base import Word
-from stt.engines.windows import WindowRequest, WindowResult
+from stt.engines.base import WindowRequest, WindowResult, Word
 
 PAD_S = 5.0  # silence after the audio, so the decoder sees where speech ends
 MAX_WINDOW_S = 30.0
@@ -41,12 +40,13 @@ def decode_batch(model: WhisperModel, requests: Sequence[WindowRequest]) -> list
 
 
 def _groups(requests: Sequence[WindowRequest]) -> list[list[int]]:
-    """Windows with a prompt apart from those without (a batch's prompts are cut to a common length, see
-    ``_prompts``: a window without one would strip every other window's context), then of similar length.
-    Returns index lists into ``requests``."""
-    prompted = [i for i, r in enumerate(requests) if _has_prompt(r)]
-    plain = [i for i, r in enumerate(requests) if not _has_prompt(r)]
-    return [[part[i] for i in group] for part in (prompted, plain) if part
+    """Windows of one beam width, with a prompt apart from those without (a batch's prompts are cut to a
+    common length, see ``_prompts``: a window without one would strip every other window's context), then of
+    similar length. Returns index lists into ``requests``."""
+    parts: dict[tuple[int, bool], list[int]] = {}
+    for i, r in enumerate(requests):
+        parts.setdefault((r.beam_size, _has_prompt(r)), []).append(i)
+    return [[part[i] for i in group] for part in parts.values()
             for group in _by_length([requests[i] for i in part])]
 
 
@@ -81,8 +81,8 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
     window_s = MAX_WINDOW_S if full else min(MAX_WINDOW_S, max(len(a) for a in audios) / SAMPLE_RATE + PAD_S)
     encoded = model.model.encode(_features(model, audios, window_s))
     languages = _languages(model, requests, encoded)
-    tokenizers = [Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=lang)
-                  for lang in languages]
+    tokenizers = [Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task=r.task, language=lang)
+                  for r, (lang, _) in zip(requests, languages)]
     prompts = _prompts(tokenizers, requests)
     longest = max(len(p) for p in prompts)
     new_tokens = int(max(len(a) for a in audios) / SAMPLE_RATE * TOKENS_PER_S) + 16
@@ -91,11 +91,18 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
         max_length=min(model.max_length, longest + new_tokens), suppress_blank=True,
         suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])))
     texts = [[t for t in g.sequences_ids[0] if t < tok.eot] for g, tok in zip(generated, tokenizers)]
-    frames = [len(a) // HOP for a in audios]
-    aligned = model.find_alignment(tokenizers[0], texts, encoded, frames)
+    aligned = _align(model, tokenizers[0], requests, texts, encoded, audios)
     decoded = [tok.decode(tokens) for tok, tokens in zip(tokenizers, texts)]
-    return [WindowResult(text.strip(), _words(words, len(a) / SAMPLE_RATE, text), lang)
-            for text, words, a, lang in zip(decoded, aligned, audios, languages)]
+    return [WindowResult(text.strip(), _words(words, len(a) / SAMPLE_RATE, text) if r.words else (), lang, p)
+            for r, text, words, a, (lang, p) in zip(requests, decoded, aligned, audios, languages)]
+
+
+def _align(model: WhisperModel, tokenizer: Tokenizer, requests: Sequence[WindowRequest], texts: list[list[int]],
+           encoded: ctranslate2.StorageView, audios: list[np.ndarray]) -> list[list[dict]]:
+    """Word timings (one more decoder pass over the batch), only when some window asks for them."""
+    if not any(r.words for r in requests):
+        return [[] for _ in requests]
+    return model.find_alignment(tokenizer, texts, encoded, [len(a) // HOP for a in audios])
 
 
 def _features(model: WhisperModel, audios: list[np.ndarray], window_s: float) -> ctranslate2.StorageView:
@@ -109,13 +116,15 @@ def _features(model: WhisperModel, audios: list[np.ndarray], window_s: float) ->
 
 
 def _languages(model: WhisperModel, requests: Sequence[WindowRequest],
-               encoded: ctranslate2.StorageView) -> list[str]:
+               encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
+    """Each window's language and its probability: the one asked for, else detected on this encoding."""
     if not model.model.is_multilingual:
-        return ["en"] * len(requests)
+        return [("en", 1.0)] * len(requests)
     if all(r.language for r in requests):
-        return [r.language or "en" for r in requests]
+        return [(r.language or "en", 1.0) for r in requests]
     detected = model.model.detect_language(encoded)
-    return [r.language or d[0][0][2:-2] for r, d in zip(requests, detected)]  # "<|en|>" -> "en"
+    return [(r.language, 1.0) if r.language else (d[0][0][2:-2], float(d[0][1]))  # "<|en|>" -> "en"
+            for r, d in zip(requests, detected)]
 
 
 def _prompts(tokenizers: Sequence[Tokenizer], requests: Sequence[WindowRequest]) -> list[list[int]]:

@@ -10,9 +10,10 @@ from faster_whisper import WhisperModel
 
 from stt.engines.features import BoundedMemoryFeatureExtractor
 from stt.audio import duration_seconds
-from stt.engines.base import Segment, TranscribeOptions, Transcript, Word, join_segments
+from stt.engines.speech import silero_speech
+from stt.engines.base import (Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word,
+                              join_segments)
 from stt.engines.batched_windows import decode_batch
-from stt.engines.windows import WindowRequest, WindowResult
 
 
 class FasterWhisperEngine:
@@ -46,6 +47,9 @@ class FasterWhisperEngine:
                           language_probability=float(info.language_probability),
                           duration=duration_seconds(audio))
 
+    def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        return silero_speech(audio)
+
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
         if not self.multilingual:
             return [("en", 1.0)]
@@ -53,7 +57,7 @@ class FasterWhisperEngine:
         return [(lang, float(p)) for lang, p in probs]
 
     def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
-        """Live streams' passes, many sessions' windows in one batched encode/generate/align."""
+        """Many clients' windows (live passes, pieces of uploads) in one batched encode/generate/align."""
         return decode_batch(self._model, requests)
 
     def close(self) -> None:

@@ -7,10 +7,11 @@ server stay usable for the next request.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 
-from stt.engines.base import Engine, TranscribeOptions, Transcript
+from stt.engines.base import Engine, TranscribeOptions, Transcript, WindowRequest, WindowResult
 
 
 class InjectedFault(RuntimeError):
@@ -43,6 +44,13 @@ class FaultyEngine:
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
         self._enter()
         return self.inner.transcribe(audio, options)
+
+    def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
+        self._enter()
+        return self.inner.decode_windows(requests)
+
+    def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        return self.inner.find_speech(audio)  # faults are injected where the model decodes
 
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
         self._enter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,10 @@ import whisper
 
 from stt.audio import SAMPLE_RATE, duration_seconds
 from stt.engines.ct2_to_torch import load_whisper_model
-from stt.engines.base import Segment, TranscribeOptions, Transcript, Word, join_segments
+from stt.engines.speech import silero_speech
+from stt.engines.base import (Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word,
+                              join_segments)
+from stt.engines.windows import decode_by_transcribe
 
 
 class OpenAIWhisperEngine:
@@ -47,7 +51,14 @@ class OpenAIWhisperEngine:
                           language_probability=probability,
                           duration=duration_seconds(audio))
 
+    def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
+        """One window at a time through whisper.transcribe: correct, not batched."""
+        return decode_by_transcribe(self, requests)
+
     @torch.inference_mode()
+    def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        return silero_speech(audio)
+
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
         if not self.multilingual:
             return [("en", 1.0)]

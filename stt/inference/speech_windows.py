@@ -1,0 +1,108 @@
+"""An upload as windows of speech: silence cut out, pieces joined up to 30 s, timestamps mapped back.
+
+As faster-whisper's BatchedInferencePipeline does: speech found by the engine (Silero VAD) is joined, in
+order and without the silence between, into windows of at most MAX_WINDOW_S; each window is decoded on its
+own (no text carried over), and times in a window map back to the upload's own timeline. A window keeps the
+speech pieces it was made of: they become the transcript's segments (when words were aligned), so a
+segment ends at a pause, as Whisper's own segments mostly do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Sequence
+
+import numpy as np
+
+from stt.audio import SAMPLE_RATE, duration_seconds
+from stt.engines.base import Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word
+
+MAX_WINDOW_S = 30.0
+MAX_WINDOW = int(MAX_WINDOW_S * SAMPLE_RATE)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechWindow:
+    pieces: tuple[tuple[int, int], ...]  # [start, end) samples of the upload, in order, at most 30 s in all
+
+    @property
+    def samples(self) -> int:
+        return sum(end - start for start, end in self.pieces)
+
+    def audio(self, upload: np.ndarray) -> np.ndarray:
+        return np.concatenate([upload[start:end] for start, end in self.pieces])
+
+    def original_time(self, t: float) -> float:
+        """Seconds in this window -> seconds in the upload (a time in a cut-out pause lands at its end)."""
+        sample = max(0, round(t * SAMPLE_RATE))
+        for start, end in self.pieces:
+            if sample <= end - start:
+                return (start + sample) / SAMPLE_RATE
+            sample -= end - start
+        return self.pieces[-1][1] / SAMPLE_RATE
+
+
+def cut_windows(speech: Sequence[tuple[int, int]], length: int) -> list[SpeechWindow]:
+    """Speech ranges (as Engine.find_speech gives them) joined greedily into windows of at most 30 s; a range
+    longer than that (an engine that does not split) is split at 30 s."""
+    pieces = [(max(0, s + i), min(e, s + i + MAX_WINDOW, length))
+              for s, e in speech for i in range(0, max(0, e - s), MAX_WINDOW)]
+    windows: list[SpeechWindow] = []
+    current: list[tuple[int, int]] = []
+    for piece in (p for p in pieces if p[1] > p[0]):
+        if current and sum(e - s for s, e in current) + piece[1] - piece[0] > MAX_WINDOW:
+            windows.append(SpeechWindow(tuple(current)))
+            current = []
+        current.append(piece)
+    return windows + [SpeechWindow(tuple(current))] if current else windows
+
+
+def window_request(window: SpeechWindow, upload: np.ndarray, options: TranscribeOptions) -> WindowRequest:
+    # Segments are cut at the window's pauses from word timings, so words are aligned unless the caller
+    # said no segments finer than a window are needed (word_timestamps off keeps one alignment pass away).
+    # Hotwords join the prompt of every window, as faster-whisper and the openai-whisper engine use them.
+    prompt = " ".join(filter(None, (options.hotwords, options.initial_prompt))) or None
+    return WindowRequest(window.audio(upload), options.language, prompt, options.beam_size, options.task,
+                         words=options.word_timestamps)
+
+
+def assemble(windows: Sequence[SpeechWindow], results: Sequence[WindowResult], upload: np.ndarray,
+             options: TranscribeOptions) -> Transcript:
+    segments: list[Segment] = []
+    for window, result in zip(windows, results):
+        for start, end, text, words in _pieces(window, result):
+            if text.strip():
+                segments.append(Segment(len(segments), round(start, 3), round(end, 3), text, words,
+                                        temperature=0.0))
+    language, probability = _language(results, options)
+    text = "".join(s.text for s in segments).strip()
+    return Transcript(text, tuple(segments), language, probability, duration_seconds(upload))
+
+
+def _pieces(window: SpeechWindow, result: WindowResult) -> list[tuple[float, float, str, tuple[Word, ...]]]:
+    """One segment per speech piece when words tell where each piece's text is, else one for the window."""
+    if not result.words:
+        first, last = window.pieces[0][0], window.pieces[-1][1]
+        return [(first / SAMPLE_RATE, last / SAMPLE_RATE, " " + result.text.strip(), ())]
+    mapped = [Word(round(window.original_time(w.start), 3), round(window.original_time(w.end), 3), w.word,
+                   w.probability) for w in result.words]
+    out: list[tuple[float, float, str, tuple[Word, ...]]] = []
+    for start, end in window.pieces:
+        inside = tuple(w for w in mapped if start / SAMPLE_RATE <= (w.start + w.end) / 2 < end / SAMPLE_RATE)
+        if inside:
+            out.append((inside[0].start, inside[-1].end, "".join(w.word for w in inside), inside))
+    missed = [w for w in mapped if not any(w in words for *_, words in out)]
+    if missed:  # a word whose middle fell into a cut-out pause: keep it in the nearest segment's place
+        out.append((missed[0].start, missed[-1].end, "".join(w.word for w in missed), tuple(missed)))
+        out.sort(key=lambda piece: piece[0])
+    return out
+
+
+def _language(results: Sequence[WindowResult], options: TranscribeOptions) -> tuple[str, float]:
+    if options.language:
+        return options.language, 1.0
+    if not results:
+        return "en", 0.0  # no speech: nothing to detect from
+    language = statistics.mode(r.language for r in results)
+    return language, max(r.language_probability for r in results if r.language == language)
