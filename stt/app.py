@@ -19,11 +19,11 @@ from stt.audio_budget import AUDIO_BUDGET, AudioBudget
 from stt.cors import setup_cors
 from stt.engines.base import Engine
 from stt.errors import error_middleware
-from stt.expect import defer_expect_handling, expect_middleware
+from stt.expect import expect_middleware
 from stt.inference.batcher import WindowBatcher
 from stt.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, WINDOW_BATCHER
 from stt.lifecycle import Lifecycle
-from stt import protocol_errors
+from stt import expect, protocol_errors
 from stt.observability import add_request_id_header, request_id_middleware
 from stt.routes import deepgram_compat, docs, live, native, openai_compat, ops, page
 from stt.scheduler import Scheduler
@@ -38,6 +38,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     """``engine``: use this already-loaded engine (tests share one); otherwise ``engine_factory`` (default:
     the configured real model) loads it once at start-up."""
     protocol_errors.install()  # JSON, and no raw bytes in the log, for what aiohttp refuses before the app
+    expect.install()  # Expect is answered after auth (stt/expect.py), on every route, 404s included
     store = TokenStore(settings.http.allowed_tokens or [_generated_token()])
     limits = settings.limits
     throttle = FailureThrottle(limits.auth_max_failures, limits.auth_window_seconds)
@@ -57,7 +58,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app.on_shutdown.append(lifecycle.on_shutdown)
     app[STARTED_AT] = time.time()
     app.on_response_prepare.append(add_request_id_header)
-    app.on_startup.append(defer_expect_handling)
     setup_cors(app, settings.http.cors_origins)
     app.cleanup_ctx.append(_engine_ctx(engine, engine_factory))
     app.cleanup_ctx.append(_scheduler_ctx)

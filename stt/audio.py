@@ -42,7 +42,8 @@ def decode_audio(data: bytes, max_seconds: float = float("inf")) -> np.ndarray:
 def decode_channels(data: bytes, max_seconds: float = float("inf"),
                     max_channels: int = MAX_CHANNELS) -> np.ndarray:
     """Like decode_audio, but each channel on its own: (channels, samples) float32 at SAMPLE_RATE (Deepgram's
-    multichannel: agent and customer of a call recording on separate channels)."""
+    multichannel: agent and customer of a call recording on separate channels). ``max_seconds`` bounds the
+    channel-seconds (a stereo file may last half as long), so the memory is that of the longest mono upload."""
     return _decode(data, max_seconds, keep_channels=True, max_channels=max_channels)
 
 
@@ -83,6 +84,8 @@ def _read_soundfile(data: bytes, max_seconds: float, keep_channels: bool = False
     source = _ClampedBytesIO(data)
     with sf.SoundFile(source) as f:
         _check_format(f.samplerate, f.channels, max_channels)
+        if keep_channels:  # every channel is kept: the limit is on channel-seconds, so memory stays as mono's
+            max_seconds /= f.channels
         # libsndfile reports "unknown length" (a FLAC written to a pipe) as a huge frame count.
         known = 0 < f.frames < UNKNOWN_FRAMES
         # The header's frame count is checked before decoding, so a tiny file that claims hours of audio
@@ -141,6 +144,8 @@ def _read_pyav(data: bytes, max_seconds: float, keep_channels: bool = False,
             stream = container.streams.audio[0]
             # A corrupt header can leave these unset (or make them raise): then the stream is unusable.
             _check_format(getattr(stream, "rate", 0) or 0, getattr(stream, "channels", 0) or 0, max_channels)
+            if keep_channels:  # channel-seconds, as above
+                max_seconds /= stream.channels
             # FFmpeg's resampler converts to mono float at the target rate while decoding (planar float per
             # channel when the channels are kept).
             resampler = (av.AudioResampler(format="fltp", layout=stream.layout, rate=SAMPLE_RATE) if keep_channels
@@ -175,6 +180,10 @@ def _check_format(rate: int, channels: int, max_channels: int = MAX_CHANNELS) ->
         raise AudioError(f"Unsupported sample rate: {rate} Hz (accepted: {MIN_SOURCE_RATE} to {MAX_SOURCE_RATE} Hz)")
     if not 0 < channels <= max_channels:
         raise AudioError(f"Unsupported channel count: {channels} (at most {max_channels})")
+
+
+# Public: the live decoders (stt/stream_audio.py) check the same range as uploads.
+check_source_format = _check_format
 
 
 def _too_long(seconds: float, max_seconds: float) -> TooLarge:

@@ -13,12 +13,14 @@ import dataclasses
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from aiohttp import WSMessage, WSMsgType, web
 
 from stt.batching import PassBatcher
+from stt.diarization.live import LiveSpeakers
 from stt.engines.windows import WindowResult
 from stt.errors import ApiError, AudioError, BadRequest
 from stt.live_messages import metadata, render
@@ -47,6 +49,20 @@ class LiveOptions:
     interim_results: bool = False
     vad_events: bool = False
     punctuate: bool = False
+    multichannel: bool = False  # each linear16 channel transcribed on its own (one session per channel)
+    diarize: bool = False  # speaker numbers on final words (per channel)
+
+
+@dataclasses.dataclass
+class _Lane:
+    """One channel's session and the locks of its passes (a mono stream has one lane)."""
+
+    index: int
+    session: StreamSession
+    guard: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)  # feed (in a thread) vs passes
+    passing: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)  # one runner of passes at a time
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    speakers: LiveSpeakers | None = None  # diarize=true: this channel's speakers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,15 +81,16 @@ class Identity:
 
 
 class LiveStream:
-    def __init__(self, ws: web.WebSocketResponse, session: StreamSession, batcher: PassBatcher,
-                 options: LiveOptions, limits: Limits, identity: Identity,
-                 transport: asyncio.BaseTransport | None = None) -> None:
-        self._ws, self._session, self._batcher = ws, session, batcher
+    def __init__(self, ws: web.WebSocketResponse, session: StreamSession | list[StreamSession],
+                 batcher: PassBatcher, options: LiveOptions, limits: Limits, identity: Identity,
+                 transport: asyncio.BaseTransport | None = None,
+                 speakers: Callable[[], LiveSpeakers] | None = None) -> None:
+        sessions = session if isinstance(session, list) else [session]
+        self._ws, self._batcher = ws, batcher
+        self._lanes = [_Lane(i, s, speakers=speakers() if speakers else None) for i, s in enumerate(sessions)]
+        self._session = sessions[0]  # every lane hears the same length of audio
         self._options, self._limits, self._id = options, limits, identity
         self._decoder: StreamDecoder | None = None
-        self._guard = asyncio.Lock()  # session state: feed (in a thread) vs next_pass/apply
-        self._passing = asyncio.Lock()  # one runner of passes at a time
-        self._wake = asyncio.Event()
         self._hash = hashlib.sha256()
         self._first_message = True
         self._arrivals = metrics.ArrivalClock()  # times finals from the end of their speech
@@ -82,13 +99,14 @@ class LiveStream:
         self.done = asyncio.Event()
 
     async def run(self) -> None:
-        passes = asyncio.create_task(self._pass_loop())
+        passes = [asyncio.create_task(self._pass_loop(lane)) for lane in self._lanes]
         try:
             code, reason = await self._receive_loop()
             if code is not None:
                 await self._finish(code, reason)
         finally:
-            passes.cancel()
+            for task in passes:
+                task.cancel()
             if isinstance(self._decoder, ContainerDecoder):
                 self._decoder.close()  # idempotent after _finish; the only way out when the client vanished
             self.done.set()
@@ -175,39 +193,48 @@ class LiveStream:
         decoder = self._decoder or self._make_decoder()
         samples = decoder.feed(data)
         if samples.size:
-            await self._feed(samples)
+            await self._feed_lanes(samples)
 
     def _make_decoder(self) -> StreamDecoder:
         o = self._options
-        self._decoder = PcmDecoder(o.sample_rate, o.channels) if o.encoding == "linear16" else ContainerDecoder()
+        self._decoder = (PcmDecoder(o.sample_rate, o.channels, keep_channels=len(self._lanes) > 1)
+                         if o.encoding == "linear16" else ContainerDecoder())
         return self._decoder
 
-    async def _feed(self, samples: np.ndarray) -> None:
-        async with self._guard:
-            events = await self._batcher.detect(lambda: self._session.feed(samples))
-            self._arrivals.heard(self._session.seconds)
-        await self._send(events)
-        self._wake.set()
+    async def _feed_lanes(self, samples: np.ndarray) -> None:
+        """Mono samples, or (channels, samples) for a multichannel stream: each row to its own lane."""
+        rows = samples if samples.ndim == 2 else samples[np.newaxis]
+        await asyncio.gather(*(self._feed(lane, row) for lane, row in zip(self._lanes, rows)))
+
+    async def _feed(self, lane: _Lane, samples: np.ndarray) -> None:
+        if lane.speakers is not None:
+            lane.speakers.hear(samples)
+        async with lane.guard:
+            events = await self._batcher.detect(lambda: lane.session.feed(samples))
+            if lane.index == 0:
+                self._arrivals.heard(lane.session.seconds)
+        await self._send(events, lane.index)
+        lane.wake.set()
 
     # -- decoding passes ----------------------------------------------------------------------------
 
-    async def _pass_loop(self) -> None:
+    async def _pass_loop(self, lane: _Lane) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._run_passes()
+            await lane.wake.wait()
+            lane.wake.clear()
+            await self._run_passes(lane)
 
-    async def _run_passes(self) -> None:
-        async with self._passing:
+    async def _run_passes(self, lane: _Lane) -> None:
+        async with lane.passing:
             while True:
-                async with self._guard:
-                    step = self._session.next_pass()
+                async with lane.guard:
+                    step = lane.session.next_pass()
                 if step is None:
                     return
                 result = await self._decode(step)
-                async with self._guard:
-                    events = self._session.apply(step, result)
-                await self._send(events)
+                async with lane.guard:
+                    events = lane.session.apply(step, result)
+                await self._send(events, lane.index)
 
     async def _decode(self, step: Pass) -> WindowResult | None:
         try:
@@ -229,12 +256,15 @@ class LiveStream:
             except AudioError as exc:
                 tail, error = np.zeros(0, dtype=np.float32), exc.message
             if tail.size:
-                await self._feed(tail)
-        async with self._guard:
-            events = await self._batcher.detect(lambda: self._session.flush(from_finalize))
-        await self._send(events)
-        await self._run_passes()
+                await self._feed_lanes(tail)
+        await asyncio.gather(*(self._flush_lane(lane, from_finalize) for lane in self._lanes))
         return error
+
+    async def _flush_lane(self, lane: _Lane, from_finalize: bool) -> None:
+        async with lane.guard:
+            events = await self._batcher.detect(lambda: lane.session.flush(from_finalize))
+        await self._send(events, lane.index)
+        await self._run_passes(lane)
 
     async def _finish(self, code: int, reason: str) -> None:
         error = await self._flush(from_finalize=False)
@@ -242,14 +272,14 @@ class LiveStream:
             code, reason = CLOSE_BAD_DATA, error
         await self._send_json(metadata(request_id=self._id.request_id, sha256=self._hash.hexdigest(),
                                        seconds=self._session.seconds, engine=self._id.engine,
-                                       model_name=self._id.model_name))
+                                       model_name=self._id.model_name, channels=len(self._lanes)))
         try:
             async with asyncio.timeout(self._limits.send_timeout_s):
                 await self._ws.close(code=code, message=reason.encode())
         except TimeoutError:  # the close frame never drained, or the client never answered it
             self.abort()
 
-    async def _send(self, events: list[Event]) -> None:
+    async def _send(self, events: list[Event], channel: int = 0) -> None:
         for event in events:
             if isinstance(event, Transcribed) and not event.is_final and not self._options.interim_results:
                 continue
@@ -257,8 +287,12 @@ class LiveStream:
                 continue
             if isinstance(event, Transcribed) and event.is_final:
                 self._arrivals.final(event.end)
+                speakers = self._lanes[channel].speakers
+                if speakers is not None:
+                    event = dataclasses.replace(event, words=await speakers.label(event.words))
             await self._send_json(render(event, request_id=self._id.request_id, engine=self._id.engine,
-                                         model_name=self._id.model_name, punctuate=self._options.punctuate))
+                                         model_name=self._id.model_name, punctuate=self._options.punctuate,
+                                         channel=(channel, len(self._lanes))))
 
     async def _send_json(self, payload: dict[str, Any]) -> None:
         if not self._ws.closed:

@@ -334,8 +334,12 @@ LIVE_PARAMS: tuple[Param, ...] = (
           "(WebM/Opus from MediaRecorder, Ogg), decoded as it arrives.", enum=LIVE_ENCODINGS),
     Param("sample_rate", "integer", "Sample rate of `linear16` audio in Hz (any rate is resampled).",
           default=16000, minimum=MIN_SOURCE_RATE, maximum=MAX_SOURCE_RATE),
-    Param("channels", "integer", "Channels of `linear16` audio (mixed down to mono).", default=1, minimum=1,
-          maximum=LIVE_MAX_CHANNELS),
+    Param("channels", "integer", "Channels of `linear16` audio (mixed down to mono unless `multichannel`).",
+          default=1, minimum=1, maximum=LIVE_MAX_CHANNELS),
+    Param("multichannel", "boolean", "With `encoding=linear16`: transcribe each channel on its own; results "
+          "carry `channel_index` [channel, channels].", default=False),
+    Param("diarize", "boolean", "`speaker` (0, 1, ..., stable for the whole stream) and `speaker_confidence` "
+          "on final words.", default=False),
     Param("language", "string", "BCP-47 tag (`en`, `en-US`, `de`...), or `multi` to detect per pass "
           "(multilingual models only).", default="en", max_length=35),
     Param("interim_results", "boolean", "Send `is_final: false` results while an utterance is spoken.",
@@ -353,6 +357,6 @@ LIVE_PARAM_NAMES = frozenset(p.name for p in LIVE_PARAMS)
 
 
 def live_values(query: MultiMapping[str]) -> dict[str, Any]:
-    """Validated live parameters; others (Deepgram's `model`, `tier`, `diarize`...) are accepted and ignored,
+    """Validated live parameters; others (Deepgram's `model`, `tier`...) are accepted and ignored,
     so Deepgram's SDKs connect unchanged."""
     return parse_params(LIVE_PARAMS, [(k, v) for k, v in query.items() if k in LIVE_PARAM_NAMES])

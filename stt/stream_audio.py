@@ -15,7 +15,7 @@ import av
 import numpy as np
 import soxr
 
-from stt.audio import SAMPLE_RATE
+from stt.audio import SAMPLE_RATE, check_source_format
 from stt.errors import AudioError
 
 log = logging.getLogger("stt.stream_audio")
@@ -30,12 +30,16 @@ class StreamDecoder(Protocol):
 
 
 class PcmDecoder:
-    """Little-endian signed 16-bit PCM (Deepgram's ``linear16``), interleaved channels, any rate."""
+    """Little-endian signed 16-bit PCM (Deepgram's ``linear16``), interleaved channels, any rate. Mixed down to
+    mono, or with ``keep_channels`` returned as (channels, samples) for multichannel streams."""
 
-    def __init__(self, rate: int, channels: int) -> None:
+    def __init__(self, rate: int, channels: int, keep_channels: bool = False) -> None:
+        check_source_format(rate, channels)  # callers validate too; this is where the memory would go
         self._channels = channels
+        self._keep = keep_channels and channels > 1
         self._carry = b""  # a frame split across two messages
-        self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE \
+        lanes = channels if self._keep else 1
+        self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, lanes, dtype="float32") if rate != SAMPLE_RATE \
             else None
 
     def feed(self, data: bytes) -> np.ndarray:
@@ -43,16 +47,19 @@ class PcmDecoder:
         whole = len(data) - len(data) % (2 * self._channels)
         self._carry = data[whole:]
         pcm = np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / 32768.0
+        if self._keep:
+            return self._resample(pcm.reshape(-1, self._channels), last=False)
         mono = pcm.reshape(-1, self._channels).mean(axis=1) if self._channels > 1 else pcm
         return self._resample(mono, last=False)
 
     def finish(self) -> np.ndarray:
-        return self._resample(np.zeros(0, dtype=np.float32), last=True)
+        empty = np.zeros((0, self._channels) if self._keep else 0, dtype=np.float32)
+        return self._resample(empty, last=True)
 
-    def _resample(self, mono: np.ndarray, last: bool) -> np.ndarray:
-        if self._resampler is None:
-            return mono
-        return self._resampler.resample_chunk(mono, last=last)
+    def _resample(self, samples: np.ndarray, last: bool) -> np.ndarray:
+        """(frames,) mono, or (frames, channels) -> (channels, frames)."""
+        out = samples if self._resampler is None else self._resampler.resample_chunk(samples, last=last)
+        return np.ascontiguousarray(out.T) if self._keep else out
 
 
 class _Pipe:
@@ -120,8 +127,13 @@ class ContainerDecoder:
                 stream = container.streams.audio[0]
                 resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
                 for frame in container.decode(stream):
+                    # A container may declare any rate (a WAV header at 1 Hz): each of its samples would
+                    # become 16,000 here. Same range as uploads, checked per frame (the rate may change).
+                    check_source_format(frame.sample_rate, len(frame.layout.channels))
                     self._emit(resampler.resample(frame))
                 self._emit(resampler.resample(None))
+        except AudioError as exc:
+            self.error = exc.message
         except (av.FFmpegError, ValueError, IndexError, OSError) as exc:
             log.info("live container stream ended with a decoding error: %s", exc)
             self.error = "Could not decode the streamed audio: send WebM/Ogg, or linear16 with encoding=linear16"

@@ -264,7 +264,11 @@ class StreamSession:
         utt = self._utt
         if utt is not None:
             self._utt = None
-            due = _FinalDue(utt, self._total, self._total, speech_final=True, from_finalize=from_finalize)
+            # When speech already stopped, a pass that heard its end (plus a margin) is the final: the client
+            # is waiting (Deepgram's SDK stops listening 0.5 s after CloseStream), so nothing is re-decoded.
+            need = self._total if self._in_speech else min(
+                self._total, self._speech_end + int(COVER_MARGIN_S * SAMPLE_RATE))
+            due = _FinalDue(utt, self._total, need, speech_final=True, from_finalize=from_finalize)
             events += self._finish(due)
         return events
 

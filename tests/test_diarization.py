@@ -198,3 +198,11 @@ def test_deepgram_keyterms_become_hotwords() -> None:
     assert deepgram_request([], 5).options.hotwords is None
     with pytest.raises(BadRequest):
         deepgram_request([("keyterm", "x" * 200)] * 11, 5)
+
+
+def test_audio_shorter_than_a_frame_has_no_speakers() -> None:
+    from stt.diarization.diarizer import shared_diarizer
+
+    t = Transcript("a", (Segment(0, 0.0, 0.01, " a", words=(Word(0.0, 0.01, " a", 0.9),)),), "en", 0.9, 0.01)
+    out = shared_diarizer().label(t, np.zeros(100, dtype=np.float32), DiarizeOptions())
+    assert out.segments[0].words[0].speaker is None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from tests.live_server import serve_in_thread
 
 pytestmark = pytest.mark.model
 MIN_ACCURACY = 0.90  # the issue's target on the clean file
+LIVE_MIN_ACCURACY = 0.75  # live (measured 84 % replayed offline, 76-84 % streamed): under the batch target
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +124,30 @@ def test_deepgram_sdk_multichannel_call_recording(base_url: str) -> None:
     assert len(channels) == 2 and response.metadata.channels == 2
     assert wer(left, channels[0].alternatives[0].transcript) <= 0.2, channels[0].alternatives[0].transcript
     assert wer(right, channels[1].alternatives[0].transcript) <= 0.2, channels[1].alternatives[0].transcript
+
+
+async def test_live_diarization_keeps_speaker_numbers(make_client: Any, fw_base: Engine, clean: Conversation) -> None:
+    """The conversation streamed as linear16 with diarize=true: final words carry speakers, and a speaker who
+    comes back (LibriSpeech 1089 speaks three times, 1272 twice) gets the number it had."""
+    from tests.live_helpers import pcm16, stream
+
+    client = await make_client(fw_base)
+    ws = await client.ws_connect("/v1/listen?encoding=linear16&sample_rate=16000&diarize=true&language=en",
+                                 protocols=("token", TOKEN))
+    received = await stream(ws, pcm16(clean.audio), speed=4.0)
+    every = [w for m in received.finals for w in m["channel"]["alternatives"][0]["words"]]
+    words = [w for w in every if "speaker" in w]  # a final too short to hear (a few ms) has none
+    assert len(words) >= 0.95 * len(every) and all(0 <= w["speaker_confidence"] <= 1 for w in words)
+    labelled = [(w["start"], w["end"], w["speaker"]) for w in words]
+    accuracy = word_speaker_accuracy(clean, labelled)
+    by_turn: dict[int, Counter[int]] = {}
+    for start, end, speaker in labelled:
+        middle = (start + end) / 2
+        turn = min(range(len(clean.turns)), key=lambda i: abs(middle - sum(clean.turns[i][:2]) / 2))
+        by_turn.setdefault(turn, Counter())[speaker] += 1
+    print(f"\nlive diarization: {len(words)} words, word speaker accuracy {accuracy:.1%}, speakers by turn "
+          f"{ {clean.turns[t][2] + f'@{clean.turns[t][0]:.0f}s': dict(c) for t, c in sorted(by_turn.items())} }")
+    # Below the batch figure (every final is labelled with only the audio heard so far): see README.
+    assert accuracy >= LIVE_MIN_ACCURACY
+    first_1089 = [by_turn[i].most_common(1)[0][0] for i, t in enumerate(clean.turns) if t[2] == "1089"]
+    assert len(set(first_1089)) == 1, by_turn  # 1089 keeps its number over its three turns

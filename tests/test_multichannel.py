@@ -68,3 +68,59 @@ async def test_deepgram_multichannel_has_one_result_per_channel(client: Any) -> 
     resp = await client.post("/v1/listen", data=wav(stereo()), headers=AUTH)
     body = await resp.json()
     assert len(body["results"]["channels"]) == 1 and body["metadata"]["channels"] == 1
+
+
+# -- live: multichannel=true on linear16 ---------------------------------------------------------------
+
+async def test_live_multichannel_needs_linear16(client: Any) -> None:
+    import aiohttp
+
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect("/v1/listen?multichannel=true", headers=AUTH)
+    assert info.value.status == 400
+
+
+def test_pcm_decoder_keeps_channels_apart() -> None:
+    from stt.stream_audio import PcmDecoder
+
+    left, right = tone(440, 0.5, 8000), tone(1000, 0.5, 8000, amplitude=0.2)
+    pcm = (np.stack([left, right], axis=1) * 32767).astype("<i2").tobytes()
+    decoder = PcmDecoder(8000, 2, keep_channels=True)
+    out = np.concatenate([decoder.feed(pcm[:1001]), decoder.feed(pcm[1001:]), decoder.finish()], axis=1)
+    assert out.shape[0] == 2 and abs(out.shape[1] - 8000) < 100  # resampled to 16 kHz, frames kept whole
+    assert rms(out[0]) == pytest.approx(0.5 / np.sqrt(2), rel=0.1)
+    assert rms(out[1]) == pytest.approx(0.2 / np.sqrt(2), rel=0.1)
+
+
+@pytest.mark.model
+async def test_live_multichannel_call_recording(make_client: Any, fw_tiny: Any) -> None:
+    """stereo_diarization.wav streamed in real time as 2-channel linear16: each speaker on its own channel."""
+    from tests.helpers import TOKEN, manifest, wer
+    from tests.live_helpers import stream, transcript
+
+    clip = manifest()["edge/stereo_diarization.wav"]
+    left, right = (part.split(": ", 1)[1] for part in clip.transcript.split(" | "))
+    channels = decode_channels(clip.path.read_bytes(), 60.0, 2)
+    pcm = (np.clip(channels.T, -1, 1) * 32767).astype("<i2").tobytes()
+    client = await make_client(fw_tiny)
+    ws = await client.ws_connect("/v1/listen?encoding=linear16&sample_rate=16000&channels=2&multichannel=true",
+                                 protocols=("token", TOKEN))
+    received = await stream(ws, pcm, speed=1.0, chunk_bytes=6400, bytes_per_second=64000)
+    by_channel = {0: "", 1: ""}
+    for message in received.finals:
+        assert message["channel_index"][1] == 2
+        by_channel[message["channel_index"][0]] += " " + transcript(message)
+    assert wer(left, by_channel[0]) <= 0.3, by_channel
+    assert wer(right, by_channel[1]) <= 0.3, by_channel
+    assert received.of("Metadata")[0]["channels"] == 2
+
+
+def test_multichannel_limit_is_on_channel_seconds() -> None:
+    """Kept channels cost memory each: a stereo upload may last half the mono limit (413 past it)."""
+    from stt.errors import TooLarge
+
+    two_seconds_stereo = wav(np.zeros((32000, 2), dtype=np.float32))
+    assert decode_channels(two_seconds_stereo, 4.0, 8).shape == (2, 32000)
+    with pytest.raises(TooLarge):
+        decode_channels(two_seconds_stereo, 3.0, 8)
+    assert decode_audio(two_seconds_stereo, 3.0).shape == (32000,)  # mixed down: the plain limit

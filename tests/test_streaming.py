@@ -103,3 +103,26 @@ def test_flush_finalizes_speech_that_is_still_open() -> None:
     assert len(finals) == 1 and finals[0].from_finalize and finals[0].text
     assert finals[0].end == 2.0  # the window reached the very last sample
     assert not session.busy
+
+
+def test_close_after_speech_ended_needs_no_new_pass() -> None:
+    """CloseStream after the speaker stopped (trailing silence shorter than endpointing): the last pass already
+    heard the end of speech, so the final comes out at once, with no decoding pass for the client to wait on
+    (Deepgram's Python SDK stops reading 0.5 s after CloseStream)."""
+    speech = clip("1089-134686-0030.flac")
+    session = StreamSession(StreamConfig(endpointing_s=None), DETECTOR)
+    events, _ = run(session, np.concatenate([speech, np.zeros(SAMPLE_RATE // 2, dtype=np.float32)]))
+    assert not [e for e in events if isinstance(e, Transcribed) and e.is_final]
+    closing = session.flush(from_finalize=False)
+    assert [e.is_final for e in closing if isinstance(e, Transcribed)] == [True]
+    assert session.next_pass() is None
+
+
+def test_close_while_speaking_decodes_to_the_very_end() -> None:
+    speech = clip("1089-134686-0030.flac")
+    session = StreamSession(StreamConfig(endpointing_s=None), DETECTOR)
+    cut = len(speech) - SAMPLE_RATE // 2  # mid-word: speech is still open at the close
+    run(session, speech[:cut])
+    assert session.flush(from_finalize=False) == []
+    step = session.next_pass()
+    assert step is not None and step.end == cut and step.urgent

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import AgglomerativeClustering
 
-DISTANCE_THRESHOLD = 0.35  # cosine distance between cluster averages that still counts as one speaker (tuned on tests/diarization_audio.py)
+from stt.diarization.types import DISTANCE_THRESHOLD
+
 MIN_CLUSTER_FRACTION = 0.03  # of all windows; smaller clusters are not taken for speakers
 
 

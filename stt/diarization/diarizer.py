@@ -22,8 +22,18 @@ class Diarizer:
         self._encoder = encoder or load_encoder()
         self._detector = SpeechDetector()
 
+    @property
+    def encoder(self) -> SpeakerEncoder:
+        return self._encoder
+
+    def speech(self, audio: np.ndarray) -> np.ndarray:
+        """Speech probability of each 32 ms frame (none for audio shorter than a frame)."""
+        if len(audio) < FRAME:
+            return np.zeros(0, dtype=np.float32)
+        return self._detector.probabilities(audio, 0, len(audio) // FRAME)
+
     def label(self, transcript: Transcript, audio: np.ndarray, options: DiarizeOptions) -> Transcript:
-        probabilities = self._detector.probabilities(audio, 0, len(audio) // FRAME)
+        probabilities = self.speech(audio)
         turns = diarize(self._encoder, audio, probabilities, FRAME / SAMPLE_RATE, options)
         return with_speakers(transcript, turns)
 

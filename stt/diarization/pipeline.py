@@ -66,18 +66,21 @@ def window_starts(first: int, last: int) -> list[int]:
 
 def embed_units(encoder: SpeakerEncoder, mel: torch.Tensor, spans: Sequence[Span]) -> np.ndarray:
     """One L2-normed embedding per (start, end) span: the mean of its windows' embeddings."""
-    windows: list[torch.Tensor] = []
+    windows: list[tuple[int, int]] = []  # (start frame, last frame): copied into tensors one batch at a time
     owner: list[int] = []
     for index, (start, end) in enumerate(spans):
         first = max(0, int(start * FRAMES_PER_S))
         last = min(len(mel), max(first + 1, int(np.ceil(end * FRAMES_PER_S))))
         for s in window_starts(first, last):
-            piece = mel[s:min(s + WINDOW_FRAMES, last)]
-            windows.append(torch.nn.functional.pad(piece, (0, 0, 0, WINDOW_FRAMES - len(piece))))
+            windows.append((s, min(s + WINDOW_FRAMES, last)))
             owner.append(index)
+
+    def batch(i: int) -> torch.Tensor:
+        return torch.stack([torch.nn.functional.pad(mel[a:b], (0, 0, 0, WINDOW_FRAMES - (b - a)))
+                            for a, b in windows[i:i + BATCH]])
+
     with torch.inference_mode():
-        embedded = np.concatenate([encoder(torch.stack(windows[i:i + BATCH])).numpy()
-                                   for i in range(0, len(windows), BATCH)])
+        embedded = np.concatenate([encoder(batch(i)).numpy() for i in range(0, len(windows), BATCH)])
     sums = np.zeros((len(spans), embedded.shape[1]), dtype=np.float64)
     np.add.at(sums, np.array(owner), embedded)
     return sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-8)

@@ -17,6 +17,7 @@ from multidict import MultiMapping
 
 from auth.middleware import offered_subprotocol_token
 from stt.batching import PassBatcher
+from stt.diarization.live import LiveSpeakers
 from stt.errors import BadRequest
 from stt.keys import ENGINE, LIFECYCLE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
 from stt.options import LIVE_ENDPOINTING_MS, bcp47_language, live_values
@@ -46,10 +47,13 @@ async def listen(request: web.Request) -> web.StreamResponse:
                        message=f"too many live streams: the limit is {limits.max_streams}, retry later".encode())
         return ws
     engine = app[ENGINE]
-    stream = LiveStream(ws, StreamSession(config), app[LIVE_BATCHER], options,
+    sessions = [StreamSession(config) for _ in range(options.channels if options.multichannel else 1)]
+    scheduler = app[SCHEDULER]
+    stream = LiveStream(ws, sessions, app[LIVE_BATCHER], options,
                         Limits(idle_s=limits.stream_idle_seconds, max_seconds=limits.max_stream_seconds),
                         Identity(request_stats(request).request_id, engine.name, engine.model_name),
-                        transport=request.transport)
+                        transport=request.transport,
+                        speakers=(lambda: LiveSpeakers(scheduler)) if options.diarize else None)
     streams.add(stream)
     try:
         await stream.run()
@@ -74,8 +78,10 @@ def parse_query(query: MultiMapping[str], multilingual: bool = True) -> tuple[Li
     options = LiveOptions(
         encoding=v["encoding"], sample_rate=v["sample_rate"], channels=v["channels"],
         interim_results=v["interim_results"], vad_events=v["vad_events"],
-        punctuate=v["punctuate"] or v["smart_format"],
+        punctuate=v["punctuate"] or v["smart_format"], multichannel=v["multichannel"], diarize=v["diarize"],
     )
+    if options.multichannel and options.encoding != "linear16":
+        raise BadRequest("multichannel: needs encoding=linear16 (raw interleaved channels)", param="multichannel")
     utterance_end = v["utterance_end_ms"]
     config = StreamConfig(
         language=_language(v["language"], multilingual),
