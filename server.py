@@ -11,8 +11,8 @@ import sys
 
 from aiohttp import web
 
-from stt.app import create_app, server_options, unfinished_work
-from stt.connections import serve
+from stt.http.app import create_app, server_options, unfinished_work
+from stt.http.connections import serve
 from stt.models import ModelError
 from stt import logs
 from stt.settings import ConfigError, LoggingSettings, Settings, load_settings, validate

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stt.app import create_app  # noqa: E402
+from stt.http.app import create_app  # noqa: E402
 from stt.engines.factory import load_engine  # noqa: E402
 from tests.conftest import make_settings  # noqa: E402
 from tests.helpers import TOKEN  # noqa: E402

@@ -16,7 +16,7 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stt.app import create_app  # noqa: E402
+from stt.http.app import create_app  # noqa: E402
 from stt.settings import settings_from_dict  # noqa: E402
 from tests.browser import transcribe_on_page, unavailable  # noqa: E402
 from tests.helpers import AUDIO_DIR  # noqa: E402

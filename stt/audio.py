@@ -182,7 +182,7 @@ def _check_format(rate: int, channels: int, max_channels: int = MAX_CHANNELS) ->
         raise AudioError(f"Unsupported channel count: {channels} (at most {max_channels})")
 
 
-# Public: the live decoders (stt/stream_audio.py) check the same range as uploads.
+# Public: the live decoders (stt/live/audio_in.py) check the same range as uploads.
 check_source_format = _check_format
 
 

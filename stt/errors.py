@@ -108,7 +108,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:  # the server must answer, and stay up, whatever went wrong inside
         log.exception("unhandled error on %s %s", request.method, request.path)
         info = ErrorInfo(500, "Internal server error", "internal_error")
-    from stt.stats import request_stats  # here: stats -> scheduler -> errors would be an import cycle
+    from stt.http.stats import request_stats  # here: stats -> scheduler -> errors would be an import cycle
 
     request_stats(request).error_code = info.code
     return _renderer_for(request)(request, info)

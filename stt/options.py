@@ -1,7 +1,7 @@
 """Request options of every API face, declared once and validated in one place.
 
 Each face has a table of ``Param`` declarations. The same tables parse requests (query parameters and
-multipart fields) and describe them in the OpenAPI document (``stt/openapi.py``), so the docs cannot drift
+multipart fields) and describe them in the OpenAPI document (``stt/http/openapi.py``), so the docs cannot drift
 from what the server accepts. A parameter that is unknown, repeated or invalid is a 400 that names it.
 """
 

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from stt.app import PARSER_OPTIONS, create_app
+from stt.http.app import PARSER_OPTIONS, create_app
 from stt.engines.base import Engine
 from stt.settings import Settings, settings_from_dict
 from tests.helpers import AUDIO_DIR, TOKEN, FakeEngine, tone, wav

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from aiohttp import web
 
-from stt.app import PARSER_OPTIONS
+from stt.http.app import PARSER_OPTIONS
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stt.openapi import build_spec
+from stt.http.openapi import build_spec
 from tests.conftest import AUTH
 from tests.helpers import FakeEngine
 

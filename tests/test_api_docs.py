@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from stt.openapi import build_spec
+from stt.http.openapi import build_spec
 from stt.options import DEEPGRAM_PARAMS, DETECT_PARAMS, LIVE_PARAMS, OPENAI_FIELDS, STT_PARAMS
 from tests.helpers import ROOT
 

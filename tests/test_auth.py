@@ -44,7 +44,7 @@ async def test_health_is_public(client) -> None:
 
 
 async def test_generated_token_when_none_configured(aiohttp_client, fake_engine, capsys) -> None:
-    from stt.app import create_app
+    from stt.http.app import create_app
     from stt.settings import settings_from_dict
 
     app = create_app(settings_from_dict({}, env={}), engine=fake_engine)

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stt.batching import PassBatcher
+from stt.inference.pass_batcher import PassBatcher
 from stt.engines.windows import WindowRequest, WindowResult
 from stt.errors import Overloaded
-from stt.scheduler import Scheduler
+from stt.inference.scheduler import Scheduler
 
 
 class RecordingDecoder:

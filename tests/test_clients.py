@@ -13,7 +13,7 @@ from deepgram import DeepgramClient
 from deepgram.environment import DeepgramClientEnvironment
 from openai import OpenAI
 
-from stt.app import create_app
+from stt.http.app import create_app
 from stt.engines.base import Engine
 from tests.conftest import make_settings
 from tests.helpers import TOKEN, manifest, wer

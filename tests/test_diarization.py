@@ -18,7 +18,7 @@ from stt.diarization.encoder import load_encoder, weights_path
 from stt.diarization.pipeline import DiarizeOptions, Turn, speech_spans, word_turns
 from stt.engines.base import Segment, Transcript, Word
 from stt.models import ModelError
-from stt.routes.deepgram_compat import refuse_url_body
+from stt.http.routes.deepgram_compat import refuse_url_body
 from stt.errors import BadRequest
 from tests.conftest import AUTH
 

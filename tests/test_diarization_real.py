@@ -15,11 +15,11 @@ from deepgram import DeepgramClient
 from deepgram.environment import DeepgramClientEnvironment
 from openai import OpenAI
 
-from stt.app import create_app
+from stt.http.app import create_app
 from stt.diarization.diarizer import shared_diarizer
 from stt.diarization.pipeline import diarize
 from stt.engines.base import Engine
-from stt.speech_detector import FRAME, SpeechDetector
+from stt.live.speech_detector import FRAME, SpeechDetector
 from tests.conftest import AUTH, make_settings
 from tests.diarization_audio import Conversation, conversation, word_speaker_accuracy
 from tests.helpers import AUDIO_DIR, TOKEN, manifest, wav, wer

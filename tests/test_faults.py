@@ -12,7 +12,7 @@ import pytest
 
 from stt.engines.base import Engine
 from stt.engines.faults import FaultyEngine
-from stt.keys import SCHEDULER
+from stt.http.keys import SCHEDULER
 from tests import rawhttp
 from tests.bad_inputs import tone, wav_bytes
 from tests.conftest import AUTH

@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, event, given, settings
 
-from stt.app import create_app
+from stt.http.app import create_app
 from stt.audio import SAMPLE_RATE, decode_audio
 from stt.errors import AudioError, TooLarge
 from tests.conftest import AUTH, make_settings

@@ -103,7 +103,7 @@ def test_flac_whose_header_lies_low_is_decoded_whole() -> None:
 
 @pytest.fixture
 def fake_url() -> Any:
-    from stt.app import create_app
+    from stt.http.app import create_app
     from tests.conftest import make_settings
     from tests.live_server import serve_in_thread
 
@@ -220,7 +220,7 @@ async def test_deeply_nested_json_message_is_ignored_and_the_stream_ends_normall
 
 async def test_shutdown_flushes_the_utterance_in_progress_then_closes_1001(aiohttp_server: Any) -> None:
     """SIGTERM used to close every stream with 1001 at once: no final for the words heard, no Metadata."""
-    from stt.app import create_app
+    from stt.http.app import create_app
     from tests.conftest import make_settings
     from tests.live_helpers import load_pcm16
 
@@ -279,7 +279,7 @@ async def test_a_client_that_never_reads_cannot_hold_shutdown(aiohttp_server: An
     import threading
     import time
 
-    from stt.app import create_app
+    from stt.http.app import create_app
     from tests.conftest import make_settings
 
     server = await aiohttp_server(create_app(make_settings(limits={"shutdown_timeout_seconds": 2,
@@ -425,8 +425,8 @@ async def test_connections_over_the_limit_get_a_503_and_are_closed(caplog: Any) 
 
     from aiohttp import web
 
-    from stt.app import PARSER_OPTIONS, create_app
-    from stt.connections import LimitedAppRunner
+    from stt.http.app import PARSER_OPTIONS, create_app
+    from stt.http.connections import LimitedAppRunner
     from tests import rawhttp
     from tests.conftest import make_settings
 
@@ -443,7 +443,7 @@ async def test_connections_over_the_limit_get_a_503_and_are_closed(caplog: Any) 
             await writer.drain()
             assert (await rawhttp.read_response(reader, timeout=5))[0] == 200
             held.append(writer)
-        caplog.set_level(logging.INFO, logger="stt.connections")
+        caplog.set_level(logging.INFO, logger="stt.http.connections")
         for _ in range(20):
             reader, writer = await rawhttp.connect(port)
             writer.write(f"GET /ping HTTP/1.1\r\nHost: x\r\nAuthorization: Token {TOKEN}\r\n\r\n".encode())
@@ -451,7 +451,7 @@ async def test_connections_over_the_limit_get_a_503_and_are_closed(caplog: Any) 
             assert status == 503 and body["code"] == "overloaded" and headers["x-request-id"]
             assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
             await rawhttp.hang_up(writer)
-        assert len([r for r in caplog.records if r.name == "stt.connections"]) == 1  # not one per refusal
+        assert len([r for r in caplog.records if r.name == "stt.http.connections"]) == 1  # not one per refusal
         await rawhttp.hang_up(held.pop())
         await asyncio.sleep(0.1)
         reader, writer = await rawhttp.connect(port)
@@ -467,7 +467,7 @@ async def test_connections_over_the_limit_get_a_503_and_are_closed(caplog: Any) 
 def test_failed_accepts_are_logged_once_a_minute_not_once_each(caplog: Any) -> None:
     import logging
 
-    from stt.connections import quiet_accept_errors
+    from stt.http.connections import quiet_accept_errors
 
     loop = asyncio.new_event_loop()
     try:
@@ -586,7 +586,7 @@ async def test_live_container_at_one_hertz_closes_1007_without_a_memory_bomb(cli
 
 
 def test_pcm_decoder_refuses_rates_outside_the_range() -> None:
-    from stt.stream_audio import PcmDecoder
+    from stt.live.audio_in import PcmDecoder
 
     for rate in (1, 7999, 192_001):
         with pytest.raises(AudioError, match="sample rate"):

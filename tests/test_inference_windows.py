@@ -13,10 +13,10 @@ import pytest
 
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import TranscribeOptions, WindowRequest, WindowResult, Word
-from stt.inference.batcher import WindowBatcher
+from stt.inference.window_batcher import WindowBatcher
 from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows
 from stt.inference.uploads import transcribe_windows
-from stt.scheduler import Priority, Scheduler
+from stt.inference.scheduler import Priority, Scheduler
 from tests.conftest import AUTH
 from tests.helpers import FakeEngine, tone, wav
 

@@ -12,7 +12,7 @@ import pytest
 
 from stt.audio import decode_audio
 from stt.errors import TooLarge
-from stt.keys import SCHEDULER
+from stt.http.keys import SCHEDULER
 from tests import rawhttp
 from tests.bad_inputs import silent_flac, tone, wav_bytes
 from tests.conftest import AUTH

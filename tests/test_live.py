@@ -248,7 +248,7 @@ def _webm(audio: np.ndarray) -> bytes:
 
 
 async def test_server_shutdown_closes_streams_with_going_away(aiohttp_server: Any) -> None:
-    from stt.app import create_app
+    from stt.http.app import create_app
     from tests.conftest import make_settings
 
     server = await aiohttp_server(create_app(make_settings(), engine=FakeEngine()))

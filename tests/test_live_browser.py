@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from stt.app import create_app
+from stt.http.app import create_app
 from tests.browser import transcribe_on_page, unavailable
 from tests.conftest import make_settings
 from tests.helpers import AUDIO_DIR, TOKEN

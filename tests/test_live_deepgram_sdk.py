@@ -20,7 +20,7 @@ async def test_deepgram_sdk_live_client(aiohttp_server: Any, fw_tiny: Any) -> No
     from deepgram import AsyncDeepgramClient
     from deepgram.environment import DeepgramClientEnvironment
 
-    from stt.app import create_app
+    from stt.http.app import create_app
     from tests.conftest import make_settings
 
     server = await aiohttp_server(create_app(make_settings(), engine=fw_tiny))

@@ -81,7 +81,7 @@ async def test_live_multichannel_needs_linear16(client: Any) -> None:
 
 
 def test_pcm_decoder_keeps_channels_apart() -> None:
-    from stt.stream_audio import PcmDecoder
+    from stt.live.audio_in import PcmDecoder
 
     left, right = tone(440, 0.5, 8000), tone(1000, 0.5, 8000, amplitude=0.2)
     pcm = (np.stack([left, right], axis=1) * 32767).astype("<i2").tobytes()

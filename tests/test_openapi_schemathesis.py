@@ -16,8 +16,8 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, negativ
                                                response_headers_conformance, response_schema_conformance,
                                                status_code_conformance)
 
-from stt.app import create_app
-from stt.openapi import AUDIO_TYPES, build_spec
+from stt.http.app import create_app
+from stt.http.openapi import AUDIO_TYPES, build_spec
 from tests.conftest import AUTH, make_settings
 from tests.helpers import FakeEngine
 from tests.live_server import serve_in_thread

@@ -13,9 +13,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from auth.client_address import _resolve, parse_networks
-from stt.keys import LIFECYCLE
+from stt.http.keys import LIFECYCLE
 from stt.logs import make_handler
-from stt.routes.ops import not_ready
+from stt.http.routes.ops import not_ready
 from stt.settings import ConfigError, LoggingSettings
 from tests.conftest import AUTH, make_settings
 from tests.helpers import AUDIO_DIR, FakeEngine, tone, wav
@@ -124,7 +124,7 @@ async def test_ready_fails_while_shutting_down_and_before_the_model_is_loaded(ma
     response = await client.get("/ready")
     assert response.status == 503 and (await response.json())["reasons"] == ["shutting down"]
     assert (await client.get("/health")).status == 200
-    from stt.app import create_app
+    from stt.http.app import create_app
 
     loading = create_app(make_settings())  # startup (which loads the model) has not run
     assert not_ready(loading) == ["model loading"]

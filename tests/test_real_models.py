@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from stt.app import create_app
+from stt.http.app import create_app
 from stt.engines.base import TranscribeOptions
 from stt.audio import decode_audio
 from tests.conftest import AUTH, _load, make_settings

@@ -7,8 +7,8 @@ import numpy as np
 from stt.audio import SAMPLE_RATE, decode_audio
 from stt.engines.base import Word
 from stt.engines.windows import WindowResult
-from stt.speech_detector import FRAME, SpeechDetector
-from stt.streaming import StreamConfig, StreamSession, Transcribed
+from stt.live.speech_detector import FRAME, SpeechDetector
+from stt.live.session import StreamConfig, StreamSession, Transcribed
 from tests.helpers import AUDIO_DIR
 
 CHUNK = SAMPLE_RATE // 10

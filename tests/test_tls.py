@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from server import main as server_main
 from server import ssl_context
-from stt.app import create_app
+from stt.http.app import create_app
 from tests.bad_inputs import tone, wav_bytes
 from tests.conftest import AUTH, make_settings
 from tests.helpers import FakeEngine, manifest, wer

@@ -10,7 +10,7 @@ from stt.diarization.assign import with_speakers
 from stt.diarization.encoder import SpeakerEncoder, load_encoder
 from stt.diarization.pipeline import DiarizeOptions, diarize
 from stt.engines.base import Transcript
-from stt.speech_detector import FRAME, SpeechDetector
+from stt.live.speech_detector import FRAME, SpeechDetector
 
 SAMPLE_RATE = 16000
 

@@ -18,7 +18,7 @@ import numpy as np
 from stt.diarization.types import DiarizeOptions, Turn
 from stt.engines.base import Word
 from stt.errors import ApiError
-from stt.scheduler import JobStats, Scheduler
+from stt.inference.scheduler import JobStats, Scheduler
 
 log = logging.getLogger("stt.live")
 SAMPLE_RATE = 16000
@@ -85,7 +85,7 @@ class SpeakerTracker:
     def label(self, audio: np.ndarray, offset_s: float, words: Sequence[Word]) -> list[Word]:
         from stt.diarization.diarizer import shared_diarizer  # torch is loaded only once diarization is used
         from stt.diarization.pipeline import embed_units, speech_spans, word_turns
-        from stt.speech_detector import FRAME
+        from stt.live.speech_detector import FRAME
 
         if len(audio) < FRAME:  # nothing to hear (a final of a few ms): no speaker rather than a guess
             return list(words)

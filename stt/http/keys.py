@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from stt.batching import PassBatcher
+from stt.inference.pass_batcher import PassBatcher
 from stt.engines.base import Engine
-from stt.inference.batcher import WindowBatcher
-from stt.lifecycle import Lifecycle
-from stt.scheduler import Scheduler
+from stt.inference.window_batcher import WindowBatcher
+from stt.http.lifecycle import Lifecycle
+from stt.inference.scheduler import Scheduler
 from stt.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -18,7 +18,7 @@ import soxr
 from stt.audio import SAMPLE_RATE, check_source_format
 from stt.errors import AudioError
 
-log = logging.getLogger("stt.stream_audio")
+log = logging.getLogger("stt.live.audio_in")
 
 
 class StreamDecoder(Protocol):

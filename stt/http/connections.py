@@ -25,9 +25,9 @@ from typing import Any
 from aiohttp import web
 
 from stt.errors import native_error_body
-from stt.observability import REQUEST_ID_HEADER, SERVER_NAME
+from stt.http.observability import REQUEST_ID_HEADER, SERVER_NAME
 
-log = logging.getLogger("stt.connections")
+log = logging.getLogger("stt.http.connections")
 RESERVED_FDS = 128  # descriptors kept for model files, threads' pipes, log files, the refusals themselves
 LOG_EVERY_S = 60.0  # at most one log line per minute about refused connections or failed accepts
 
@@ -152,7 +152,7 @@ async def _run(app: web.Application, *, host: str, port: int, ssl_context: ssl.S
 
 
 def serve(app: web.Application, **kwargs: Any) -> None:
-    """``web.run_app`` with LimitedAppRunner: same signals, same graceful shutdown (see stt/lifecycle.py)."""
+    """``web.run_app`` with LimitedAppRunner: same signals, same graceful shutdown (see stt/http/lifecycle.py)."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     main = loop.create_task(_run(app, **kwargs))

@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 from aiohttp import WSMessage, WSMsgType, web
 
-from stt.batching import PassBatcher
+from stt.inference.pass_batcher import PassBatcher
 from stt.diarization.live import LiveSpeakers
 from stt.engines.windows import WindowResult
 from stt.errors import ApiError, AudioError, BadRequest
-from stt.live_messages import metadata, render
+from stt.live.messages import metadata, render
 from stt.options import LIVE_PARAMS
-from stt.stream_audio import ContainerDecoder, PcmDecoder, StreamDecoder
-from stt.streaming import Event, Pass, SpeechStarted, StreamSession, Transcribed
+from stt.live.audio_in import ContainerDecoder, PcmDecoder, StreamDecoder
+from stt.live.session import Event, Pass, SpeechStarted, StreamSession, Transcribed
 from stt import metrics
 
 log = logging.getLogger("stt.live")

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from stt.errors import native_error_body
-from stt.observability import REQUEST_ID_HEADER, SERVER_NAME
+from stt.http.observability import REQUEST_ID_HEADER, SERVER_NAME
 
 log = logging.getLogger("stt.protocol")
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-log = logging.getLogger("stt.lifecycle")
+log = logging.getLogger("stt.http.lifecycle")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

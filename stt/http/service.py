@@ -9,17 +9,17 @@ import time
 import numpy as np
 from aiohttp import web
 
-from stt.audio_budget import AUDIO_BUDGET
+from stt.http.audio_budget import AUDIO_BUDGET
 from stt.audio import decode_audio, decode_channels, duration_seconds
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
 from stt.errors import ApiError, EngineError
 from stt.inference.uploads import transcribe_windows
-from stt.keys import ENGINE, SCHEDULER, SETTINGS, WINDOW_BATCHER
-from stt.scheduler import JobStats, Priority
-from stt.stats import request_stats
+from stt.http.keys import ENGINE, SCHEDULER, SETTINGS, WINDOW_BATCHER
+from stt.inference.scheduler import JobStats, Priority
+from stt.http.stats import request_stats
 
-log = logging.getLogger("stt.service")
+log = logging.getLogger("stt.http.service")
 
 
 async def decode(request: web.Request, data: bytes) -> np.ndarray:

@@ -6,10 +6,11 @@ import time
 
 from aiohttp import web
 
-from stt import formats, service
-from stt.keys import ENGINE, SETTINGS
+from stt import formats
+from stt.http import service
+from stt.http.keys import ENGINE, SETTINGS
 from stt.options import DETECT_PARAMS, check_model_support, parse_params, request_pairs, stt_request
-from stt.uploads import read_upload
+from stt.http.bodies import read_upload
 
 routes = web.RouteTableDef()
 

@@ -14,12 +14,13 @@ import uuid
 
 from aiohttp import web
 
-from stt import formats, service
+from stt import formats
+from stt.http import service
 from stt.errors import BadRequest, ErrorInfo, register_error_renderer
-from stt.keys import ENGINE, SETTINGS
+from stt.http.keys import ENGINE, SETTINGS
 from stt.options import MULTICHANNEL_MAX, check_model_support, deepgram_request, request_pairs
-from stt.stats import request_stats
-from stt.uploads import read_upload
+from stt.http.stats import request_stats
+from stt.http.bodies import read_upload
 
 PREFIX = "/v1/listen"
 URL_BODY_MAX = 64 * 1024  # a JSON {"url": ...} body is small; larger bodies are audio and never parsed as JSON

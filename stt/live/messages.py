@@ -6,7 +6,7 @@ from typing import Any
 
 from stt.engines.base import Word
 from stt.formats import bare_word, deepgram_metadata, deepgram_model_info, deepgram_model_uuid
-from stt.streaming import Event, SpeechStarted, Transcribed, UtteranceEnd
+from stt.live.session import Event, SpeechStarted, Transcribed, UtteranceEnd
 
 
 def render(event: Event, *, request_id: str, engine: str, model_name: str, punctuate: bool,

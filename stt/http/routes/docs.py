@@ -8,8 +8,8 @@ import functools
 from aiohttp import web
 
 from auth.middleware import public
-from stt.docs_page import render_docs
-from stt.openapi import build_spec
+from stt.http.docs_page import render_docs
+from stt.http.openapi import build_spec
 
 routes = web.RouteTableDef()
 

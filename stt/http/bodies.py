@@ -1,7 +1,7 @@
 """Read the uploaded audio from a request: the raw body (curl --data-binary) or a multipart field (Postman).
 
 Handlers call this after the auth middleware, so nothing here runs for a client without a valid token. The
-HTTP parser is told not to inflate (``PARSER_OPTIONS`` in stt/app.py): aiohttp would otherwise inflate a
+HTTP parser is told not to inflate (``PARSER_OPTIONS`` in stt/http/app.py): aiohttp would otherwise inflate a
 gzip body on the event loop as it arrives, before auth (a 1 MB gzip of 1 GiB of zeros stalled every client
 for seconds). Here the compressed bytes are read (bounded by request_max_size), then inflated and, for a
 form, parsed in a thread, with limits on the inflated size and on the number of parts.
@@ -17,7 +17,7 @@ import multipart
 from aiohttp import web
 
 from stt.errors import ApiError, BadRequest, TooLarge
-from stt.expect import send_continue
+from stt.http.expect import send_continue
 
 MAX_PARTS = 64  # a form holds the file and a few options; 200,000 empty parts used to cost 17 s of loop time
 INFLATE_CHUNK = 1024 * 1024  # bytes inflated at a time, so the limit is checked before memory is spent

@@ -28,7 +28,7 @@ import numpy as np
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import Word
 from stt.engines.windows import WindowRequest, WindowResult
-from stt.speech_detector import FRAME, LOOKBACK, SpeechDetector
+from stt.live.speech_detector import FRAME, LOOKBACK, SpeechDetector
 
 START_FRAMES = 3  # consecutive speech frames (96 ms) that open speech: one loud click does not
 HANGOVER_S = 0.25  # silence that closes speech (the utterance itself waits for endpointing_s)

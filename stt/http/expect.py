@@ -3,7 +3,7 @@
 aiohttp runs a route's expect handler before any middleware: its default said "100 Continue" to a client with
 no token or a body over the limit (inviting it to send the body), and answered ``Expect: 200-ok`` with a
 plain-text 417 without a request id. Here the routes' expect handler does nothing (``install``); the middleware refuses
-unknown expectations in the API's error shape, and ``send_continue`` (called by stt/uploads.py once the
+unknown expectations in the API's error shape, and ``send_continue`` (called by stt/http/bodies.py once the
 request passed auth and its declared size was checked) invites the body.
 """
 
@@ -26,7 +26,7 @@ def install() -> None:
     """Every route leaves Expect to the middleware below, including the routes aiohttp makes for a 404 or
     405 (which no app hook reaches). aiohttp offers ``expect_handler=`` per route only and takes the default
     from this module global when a route is built, so it is replaced for the process (idempotent), as
-    stt/protocol_errors.py does for the errors answered before the app."""
+    stt/http/protocol_errors.py does for the errors answered before the app."""
     web_urldispatcher._default_expect_handler = _answer_later  # type: ignore[attr-defined]
 
 

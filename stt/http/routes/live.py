@@ -16,14 +16,14 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from auth.middleware import offered_subprotocol_token
-from stt.batching import PassBatcher
+from stt.inference.pass_batcher import PassBatcher
 from stt.diarization.live import LiveSpeakers
 from stt.errors import BadRequest
-from stt.keys import ENGINE, LIFECYCLE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
+from stt.http.keys import ENGINE, LIFECYCLE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
 from stt.options import LIVE_ENDPOINTING_MS, bcp47_language, live_values
-from stt.live_stream import CLOSE_INTERNAL_ERROR, CLOSE_TRY_LATER, Identity, LiveOptions, LiveStream, Limits
-from stt.stats import request_stats
-from stt.streaming import StreamConfig, StreamSession
+from stt.live.connection import CLOSE_INTERNAL_ERROR, CLOSE_TRY_LATER, Identity, LiveOptions, LiveStream, Limits
+from stt.http.stats import request_stats
+from stt.live.session import StreamConfig, StreamSession
 
 log = logging.getLogger("stt.live")
 routes = web.RouteTableDef()

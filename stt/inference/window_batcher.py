@@ -19,7 +19,7 @@ from stt import metrics
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import Engine, WindowRequest, WindowResult
 from stt.errors import ApiError, EngineError
-from stt.scheduler import JobStats, Priority, Scheduler
+from stt.inference.scheduler import JobStats, Priority, Scheduler
 
 log = logging.getLogger("stt.inference")
 # Audio decoded per job: one full window, or several short ones. A live pass or a new upload waits for at

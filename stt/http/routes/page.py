@@ -8,7 +8,7 @@ from aiohttp import web
 
 from auth.middleware import public
 
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+WEB_DIR = Path(__file__).resolve().parents[3] / "web"
 FILES = {  # served by name only: no path from the URL ever reaches the file system
     "app.js": "text/javascript",
     "capture-worklet.js": "text/javascript",

@@ -15,21 +15,21 @@ from auth import client_address
 from auth.middleware import auth_middleware, token_from_subprotocol
 from auth.throttle import FailureThrottle
 from auth.tokens import TokenStore, generate_token
-from stt.audio_budget import AUDIO_BUDGET, AudioBudget
-from stt.cors import setup_cors
+from stt.http.audio_budget import AUDIO_BUDGET, AudioBudget
+from stt.http.cors import setup_cors
 from stt.engines.base import Engine
 from stt.errors import error_middleware
-from stt.expect import expect_middleware
-from stt.inference.batcher import WindowBatcher
-from stt.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, WINDOW_BATCHER
-from stt.lifecycle import Lifecycle
-from stt import expect, protocol_errors
-from stt.observability import add_request_id_header, request_id_middleware
-from stt.routes import deepgram_compat, docs, live, native, openai_compat, ops, page
-from stt.scheduler import Scheduler
+from stt.http.expect import expect_middleware
+from stt.inference.window_batcher import WindowBatcher
+from stt.http.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, WINDOW_BATCHER
+from stt.http.lifecycle import Lifecycle
+from stt.http import expect, protocol_errors
+from stt.http.observability import add_request_id_header, request_id_middleware
+from stt.http.routes import deepgram_compat, docs, live, native, openai_compat, ops, page
+from stt.inference.scheduler import Scheduler
 from stt.settings import AsrSettings, Settings
 
-log = logging.getLogger("stt.app")
+log = logging.getLogger("stt.http.app")
 EngineFactory = Callable[[AsrSettings], Engine]
 
 
@@ -38,7 +38,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     """``engine``: use this already-loaded engine (tests share one); otherwise ``engine_factory`` (default:
     the configured real model) loads it once at start-up."""
     protocol_errors.install()  # JSON, and no raw bytes in the log, for what aiohttp refuses before the app
-    expect.install()  # Expect is answered after auth (stt/expect.py), on every route, 404s included
+    expect.install()  # Expect is answered after auth (stt/http/expect.py), on every route, 404s included
     store = TokenStore(settings.http.allowed_tokens or [_generated_token()])
     limits = settings.limits
     throttle = FailureThrottle(limits.auth_max_failures, limits.auth_window_seconds)
@@ -81,7 +81,7 @@ def _face_answers_401(request: web.Request) -> bool:
 
 
 # For every server that runs the app (run_app, the tests' servers): the HTTP parser must not inflate gzip/deflate
-# bodies itself. It would do so on the event loop as the bytes arrive, before auth; stt/uploads.py inflates in
+# bodies itself. It would do so on the event loop as the bytes arrive, before auth; stt/http/bodies.py inflates in
 # a thread, after auth, bounded by request_max_size.
 PARSER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
 
@@ -95,7 +95,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # that must complete, which is when aiohttp recommends this.
         "handler_cancellation": True,
         # On SIGTERM/SIGINT aiohttp waits this long for in-flight handlers, then asks them to stop and waits
-        # up to this long again; what still runs after that is cancelled (see stt/lifecycle.py).
+        # up to this long again; what still runs after that is cancelled (see stt/http/lifecycle.py).
         "shutdown_timeout": settings.limits.shutdown_timeout_seconds,
         "access_log": None,  # our own access log names request ids and timings
     }

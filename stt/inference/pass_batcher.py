@@ -20,10 +20,10 @@ from typing import TypeVar
 from stt.engines.base import Engine
 from stt.engines.base import WindowRequest, WindowResult
 from stt.errors import ApiError, EngineError
-from stt.scheduler import JobStats, Priority, Scheduler
+from stt.inference.scheduler import JobStats, Priority, Scheduler
 from stt import metrics
 
-log = logging.getLogger("stt.batching")
+log = logging.getLogger("stt.inference.pass_batcher")
 T = TypeVar("T")
 _Waiter = tuple[WindowRequest, "asyncio.Future[WindowResult]", bool]  # request, its result, urgent
 

@@ -6,7 +6,7 @@ import dataclasses
 
 from aiohttp import web
 
-from stt.scheduler import JobStats
+from stt.inference.scheduler import JobStats
 
 
 @dataclasses.dataclass

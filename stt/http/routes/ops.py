@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from auth.middleware import public
 from stt import metrics
-from stt.keys import ENGINE, LIFECYCLE, LIVE_STREAMS, SCHEDULER, SETTINGS, STARTED_AT
+from stt.http.keys import ENGINE, LIFECYCLE, LIVE_STREAMS, SCHEDULER, SETTINGS, STARTED_AT
 
 routes = web.RouteTableDef()
 REGISTRY = web.AppKey("metrics_registry", metrics.CollectorRegistry)

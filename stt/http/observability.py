@@ -14,7 +14,7 @@ from aiohttp import web
 from auth.client_address import client_address
 from stt import metrics
 from stt.logs import request_id_var
-from stt.stats import request_stats
+from stt.http.stats import request_stats
 
 log = logging.getLogger("stt.access")
 SERVER_NAME = "stt-server"
