@@ -110,11 +110,16 @@ def _assemble(spec: BundledModel, side_dir: Path, target: Path) -> None:
 
 
 def _verify(model_bin: Path, expected: str, name: str) -> None:
-    if not model_bin.is_file():
-        raise ModelError(f"model {name!r}: {model_bin} is missing: reinstall with 'make install'")
-    actual = sha256_file(model_bin)
+    verify_file(model_bin, expected, f"model {name!r}")
+
+
+def verify_file(path: Path, expected: str, what: str) -> None:
+    """A shipped weights file, checked before it is loaded: missing or not the pinned bytes is a ModelError."""
+    if not path.is_file():
+        raise ModelError(f"{what}: {path} is missing: reinstall with 'make install'")
+    actual = sha256_file(path)
     if actual != expected:
-        raise ModelError(f"model {name!r}: sha256 of {model_bin} is {actual}, expected {expected}; "
+        raise ModelError(f"{what}: sha256 of {path} is {actual}, expected {expected}; "
                          "the model package is corrupt or not the pinned version")
 
 

@@ -12,15 +12,15 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from faster_whisper.tokenizer import _LANGUAGE_CODES  # Whisper's 100 language codes; no public name for it
 from multidict import MultiMapping
 
 from stt.audio import MAX_SOURCE_RATE, MIN_SOURCE_RATE
 from stt.diarization.types import DiarizeOptions
+from stt.engines.languages import LANGUAGE_CODES
 from stt.engines.base import DEFAULT_TEMPERATURES, TranscribeOptions
 from stt.errors import BadRequest
 
-LANGUAGES: tuple[str, ...] = tuple(sorted(_LANGUAGE_CODES))
+LANGUAGES: tuple[str, ...] = tuple(sorted(LANGUAGE_CODES))
 TRUE = frozenset({"true", "1", "yes", "on"})
 FALSE = frozenset({"false", "0", "no", "off"})
 OUTPUTS = ("json", "text", "srt", "vtt", "verbose_json")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stt.models import ModelError, sha256_file
+from stt.models import ModelError, verify_file
 
 WEIGHTS_PACKAGE = "resemblyzer"
 WEIGHTS_FILE = "pretrained.pt"
@@ -63,11 +63,10 @@ class SpeakerEncoder(nn.Module):
 
 
 def _mel_filters() -> np.ndarray:
-    # Slaney-style mel filterbank (librosa's default, which Resemblyzer used). faster-whisper ships the same
-    # formula as a static method; borrowing it avoids pulling librosa for one matrix.
-    from faster_whisper.feature_extractor import FeatureExtractor
+    # Slaney-style mel filterbank: librosa's default, which Resemblyzer was trained with.
+    from stt.engines.features import slaney_mel_filters
 
-    return FeatureExtractor.get_mel_filters(SAMPLE_RATE, N_FFT, N_MELS).astype(np.float32)
+    return slaney_mel_filters(SAMPLE_RATE, N_FFT, N_MELS)
 
 
 def normalize_volume(audio: np.ndarray) -> np.ndarray:
@@ -81,12 +80,7 @@ def normalize_volume(audio: np.ndarray) -> np.ndarray:
 
 def load_encoder(path: Path | None = None, expected_sha256: str = WEIGHTS_SHA256) -> SpeakerEncoder:
     path = path or weights_path()
-    if not path.is_file():
-        raise ModelError(f"speaker encoder weights {path} are missing: reinstall with 'make install'")
-    actual = sha256_file(path)
-    if actual != expected_sha256:
-        raise ModelError(f"speaker encoder: sha256 of {path} is {actual}, expected {expected_sha256}; "
-                         "the resemblyzer package is corrupt or not the pinned version")
+    verify_file(path, expected_sha256, "speaker encoder")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     state = {k: v for k, v in checkpoint["model_state"].items() if not k.startswith("similarity_")}
     encoder = SpeakerEncoder()

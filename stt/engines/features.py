@@ -44,3 +44,9 @@ class BoundedMemoryFeatureExtractor(FeatureExtractor):
         spectrum = np.fft.rfft(frames * window, n=self.n_fft, axis=-1).astype(np.complex64)
         magnitudes = np.abs(spectrum) ** 2
         return self.mel_filters @ magnitudes.T
+
+
+def slaney_mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """A Slaney-style mel filterbank (librosa's default): faster-whisper ships the formula, so nothing else
+    needs librosa for one matrix (the speaker encoder uses it)."""
+    return FeatureExtractor.get_mel_filters(sample_rate, n_fft, n_mels).astype(np.float32)

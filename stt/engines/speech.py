@@ -8,7 +8,7 @@ one 30 s Whisper window.
 from __future__ import annotations
 
 import numpy as np
-from faster_whisper.vad import VadOptions, get_speech_timestamps
+from faster_whisper.vad import VadOptions, get_speech_timestamps, get_vad_model
 
 MAX_SPEECH_S = 30.0
 # faster-whisper's BatchedInferencePipeline defaults: pauses of 160 ms are enough to cut at.
@@ -20,3 +20,8 @@ def silero_speech(audio: np.ndarray) -> list[tuple[int, int]]:
     if not len(audio):
         return []
     return [(int(c["start"]), int(c["end"])) for c in get_speech_timestamps(audio, OPTIONS)]
+
+
+def frame_model():  # type: ignore[no-untyped-def]
+    """Silero's per-frame model as faster-whisper wraps it (one ONNX session per process, cached there)."""
+    return get_vad_model()

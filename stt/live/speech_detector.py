@@ -8,7 +8,7 @@ frames are scored as if the audio had been given in one piece (checked in tests/
 from __future__ import annotations
 
 import numpy as np
-from faster_whisper.vad import get_vad_model
+from stt.engines.speech import frame_model
 
 FRAME = 512  # samples at 16 kHz: Silero's window
 LOOKBACK = 16  # frames of earlier audio given with each call (0.5 s)
@@ -16,7 +16,7 @@ LOOKBACK = 16  # frames of earlier audio given with each call (0.5 s)
 
 class SpeechDetector:
     def __init__(self) -> None:
-        self._model = get_vad_model()  # one ONNX session per process (lru_cache)
+        self._model = frame_model()
 
     def probabilities(self, audio: np.ndarray, first: int, count: int) -> np.ndarray:
         """Probabilities of frames ``first .. first+count`` of ``audio`` (frame indices from its start)."""
