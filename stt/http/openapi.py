@@ -174,7 +174,7 @@ def _paths() -> dict[str, Any]:
                                operationId="health", security=[],
                                responses={"200": {"description": "Healthy", "content": {JSON: {"schema": _obj(
                                    ("status",), status={"const": "ok"}, engine=STR, model=STR, queued=INT,
-                                   running=INT, uptime_s=NUM)}}}})},
+                                   running=INT, in_flight=INT, uptime_s=NUM)}}}})},
         "/ready": {"get": _op("ops", "Readiness check (no token)",
                               "503 while draining at shutdown or while the queue is full: send work elsewhere.",
                               operationId="ready", security=[],

@@ -27,6 +27,8 @@ async def health(request: web.Request) -> web.Response:
         "model": public_model_name(engine.model_name),
         "queued": scheduler.waiting,
         "running": scheduler.running,
+        # Requests being handled, this one aside: an upload is one request but several scheduler jobs.
+        "in_flight": max(0, app[LIFECYCLE].in_flight - 1),
         "uptime_s": round(time.time() - app[STARTED_AT], 1),
     })
 
