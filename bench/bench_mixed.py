@@ -273,6 +273,11 @@ def main() -> int:
                     f"{wer(clip.transcript, base_text, lang) * 100:.1f} %")
         finally:
             server.terminate()
+        # A pass that failed quietly looks like a fast one: the server's own log must be clean.
+        problems = [line for line in server.lines if " ERROR " in line or "Traceback" in line]
+        row("errors and tracebacks in the server log during the run", str(len(problems)), "0", not problems)
+        for line in problems[:5]:
+            print("  server log:", line, flush=True)
 
     print("\n| measure | result | target | |\n|---|---|---|---|")
     for measure, value, target, verdict in ROWS:
