@@ -33,7 +33,7 @@ from stt.audio import SAMPLE_RATE, decode_audio  # noqa: E402
 from stt.engines.base import TranscribeOptions  # noqa: E402
 from stt.engines.factory import load_engine  # noqa: E402
 from stt.settings import settings_from_dict  # noqa: E402
-from tests.helpers import TOKEN, Clip, librispeech_clips, manifest, wer  # noqa: E402
+from tests.helpers import TOKEN, Clip, joined_with_gaps, librispeech_clips, manifest, wer  # noqa: E402
 from tests.live_helpers import pcm16  # noqa: E402
 from tests.serverproc import ServerProcess  # noqa: E402
 
@@ -87,15 +87,9 @@ def pct(values: list[float], q: float) -> float:
 # -- live streams against the audio's own timeline ----------------------------------------------------------
 
 def stream_audio(clips: list[Clip]) -> tuple[np.ndarray, list[tuple[float, float]], str]:
-    gap = np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)
-    parts, spans, at = [gap], [], GAP_S
-    for clip in clips:
-        audio = decode_audio(clip.path.read_bytes())
-        parts += [audio, gap]
-        spans.append((at, at + len(audio) / SAMPLE_RATE))
-        at += len(audio) / SAMPLE_RATE + GAP_S
-    parts.append(np.zeros(2 * SAMPLE_RATE, np.float32))  # time for the last final before CloseStream
-    return np.concatenate(parts), spans, " ".join(c.transcript for c in clips)
+    joined, spans = joined_with_gaps(clips, GAP_S)
+    tail = np.zeros(2 * SAMPLE_RATE, np.float32)  # time for the last final before CloseStream
+    return np.concatenate([joined, tail]), spans, " ".join(c.transcript for c in clips)
 
 
 async def live_stream(url: str, audio: np.ndarray, spans: list[tuple[float, float]]) -> dict[str, Any]:

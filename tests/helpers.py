@@ -14,6 +14,7 @@ import jiwer
 import numpy as np
 from whisper.normalizers import EnglishTextNormalizer, BasicTextNormalizer
 
+from stt.audio import SAMPLE_RATE, decode_audio
 from stt.engines.base import Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word
 from stt.engines.windows import decode_by_transcribe
 
@@ -42,6 +43,19 @@ def manifest() -> dict[str, Clip]:
         rows = list(csv.DictReader(f, delimiter="\t"))
     return {r["file"]: Clip(r["file"], float(r["seconds"]), int(r["rate"]), int(r["channels"]),
                             r["transcript"], r["lang"], r["category"]) for r in rows}
+
+
+def joined_with_gaps(clips: Sequence[Clip], gap_s: float) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The clips decoded and joined with ``gap_s`` of silence before, between and after them, and each clip's
+    (start, end) in seconds on that timeline: utterances of known boundaries, to time results against."""
+    gap = np.zeros(int(gap_s * SAMPLE_RATE), np.float32)
+    parts, spans, at = [gap], [], gap_s
+    for clip in clips:
+        audio = decode_audio(clip.path.read_bytes())
+        parts += [audio, gap]
+        spans.append((at, at + len(audio) / SAMPLE_RATE))
+        at += len(audio) / SAMPLE_RATE + gap_s
+    return np.concatenate(parts), spans
 
 
 def librispeech_clips() -> list[Clip]:

@@ -11,7 +11,7 @@ import pytest
 
 from stt.audio import SAMPLE_RATE, decode_audio
 from tests.conftest import AUTH
-from tests.helpers import manifest, wer
+from tests.helpers import joined_with_gaps, manifest, wer
 from tests.test_live import pcm16_wav
 
 NAMES = ["1089-134686-0001", "1089-134686-0005", "1089-134686-0030", "1089-134686-0000"]
@@ -35,14 +35,8 @@ async def test_silence_gives_no_text_and_noise_costs_almost_nothing(make_client:
 @pytest.mark.model
 async def test_segments_and_words_stay_on_the_uploads_timeline(make_client: Any, fw_base: Any) -> None:
     clips = [manifest()[f"en/librispeech/{n}.flac"] for n in NAMES]
-    gap = np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)
-    parts, spans, at = [gap], [], GAP_S
-    for clip in clips:
-        audio = decode_audio(clip.path.read_bytes())
-        parts += [audio, gap]
-        spans.append((at, at + len(audio) / SAMPLE_RATE))
-        at += len(audio) / SAMPLE_RATE + GAP_S
-    data = pcm16_wav(np.concatenate(parts))
+    joined, spans = joined_with_gaps(clips, GAP_S)
+    data = pcm16_wav(joined)
     reference = " ".join(c.transcript for c in clips)
     client = await make_client(fw_base)
     verbose = "/stt?output=verbose_json&word_timestamps=true&language=en"
