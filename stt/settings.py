@@ -58,6 +58,9 @@ class AsrSettings:
     beam_size: int = 5
     threads: int = 0  # 0: one per CPU core
     workers: int = 1  # transcriptions run at the same time; more than 1 only pays with spare cores
+    # Model replicas (weights shared) kept for live passes and short uploads: they never wait behind a long
+    # upload's job, which cannot be interrupted. 0: everything shares the ``workers``.
+    reserved_workers: int = 1
     device: str = "cpu"
     cache_dir: str | None = None  # where assembled / converted weights are kept; None: ~/.cache/stt-server
 
@@ -182,6 +185,7 @@ def validate(s: Settings) -> None:
         (1 <= s.asr.beam_size <= 20, "asr.beam_size: must be between 1 and 20"),
         (s.asr.threads >= 0, "asr.threads: must be 0 (all cores) or more"),
         (s.asr.workers >= 1, "asr.workers: must be at least 1"),
+        (s.asr.reserved_workers >= 0, "asr.reserved_workers: must be 0 or more"),
         (s.limits.max_audio_seconds > 0, "limits.max_audio_seconds: must be positive"),
         (s.limits.max_queue >= 0, "limits.max_queue: must be 0 or more"),
         (s.limits.max_held_audio_seconds > 0, "limits.max_held_audio_seconds: must be positive"),

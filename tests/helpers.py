@@ -80,6 +80,7 @@ class FakeEngine:
     name = "fake"
     model_name = "fake"
     multilingual = True
+    parallel_calls = 1
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay

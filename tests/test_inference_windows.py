@@ -32,6 +32,7 @@ class WindowEngine(FakeEngine):
         self.jobs: list[list[str]] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.gated: float | None = None  # when set, only jobs holding a window of this upload wait for the gate
 
     def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
         nonzero = np.flatnonzero(audio)
@@ -44,7 +45,8 @@ class WindowEngine(FakeEngine):
 
     def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
         self.running.set()
-        self.gate.wait(5)
+        if self.gated is None or any(r.audio[0] == self.gated for r in requests):
+            self.gate.wait(5)
         time.sleep(self.delay)
         texts = [f"{r.audio[0]:g}" for r in requests]
         self.jobs.append(texts)
@@ -61,7 +63,8 @@ def upload(value: float, windows: int) -> np.ndarray:
 def transcribe(batcher: WindowBatcher, scheduler: Scheduler, engine: WindowEngine, audio: np.ndarray) -> Any:
     """One upload, as the service runs it: speech found in a scheduler job, windows through the batcher."""
     owner = object()
-    return transcribe_windows(engine, audio, TranscribeOptions(language="en"), scheduler.run,
+    return transcribe_windows(engine, audio, TranscribeOptions(language="en"),
+                              lambda job: scheduler.run(job, None, Priority.SPEECH),
                               lambda windows: batcher.decode(windows, owner))
 
 
@@ -81,12 +84,12 @@ async def test_waiting_jobs_run_finals_then_live_passes_then_uploads_each_in_arr
     await _until(lambda: scheduler.running == 1)
     jobs = [("batch-1", Priority.BATCH), ("live-1", Priority.LIVE), ("final-1", Priority.FINAL),
             ("speech-1", Priority.SPEECH), ("batch-2", Priority.BATCH), ("final-2", Priority.FINAL),
-            ("live-2", Priority.LIVE)]
+            ("short-1", Priority.SHORT), ("live-2", Priority.LIVE)]
     tasks = [asyncio.create_task(scheduler.run(lambda name=name: order.append(name), None, priority))
              for name, priority in jobs]
     await _until(lambda: scheduler.waiting == len(jobs))
     await asyncio.gather(blocker, *tasks)
-    assert order == ["final-1", "final-2", "live-1", "live-2", "speech-1", "batch-1", "batch-2"]
+    assert order == ["final-1", "final-2", "live-1", "live-2", "speech-1", "short-1", "batch-1", "batch-2"]
     assert scheduler.waiting == 0 and scheduler.running == 0
     scheduler.close()
 
@@ -118,7 +121,42 @@ async def test_a_short_upload_waits_for_one_job_of_a_long_one_not_for_all_of_it(
     # Its search for speech went ahead of the long upload's queued job; its window took the next turn.
     assert engine.jobs.index(["2"]) <= 3  # (or the one after, when a job took its windows just before)
     assert (await long).text == " ".join(["1"] * 8)
-    assert all(len(job) == 1 for job in engine.jobs)  # a job decodes at most one full window
+    assert all(len(job) <= 2 for job in engine.jobs)  # a long upload's job decodes at most 60 s
+    scheduler.close()
+
+
+async def test_a_reserved_slot_decodes_a_short_upload_and_live_passes_beside_a_long_uploads_job() -> None:
+    engine = WindowEngine()
+    scheduler = Scheduler(1, 16, 30, reserved=1)
+    batcher = WindowBatcher(scheduler, engine)  # type: ignore[arg-type]
+    engine.gate.clear()
+    engine.gated = 1.0  # the long upload's job holds its slot until the gate opens
+    long = asyncio.create_task(transcribe(batcher, scheduler, engine, upload(1, 8)))
+    await _until(engine.running.is_set)
+    short = await transcribe(batcher, scheduler, engine, upload(2, 1))
+    assert short.text == "2" and engine.jobs == [["2"]]  # decoded while the long upload's job still runs
+    assert await scheduler.run(lambda: "live", None, Priority.FINAL) == "live"
+    assert not long.done()
+    engine.gate.set()
+    assert (await long).text == " ".join(["1"] * 8)
+    scheduler.close()
+
+
+async def test_a_long_uploads_jobs_never_take_a_reserved_slot() -> None:
+    scheduler = Scheduler(1, 16, 30, reserved=1)
+    gate = threading.Event()
+    first = asyncio.create_task(scheduler.run(lambda: gate.wait(5), None, Priority.BATCH))
+    await _until(lambda: scheduler.running == 1)
+    second = asyncio.create_task(scheduler.run(lambda: "batch", None, Priority.BATCH))
+    await _until(lambda: scheduler.waiting == 1)
+    await asyncio.sleep(0.05)
+    assert scheduler.running == 1  # the reserved slot stays free for urgent work ...
+    for priority in (Priority.FINAL, Priority.LIVE, Priority.SPEECH, Priority.SHORT):
+        assert await scheduler.run(lambda: "urgent", None, priority) == "urgent"  # ... which runs at once
+    assert not second.done()
+    gate.set()
+    assert await second == "batch"
+    await first
     scheduler.close()
 
 
@@ -153,7 +191,7 @@ async def test_an_upload_whose_client_left_decodes_no_further_window() -> None:
     engine.gate.set()
     assert await scheduler.drain(5)
     await asyncio.sleep(0.1)
-    assert engine.jobs == [["1"]]  # the job that was running finished; nothing after it
+    assert engine.jobs == [["1", "1"]]  # the job that was running finished; nothing after it
     scheduler.close()
 
 

@@ -85,6 +85,7 @@ class Engine(Protocol):
     name: str
     model_name: str
     multilingual: bool
+    parallel_calls: int  # model calls that may run at once (from different scheduler threads)
 
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript: ...
 

@@ -20,7 +20,7 @@ def load_engine(asr: AsrSettings) -> Engine:
 
     model_dir = resolve_ct2_model(asr.model, cache_dir)
     return FasterWhisperEngine(model_dir, asr.model, compute_type=asr.compute_type, threads=asr.threads,
-                               workers=asr.workers, device=asr.device)
+                               workers=asr.workers + asr.reserved_workers, device=asr.device)
 
 
 def _load_openai(asr: AsrSettings, cache_dir: Path) -> Engine:

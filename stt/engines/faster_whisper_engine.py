@@ -27,6 +27,7 @@ class FasterWhisperEngine:
                                    cpu_threads=threads, num_workers=workers, local_files_only=True)
         self._model.feature_extractor = BoundedMemoryFeatureExtractor(**self._model.feat_kwargs)
         self.multilingual = self._model.model.is_multilingual
+        self.parallel_calls = workers  # CTranslate2 replicas sharing the weights, one call each
 
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
         segments, info = self._model.transcribe(

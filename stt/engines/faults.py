@@ -24,6 +24,7 @@ class FaultyEngine:
         self.name = inner.name
         self.model_name = inner.model_name
         self.multilingual = inner.multilingual
+        self.parallel_calls = inner.parallel_calls
         self.calls = 0
         self._pending = 0
         self._lock = threading.Lock()  # calls come from the scheduler's worker threads

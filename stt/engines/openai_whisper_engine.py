@@ -29,6 +29,9 @@ class OpenAIWhisperEngine:
         self._model = model.eval()
         self._fp16 = device != "cpu"
         self.multilingual = model.is_multilingual
+        # One model call at a time: openai-whisper's decoder keeps its key/value cache in hooks installed on
+        # the shared modules for the length of a call, so two calls at once would mix their caches.
+        self.parallel_calls = 1
 
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
         language, probability = options.language, 1.0

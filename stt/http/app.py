@@ -131,9 +131,13 @@ def _engine_ctx(engine: Engine | None, factory: EngineFactory | None):  # type: 
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    scheduler = Scheduler(settings.asr.workers, settings.limits.max_queue, settings.limits.queue_timeout_seconds)
+    engine = app[ENGINE]
+    # An engine that runs fewer calls at once than configured gets no more than it can take.
+    workers = min(settings.asr.workers, engine.parallel_calls)
+    reserved = min(settings.asr.reserved_workers, engine.parallel_calls - workers)
+    scheduler = Scheduler(workers, settings.limits.max_queue, settings.limits.queue_timeout_seconds, reserved)
     app[SCHEDULER] = scheduler
-    app[WINDOW_BATCHER] = WindowBatcher(scheduler, app[ENGINE])
+    app[WINDOW_BATCHER] = WindowBatcher(scheduler, engine, long_jobs=workers)
     yield
     # Finish what was accepted before the engine goes away (graceful shutdown), within what is left of the
     # shutdown budget. A transcription still running then cannot be interrupted: it is abandoned.

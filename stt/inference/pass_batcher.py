@@ -3,10 +3,11 @@
 Each session has at most one pass in flight. Passes that arrive while a batch is queued or running wait
 for the next one, and a job takes every waiting pass (up to ``max_batch``) at the moment it starts on a
 worker thread, so N live streams cost one batched encode/decode per round instead of N separate ones.
-Urgent passes (the one that turns an utterance final) go first: when any is waiting, a job takes only
-those, so a final never waits behind other streams' interims in the same batch.
+Urgent passes (the one that turns an utterance final) have jobs of their own, at Priority.FINAL, which
+run beside the interims' job (Priority.LIVE) when the scheduler has a slot for them: a final never waits
+behind other streams' interims, neither in the same batch nor for the job in progress.
 The scheduler's queue limits and timeouts apply to these jobs exactly as to /stt requests; they are queued
-ahead of uploads' jobs (Priority.FINAL when a final waits, else Priority.LIVE).
+ahead of uploads' jobs.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class PassBatcher:
         self._max_batch = max_batch
         self._pending: list[_Waiter] = []
         self._lock = threading.Lock()  # the worker thread takes from _pending
-        self._runner: asyncio.Task[None] | None = None
+        self._runners: dict[bool, asyncio.Task[None]] = {}  # urgent or not: one job of each at a time
 
     async def detect(self, job: Callable[[], T]) -> T:
         """A live stream's speech detection, under the scheduler's budget (Scheduler.detect)."""
@@ -45,31 +46,31 @@ class PassBatcher:
         future: asyncio.Future[WindowResult] = asyncio.get_running_loop().create_future()
         with self._lock:
             self._pending.append((request, future, urgent))
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.create_task(self._run())
+        runner = self._runners.get(urgent)
+        if runner is None or runner.done():
+            self._runners[urgent] = asyncio.create_task(self._run(urgent))
         return await future
 
-    async def _run(self) -> None:
+    async def _run(self, urgent: bool) -> None:
+        priority = Priority.FINAL if urgent else Priority.LIVE
         while True:
             with self._lock:
-                if not self._pending:
+                if not any(w[2] == urgent for w in self._pending):
                     return
             taken: list[_Waiter] = []
-            with self._lock:
-                priority = Priority.FINAL if any(w[2] for w in self._pending) else Priority.LIVE
             try:
-                results = await self._scheduler.run(lambda: self._job(taken), JobStats(), priority)
+                results = await self._scheduler.run(lambda: self._job(taken, urgent), JobStats(), priority)
             except Exception as exc:  # Overloaded, or the engine failed: every waiting pass learns it
-                self._fail(taken, exc)
+                self._fail(taken, exc, urgent)
                 continue
             for (_, future, _), result in zip(taken, results):
                 if not future.done():
                     future.set_result(result)
 
-    def _job(self, taken: list[_Waiter]) -> list[WindowResult]:
+    def _job(self, taken: list[_Waiter], urgent: bool) -> list[WindowResult]:
         with self._lock:
             waiting = [w for w in self._pending if not w[1].cancelled()]
-            batch = ([w for w in waiting if w[2]] or waiting)[:self._max_batch]
+            batch = [w for w in waiting if w[2] == urgent][:self._max_batch]
             chosen = {id(w) for w in batch}
             self._pending = [w for w in waiting if id(w) not in chosen]
         taken.extend(batch)
@@ -84,10 +85,11 @@ class PassBatcher:
             log.exception("live decoding pass failed")
             raise EngineError(f"Live decoding failed: {type(exc).__name__}") from exc
 
-    def _fail(self, taken: list[_Waiter], exc: Exception) -> None:
+    def _fail(self, taken: list[_Waiter], exc: Exception, urgent: bool) -> None:
         if not taken:  # refused before the job ran (queue full / timeout): fail what was waiting
             with self._lock:
-                taken, self._pending = self._pending, []
+                taken = [w for w in self._pending if w[2] == urgent]
+                self._pending = [w for w in self._pending if w[2] != urgent]
         for _, future, _ in taken:
             if not future.done():
                 future.set_exception(exc)

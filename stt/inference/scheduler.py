@@ -1,9 +1,14 @@
 """The only place inference runs: worker threads behind a bounded priority queue, off the event loop.
 
-A job first waits for one of ``workers`` slots (bounded by ``max_queue`` waiters and a timeout), then runs in
-a thread. Waiters are served by priority, then in arrival order: a live pass that makes an utterance final,
-then other live passes, then everything else (uploads are decoded a few windows per job, each job queued
-anew, so two uploads take turns and a live pass waits for one job at most, never for a whole upload).
+A job first waits for one of ``workers + reserved`` slots (bounded by ``max_queue`` waiters and a timeout),
+then runs in a thread. Waiters are served by priority, then in arrival order: a live pass that makes an
+utterance final, then other live passes, then an upload's search for speech, short uploads, and long
+uploads' windows last (uploads are decoded a few windows per job, each job queued anew, so two uploads take
+turns). Long uploads' jobs hold at most ``workers`` slots: the ``reserved`` ones (an engine replica of their
+own) stay free for everything else, so a live final or an 11 s clip never waits for a long upload's job,
+which cannot be interrupted. On 2 cores, a second CTranslate2 replica decoding a live pass beside a 30 s
+beam-5 window slowed neither (measured: the pass took 0.19-0.32 s, as alone): one call does not keep two
+cores busy.
 A waiter that is cancelled (its client went away) leaves the queue and its job never runs. A running job
 cannot be interrupted, so its slot is released only when the thread really finishes: otherwise cancelled
 requests would let more jobs than cores run at once.
@@ -14,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-import heapq
 import itertools
 import math
 import time
@@ -34,7 +38,8 @@ class Priority(enum.IntEnum):
     FINAL = 0  # a live pass an utterance's final waits on
     LIVE = 1  # other live passes
     SPEECH = 2  # an upload's search for its speech: short, and its windows then join the next batch
-    BATCH = 3  # uploads' windows, language detection, anything else
+    SHORT = 3  # windows of an upload that fits in one job: a new clip is not queued behind a long file
+    BATCH = 4  # long uploads' windows, language detection, anything else: never on a reserved slot
 
 
 @dataclasses.dataclass
@@ -44,16 +49,19 @@ class JobStats:
 
 
 class Scheduler:
-    def __init__(self, workers: int, max_queue: int, queue_timeout: float) -> None:
+    def __init__(self, workers: int, max_queue: int, queue_timeout: float, reserved: int = 0) -> None:
+        """``reserved``: slots long uploads' (Priority.BATCH) jobs never take; the engine must be able to run
+        ``workers + reserved`` calls at once (Engine.parallel_calls)."""
         self._workers = workers
         self._max_queue = max_queue
         self._queue_timeout = queue_timeout
-        self._free = workers  # slots nobody holds
+        self._free = workers + reserved  # slots nobody holds
+        self._batch_free = workers  # of those, how many a Priority.BATCH job may still take
         self._queue: list[tuple[int, int, asyncio.Future[None]]] = []  # (priority, arrival, woken with a slot)
         self._arrivals = itertools.count()
         self._waiting = 0
         self._running = 0
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stt-engine")
+        self._executor = ThreadPoolExecutor(max_workers=workers + reserved, thread_name_prefix="stt-engine")
         # Live speech detection: a few ms of Silero per 100 ms of audio per stream, needed at once (an
         # utterance's end is only seen after it). Queued behind a decoding job it would wait for it; in the
         # default pool it would be unbounded. A few threads of its own, part of this budget: one thread
@@ -81,21 +89,34 @@ class Scheduler:
         queued_at = time.monotonic()
         await self._acquire(priority, bounded)
         stats.queued_s = time.monotonic() - queued_at
-        return await self._execute(job, stats)
+        return await self._execute(job, stats, priority)
 
     async def detect(self, job: Callable[[], T]) -> T:
         """Short model work a live stream needs now (speech detection), on DETECTION_THREADS threads."""
         return await asyncio.wrap_future(self._detection.submit(job))
 
+    def _may_take(self, priority: int) -> bool:
+        return self._free > 0 and (priority != Priority.BATCH or self._batch_free > 0)
+
+    def _take(self, priority: int) -> None:
+        self._free -= 1
+        self._batch_free -= priority == Priority.BATCH
+
+    def _put_back(self, priority: int) -> None:
+        self._free += 1
+        self._batch_free += priority == Priority.BATCH
+
     async def _acquire(self, priority: Priority, bounded: bool) -> None:
-        if self._free and not self._queue:
-            self._free -= 1
+        # Whoever waits could not take a slot when it last changed hands (see _hand_over): a job that may
+        # take one now goes ahead of them, as it would have been woken first.
+        if self._may_take(priority):
+            self._take(priority)
             return
         if bounded and self._waiting >= self._max_queue:
             raise Overloaded("Server is busy: the transcription queue is full, retry later",
                              headers={"Retry-After": str(self.retry_after())})
         woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._queue, (int(priority), next(self._arrivals), woken))
+        self._queue.append((int(priority), next(self._arrivals), woken))
         self._waiting += 1
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that lands just after the
@@ -103,48 +124,54 @@ class Scheduler:
             async with asyncio.timeout(self._queue_timeout if bounded else None):
                 await woken
         except TimeoutError:
-            self._give_back(woken)
+            self._give_back(woken, priority)
             raise Overloaded(f"Server is busy: waited {self._queue_timeout:g} s for a free worker",
                              headers={"Retry-After": str(self.retry_after())}) from None
         except BaseException:
-            self._give_back(woken)
+            self._give_back(woken, priority)
             raise
         finally:
             self._waiting -= 1
 
-    def _give_back(self, woken: asyncio.Future[None]) -> None:
+    def _give_back(self, woken: asyncio.Future[None], priority: int) -> None:
         """A waiter that leaves: a slot handed to it just before it left goes to the next one."""
         if woken.done() and not woken.cancelled():
+            self._put_back(priority)
             self._hand_over()
         else:
-            woken.cancel()  # still in the heap: skipped when popped
+            woken.cancel()  # still queued: dropped at the next hand-over
 
     def _hand_over(self) -> None:
-        while self._queue:
-            _, _, woken = heapq.heappop(self._queue)
-            if not woken.done():
+        """Free slots to the most urgent waiters that may take them (a long upload's job may not take a
+        reserved slot: it stays queued while a live pass behind it goes ahead)."""
+        for entry in sorted(self._queue, key=lambda e: e[:2]):  # a few dozen waiters at most
+            if not self._free:
+                break
+            priority, _, woken = entry
+            if not woken.done() and self._may_take(priority):
+                self._take(priority)
                 woken.set_result(None)
-                return
-        self._free += 1
+        self._queue = [entry for entry in self._queue if not entry[2].done()]
 
-    async def _execute(self, job: Callable[[], T], stats: JobStats) -> T:
+    async def _execute(self, job: Callable[[], T], stats: JobStats, priority: int) -> T:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         self._running += 1
 
         def finished(_: Future[T]) -> None:
             if not loop.is_closed():  # at exit the loop may already be gone; nothing waits then
-                loop.call_soon_threadsafe(self._release, started, stats)
+                loop.call_soon_threadsafe(self._release, started, stats, priority)
 
         future = self._executor.submit(job)
         future.add_done_callback(finished)
         # shield: a cancelled request must not cancel the wrapper and release the slot early.
         return await asyncio.shield(asyncio.wrap_future(future))
 
-    def _release(self, started: float, stats: JobStats) -> None:
+    def _release(self, started: float, stats: JobStats, priority: int) -> None:
         stats.engine_s = time.monotonic() - started
         self._ewma_job_s = 0.8 * self._ewma_job_s + 0.2 * stats.engine_s
         self._running -= 1
+        self._put_back(priority)
         self._hand_over()
 
     async def drain(self, timeout: float) -> bool:

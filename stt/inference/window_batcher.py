@@ -1,10 +1,13 @@
 """Uploads' windows from every client batched into shared scheduler jobs, the uploads taking turns.
 
-Each upload hands all its speech windows over at once. A job takes waiting windows one upload at a time in
-rotation (the upload after the one served last goes first) up to JOB_AUDIO_S of audio, so four short
-clips sent together decode as one batch, and an 11 s clip sent after a 4-hour file waits for one job, not
-for the file. A job runs at Priority.BATCH: live passes that wait go first. Windows whose client left are
-dropped when a job takes its windows; a job that already runs finishes.
+Each upload hands all its speech windows over at once, to one of two queues:
+- short uploads (all their speech fits in one job) run at Priority.SHORT, which may take the scheduler's
+  reserved slot: an 11 s clip sent after a 4-hour file does not wait for the file's job in progress;
+- long uploads run at Priority.BATCH, on the ``workers`` slots only, in bigger jobs (batching pays most on
+  long files, and nothing urgent waits behind them: live passes and short clips have the reserved slot).
+A job takes waiting windows one upload at a time in rotation (the upload after the one served last goes
+first) up to its audio budget, so four short clips sent together decode as one batch and two long files take
+turns. Windows whose client left are dropped when a job takes its windows; a job that already runs finishes.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ from stt.errors import ApiError, EngineError
 from stt.inference.scheduler import JobStats, Priority, Scheduler
 
 log = logging.getLogger("stt.inference")
-# Audio decoded per job: one full window, or several short ones. A live pass or a new upload waits for at
-# most the job in progress: on 2 CPU threads a 30 s window of base (beam 5) takes ~1.5 s, and measured here
-# two windows per job made an 11 s clip wait ~20 s behind a long file on a loaded machine. Short windows
-# batched together are what pays on a CPU; a GPU would take a larger budget.
-JOB_AUDIO_S = 30.0
+# Audio decoded per job. Short clips: one full window, or several short ones batched. Long uploads: two
+# full windows, measured on 2 CPU threads (base, beam 5) at 2.6 s against 3.8 s one by one; a longer job only
+# delays other long uploads' turns.
+SHORT_JOB_AUDIO_S = 30.0
+LONG_JOB_AUDIO_S = 60.0
 
 
 @dataclasses.dataclass(eq=False)
@@ -38,25 +41,45 @@ class _Waiting:
 
 
 class WindowBatcher:
-    def __init__(self, scheduler: Scheduler, engine: Engine, job_audio_s: float = JOB_AUDIO_S) -> None:
-        self._scheduler = scheduler
-        self._engine = engine
-        self._budget = int(job_audio_s * SAMPLE_RATE)
-        self._pending: list[_Waiting] = []
-        self._lock = threading.Lock()  # the worker thread takes from _pending
-        self._last_owner: object | None = None
-        self._runner: asyncio.Task[None] | None = None
+    def __init__(self, scheduler: Scheduler, engine: Engine, *, long_jobs: int = 1, short_jobs: int = 1,
+                 short_job_audio_s: float = SHORT_JOB_AUDIO_S,
+                 long_job_audio_s: float = LONG_JOB_AUDIO_S) -> None:
+        """``long_jobs`` / ``short_jobs``: jobs of each queue that may run at once (the scheduler's slots
+        bound them too)."""
+        self._short = _Queue(scheduler, engine, Priority.SHORT, short_jobs, short_job_audio_s)
+        self._long = _Queue(scheduler, engine, Priority.BATCH, long_jobs, long_job_audio_s)
 
     async def decode(self, requests: Sequence[WindowRequest], owner: object,
                      stats: JobStats | None = None) -> list[WindowResult]:
         """Results in order. Cancelling the caller drops its windows that no job has taken yet."""
+        samples = sum(len(r.audio) for r in requests)
+        queue = self._short if samples <= self._short.budget else self._long
+        return await queue.decode(requests, owner, stats if stats is not None else JobStats())
+
+
+class _Queue:
+    def __init__(self, scheduler: Scheduler, engine: Engine, priority: Priority, max_jobs: int,
+                 job_audio_s: float) -> None:
+        self._scheduler = scheduler
+        self._engine = engine
+        self._priority = priority
+        self._max_jobs = max_jobs
+        self.budget = int(job_audio_s * SAMPLE_RATE)
+        self._pending: list[_Waiting] = []
+        self._lock = threading.Lock()  # the worker thread takes from _pending
+        self._last_owner: object | None = None
+        self._runners: set[asyncio.Task[None]] = set()
+
+    async def decode(self, requests: Sequence[WindowRequest], owner: object,
+                     stats: JobStats) -> list[WindowResult]:
         loop = asyncio.get_running_loop()
-        stats = stats if stats is not None else JobStats()
         waiting = [_Waiting(r, loop.create_future(), owner, stats) for r in requests]
         with self._lock:
             self._pending += waiting
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.create_task(self._run())
+        if len(self._runners) < self._max_jobs:
+            runner = asyncio.create_task(self._run())
+            self._runners.add(runner)
+            runner.add_done_callback(self._runners.discard)
         try:
             return list(await asyncio.gather(*(w.future for w in waiting)))
         finally:
@@ -73,7 +96,7 @@ class WindowBatcher:
             try:
                 # Accepted work: no queue limit or timeout here; uploads were admitted (and could be refused)
                 # when their speech was searched for.
-                results = await self._scheduler.run(lambda: self._job(taken), stats, Priority.BATCH,
+                results = await self._scheduler.run(lambda: self._job(taken), stats, self._priority,
                                                     bounded=False)
             except Exception as exc:
                 self._fail(taken, exc)
@@ -113,7 +136,7 @@ class WindowBatcher:
             at = next(i for i, o in enumerate(owners) if o is self._last_owner) + 1
             owners = owners[at:] + owners[:at]
         batch: list[_Waiting] = []
-        budget = self._budget
+        budget = self.budget
         while any(queues[id(o)] for o in owners):
             for owner in owners:
                 queue = queues[id(owner)]
