@@ -164,6 +164,85 @@ def live_measures(url: str, chapter: np.ndarray, args: argparse.Namespace) -> No
         f"{sustained}", ">= 6", sustained >= 6)
 
 
+def upload_measures(engine: Any, url: str, proc: psutil.Process, me: psutil.Process, audios: list[np.ndarray],
+                    refs: list[str], chapter: np.ndarray, jfk: np.ndarray, m: dict[str, Clip]) -> None:
+    direct(engine, jfk)  # warm-up, both sides
+    post(url, wav16(jfk))
+    # Interleaved, clip by clip, so the load of this shared machine hits both sides alike; CPU seconds
+    # (of this process, of the server process) are printed too: load disturbs them less.
+    base_clips, alone, base_cpu, alone_cpu = [], [], 0.0, 0.0
+    for audio in audios:
+        c0 = cpu(me)
+        base_clips.append(direct(engine, audio))
+        base_cpu += cpu(me) - c0
+        c0 = cpu(proc)
+        alone.append(post(url, wav16(audio)))
+        alone_cpu += cpu(proc) - c0
+    c0 = cpu(proc)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda a: post(url, wav16(a)), audios))
+    together_wall = time.perf_counter() - started
+    together_cpu = cpu(proc) - c0
+    base_wall = sum(t for t, _ in base_clips)
+    row("8 clips sent 4 at a time vs in-process transcribe one by one",
+        f"{base_wall / together_wall:.2f}x ({together_wall:.1f} s vs {base_wall:.1f} s; CPU-s "
+        f"{together_cpu:.1f} vs {base_cpu:.1f}); WER {wer(refs, [t for _, t in together]) * 100:.1f} % "
+        f"vs {wer(refs, [t for _, t in base_clips]) * 100:.1f} %",
+        ">= 2.0x", base_wall / together_wall >= 2.0)
+    ratio = statistics.median(a[0] / b[0] for a, b in zip(alone, base_clips))
+    row("one 3-15 s clip alone, server latency vs in-process transcribe (median of 8)",
+        f"{ratio:.2f}x (CPU-s {alone_cpu:.1f} vs {base_cpu:.1f})", "<= 0.6x", ratio <= 0.6)
+
+    c0 = cpu(me)
+    base_chapter = direct(engine, chapter)
+    base_chapter_cpu = cpu(me) - c0
+    base_jfk = direct(engine, jfk)
+    cpu0 = cpu(proc)
+    chapter_wall, chapter_text = post(url, wav16(chapter))
+    chapter_cpu = cpu(proc) - cpu0
+    ref = m[CHAPTER].transcript
+    speed = base_chapter[0] / chapter_wall
+    wer_server, wer_base = wer(ref, chapter_text), wer(ref, base_chapter[1])
+    row("276 s chapter wall, server vs in-process sequential transcribe",
+        f"{speed:.2f}x faster ({chapter_wall:.1f} s vs {base_chapter[0]:.1f} s; CPU-s {chapter_cpu:.1f} vs "
+        f"{base_chapter_cpu:.1f}); WER {wer_server * 100:.1f} % vs {wer_base * 100:.1f} %", ">= 1.3x, WER <= +0.5 pt",
+        speed >= 1.3 and wer_server <= wer_base + 0.005)
+
+    jfk_alone = post(url, wav16(jfk))[0]
+    with ThreadPoolExecutor(2) as pool:
+        long_job = pool.submit(post, url, wav16(chapter))
+        time.sleep(1.0)
+        jfk_after = post(url, wav16(jfk))[0]
+        long_job.result()
+    row("11 s clip sent 1 s after the chapter, latency vs alone",
+        f"{jfk_after / jfk_alone:.1f}x ({jfk_after:.2f} s vs {jfk_alone:.2f} s; in-process "
+        f"{base_jfk[0]:.2f} s)", "<= 3x", jfk_after / jfk_alone <= 3)
+
+
+
+def noise_and_language_measures(engine: Any, url: str, proc: psutil.Process, m: dict[str, Clip]) -> None:
+    base_lang = {c.lang: direct(engine, decode_audio(c.path.read_bytes())) for c in m.values()
+                 if c.category == "non-english"}
+    silence, noise = np.zeros(30 * SAMPLE_RATE, np.float32), \
+        np.random.default_rng(0).normal(0, 0.1, 10 * SAMPLE_RATE).astype(np.float32)
+    cpu0 = cpu(proc)
+    silence_text = post(url, wav16(silence))[1]
+    silence_cpu = cpu(proc) - cpu0
+    cpu0 = cpu(proc)
+    noise_text = post(url, wav16(noise))[1]
+    noise_cpu = cpu(proc) - cpu0
+    row("30 s silence / 10 s white noise", f"{silence_text!r} ({silence_cpu:.2f} CPU-s) / {noise_text!r} "
+        f"({noise_cpu:.2f} CPU-s)", '"" / <= 1 s of compute',
+        silence_text == "" and noise_cpu <= 1.0)
+
+    for lang, (_, base_text) in sorted(base_lang.items()):
+        clip = next(c for c in m.values() if c.category == "non-english" and c.lang == lang)
+        text = post(url, clip.path.read_bytes())[1]
+        row(f"WER {lang} clip, server vs in-process", f"{wer(clip.transcript, text, lang) * 100:.1f} % vs "
+            f"{wer(clip.transcript, base_text, lang) * 100:.1f} %")
+
+
 # -- the benchmark ------------------------------------------------------------------------------------------
 
 def main() -> int:
@@ -172,6 +251,7 @@ def main() -> int:
     parser.add_argument("--levels", default="1,4,6,8")
     parser.add_argument("--stream-clips", type=int, default=5)
     parser.add_argument("--skip-live", action="store_true", help="uploads only (a few minutes)")
+    parser.add_argument("--only-live", action="store_true", help="the live rows only")
     args = parser.parse_args()
     asr = {"engine": "faster-whisper", "model": args.model, "beam_size": 5, "threads": 2, "compute_type": "int8"}
     m = manifest()
@@ -190,81 +270,13 @@ def main() -> int:
         proc = psutil.Process(server.proc.pid)  # type: ignore[union-attr]
         url = server.url
         try:
-            direct(engine, jfk)  # warm-up, both sides
-            post(url, wav16(jfk))
-            # Interleaved, clip by clip, so the load of this shared machine hits both sides alike; CPU seconds
-            # (of this process, of the server process) are printed too: load disturbs them less.
-            base_clips, alone, base_cpu, alone_cpu = [], [], 0.0, 0.0
-            for audio in audios:
-                c0 = cpu(me)
-                base_clips.append(direct(engine, audio))
-                base_cpu += cpu(me) - c0
-                c0 = cpu(proc)
-                alone.append(post(url, wav16(audio)))
-                alone_cpu += cpu(proc) - c0
-            c0 = cpu(proc)
-            started = time.perf_counter()
-            with ThreadPoolExecutor(4) as pool:
-                together = list(pool.map(lambda a: post(url, wav16(a)), audios))
-            together_wall = time.perf_counter() - started
-            together_cpu = cpu(proc) - c0
-            base_wall = sum(t for t, _ in base_clips)
-            row("8 clips sent 4 at a time vs in-process transcribe one by one",
-                f"{base_wall / together_wall:.2f}x ({together_wall:.1f} s vs {base_wall:.1f} s; CPU-s "
-                f"{together_cpu:.1f} vs {base_cpu:.1f}); WER {wer(refs, [t for _, t in together]) * 100:.1f} % "
-                f"vs {wer(refs, [t for _, t in base_clips]) * 100:.1f} %",
-                ">= 2.0x", base_wall / together_wall >= 2.0)
-            ratio = statistics.median(a[0] / b[0] for a, b in zip(alone, base_clips))
-            row("one 3-15 s clip alone, server latency vs in-process transcribe (median of 8)",
-                f"{ratio:.2f}x (CPU-s {alone_cpu:.1f} vs {base_cpu:.1f})", "<= 0.6x", ratio <= 0.6)
-
-            c0 = cpu(me)
-            base_chapter = direct(engine, chapter)
-            base_chapter_cpu = cpu(me) - c0
-            base_jfk = direct(engine, jfk)
-            base_lang = {c.lang: direct(engine, decode_audio(c.path.read_bytes())) for c in m.values()
-                         if c.category == "non-english"}
-            cpu0 = cpu(proc)
-            chapter_wall, chapter_text = post(url, wav16(chapter))
-            chapter_cpu = cpu(proc) - cpu0
-            ref = m[CHAPTER].transcript
-            speed = base_chapter[0] / chapter_wall
-            wer_server, wer_base = wer(ref, chapter_text), wer(ref, base_chapter[1])
-            row("276 s chapter wall, server vs in-process sequential transcribe",
-                f"{speed:.2f}x faster ({chapter_wall:.1f} s vs {base_chapter[0]:.1f} s; CPU-s {chapter_cpu:.1f} vs "
-                f"{base_chapter_cpu:.1f}); WER {wer_server * 100:.1f} % vs {wer_base * 100:.1f} %", ">= 1.3x, WER <= +0.5 pt",
-                speed >= 1.3 and wer_server <= wer_base + 0.005)
-
-            jfk_alone = post(url, wav16(jfk))[0]
-            with ThreadPoolExecutor(2) as pool:
-                long_job = pool.submit(post, url, wav16(chapter))
-                time.sleep(1.0)
-                jfk_after = post(url, wav16(jfk))[0]
-                long_job.result()
-            row("11 s clip sent 1 s after the chapter, latency vs alone",
-                f"{jfk_after / jfk_alone:.1f}x ({jfk_after:.2f} s vs {jfk_alone:.2f} s; in-process "
-                f"{base_jfk[0]:.2f} s)", "<= 3x", jfk_after / jfk_alone <= 3)
-
+            if not args.only_live:
+                upload_measures(engine, url, proc, me, audios, refs, chapter, jfk, m)
             if not args.skip_live:
                 live_measures(url, chapter, args)
 
-            silence, noise = np.zeros(30 * SAMPLE_RATE, np.float32), \
-                np.random.default_rng(0).normal(0, 0.1, 10 * SAMPLE_RATE).astype(np.float32)
-            cpu0 = cpu(proc)
-            silence_text = post(url, wav16(silence))[1]
-            silence_cpu = cpu(proc) - cpu0
-            cpu0 = cpu(proc)
-            noise_text = post(url, wav16(noise))[1]
-            noise_cpu = cpu(proc) - cpu0
-            row("30 s silence / 10 s white noise", f"{silence_text!r} ({silence_cpu:.2f} CPU-s) / {noise_text!r} "
-                f"({noise_cpu:.2f} CPU-s)", '"" / <= 1 s of compute',
-                silence_text == "" and noise_cpu <= 1.0)
-
-            for lang, (_, base_text) in sorted(base_lang.items()):
-                clip = next(c for c in m.values() if c.category == "non-english" and c.lang == lang)
-                text = post(url, clip.path.read_bytes())[1]
-                row(f"WER {lang} clip, server vs in-process", f"{wer(clip.transcript, text, lang) * 100:.1f} % vs "
-                    f"{wer(clip.transcript, base_text, lang) * 100:.1f} %")
+            if not args.only_live:
+                noise_and_language_measures(engine, url, proc, m)
         finally:
             server.terminate()
         # A pass that failed quietly looks like a fast one: the server's own log must be clean.

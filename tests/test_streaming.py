@@ -126,3 +126,26 @@ def test_close_while_speaking_decodes_to_the_very_end() -> None:
     assert session.flush(from_finalize=False) == []
     step = session.next_pass()
     assert step is not None and step.end == cut and step.urgent
+
+
+def test_the_end_of_speech_is_decoded_beside_an_interim_still_in_flight_and_the_late_interim_is_dropped() -> None:
+    """An interim held in a slow batch of other streams' passes does not hold the final back: the pass that
+    covers the end of speech starts beside it, and the interim, answered last, changes nothing."""
+    speech = clip("1089-134686-0030.flac")
+    session = StreamSession(StreamConfig(endpointing_s=0.4), DETECTOR)
+    audio = np.concatenate([speech, np.zeros(SAMPLE_RATE, dtype=np.float32)])
+    held = None
+    events: list = []
+    for i in range(0, len(audio), CHUNK):
+        events += session.feed(audio[i:i + CHUNK])
+        while (step := session.next_pass()) is not None:
+            if held is None and not step.urgent and i > len(speech) // 2:
+                held = step  # this interim's batch is slow: it answers only at the very end
+                continue
+            assert held is None or step.urgent  # never a second interim while one is in flight
+            events += session.apply(step, scripted(step.request.audio))
+    finals = [e for e in events if isinstance(e, Transcribed) and e.is_final]
+    assert held is not None and len(finals) == 1 and finals[0].speech_final
+    assert finals[0].end >= len(speech) / SAMPLE_RATE - 0.5  # the final heard the end while the interim waited
+    assert session.apply(held, scripted(held.request.audio)) == []  # too late: nothing more comes out
+    assert session.next_pass() is None

@@ -1,9 +1,10 @@
 """One live connection: WebSocket messages in, StreamSession in the middle, Deepgram messages out.
 
 Two loops share the session: the receive loop decodes audio and feeds it (speech detection runs on the
-scheduler's detection thread, off the event loop), the pass loop asks the session for its next decoding pass and runs it through the
-shared PassBatcher. Flushing (Finalize, CloseStream, limits) runs the remaining passes itself, after the
-one in flight, so the words at the very end of the audio always come out before Metadata and the close.
+scheduler's detection threads, off the event loop), the pass loop starts the decoding passes the session
+asks for (an interim and an urgent one at most) through the shared PassBatcher. Flushing (Finalize,
+CloseStream, limits) runs the remaining passes itself, after those in flight, so the words at the very end
+of the audio always come out before Metadata and the close.
 """
 
 from __future__ import annotations
@@ -55,13 +56,13 @@ class LiveOptions:
 
 @dataclasses.dataclass
 class _Lane:
-    """One channel's session and the locks of its passes (a mono stream has one lane)."""
+    """One channel's session and its passes in flight (a mono stream has one lane)."""
 
     index: int
     session: StreamSession
     guard: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)  # feed (in a thread) vs passes
-    passing: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)  # one runner of passes at a time
-    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    passes: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)  # the session allows two
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # audio came, or a pass ended
     speakers: LiveSpeakers | None = None  # diarize=true: this channel's speakers
 
 
@@ -105,7 +106,7 @@ class LiveStream:
             if code is not None:
                 await self._finish(code, reason)
         finally:
-            for task in passes:
+            for task in passes + [t for lane in self._lanes for t in lane.passes]:
                 task.cancel()
             if isinstance(self._decoder, ContainerDecoder):
                 self._decoder.close()  # idempotent after _finish; the only way out when the client vanished
@@ -222,19 +223,34 @@ class LiveStream:
         while True:
             await lane.wake.wait()
             lane.wake.clear()
-            await self._run_passes(lane)
+            await self._start_passes(lane)
 
-    async def _run_passes(self, lane: _Lane) -> None:
-        async with lane.passing:
-            while True:
-                async with lane.guard:
-                    step = lane.session.next_pass()
-                if step is None:
-                    return
-                result = await self._decode(step)
-                async with lane.guard:
-                    events = lane.session.apply(step, result)
-                await self._send(events, lane.index)
+    async def _start_passes(self, lane: _Lane) -> None:
+        """Every pass the session wants now, started without waiting for those in flight (an urgent pass
+        runs beside an interim one)."""
+        while True:
+            async with lane.guard:
+                step = lane.session.next_pass()
+            if step is None:
+                return
+            task = asyncio.create_task(self._run_pass(lane, step))
+            lane.passes.add(task)
+            task.add_done_callback(lane.passes.discard)
+
+    async def _run_pass(self, lane: _Lane, step: Pass) -> None:
+        result = await self._decode(step)
+        async with lane.guard:
+            events = lane.session.apply(step, result)
+        await self._send(events, lane.index)
+        lane.wake.set()  # the session may want the next pass now
+
+    async def _drain_passes(self, lane: _Lane) -> None:
+        """Passes until the session wants none and none is in flight (a flush: every final out)."""
+        while True:
+            await self._start_passes(lane)
+            if not lane.passes:
+                return
+            await asyncio.wait(set(lane.passes), return_when=asyncio.FIRST_COMPLETED)
 
     async def _decode(self, step: Pass) -> WindowResult | None:
         try:
@@ -264,7 +280,7 @@ class LiveStream:
         async with lane.guard:
             events = await self._batcher.detect(lambda: lane.session.flush(from_finalize))
         await self._send(events, lane.index)
-        await self._run_passes(lane)
+        await self._drain_passes(lane)
 
     async def _finish(self, code: int, reason: str) -> None:
         error = await self._flush(from_finalize=False)

@@ -12,6 +12,9 @@ How it works:
   tried: the model then often says the whole utterance a second time after the prefix.)
 - The utterance ends after ``endpointing_s`` of silence. When the latest pass already covered the end of
   speech, its text becomes the final at once, with no further decoding; otherwise one last pass runs.
+- At most one interim pass and one urgent pass (the one that covers the end of speech, or the final's) are
+  in flight: a final does not wait for an interim still decoding in a big batch of other streams' passes.
+  A result older than what an utterance already heard, or for an utterance already final, is dropped.
 - An utterance longer than ``max_utterance_s`` is cut after its last committed word: those words go out as a
   final (not ``speech_final``) and the window restarts there, so a pass never grows past a bounded window and
   latency does not grow with the length of the session.
@@ -123,7 +126,7 @@ class StreamSession:
         self._speech_end = 0  # absolute sample where the last speech frame ended
         self._utt: _Utterance | None = None
         self._finals: list[_FinalDue] = []
-        self._inflight: Pass | None = None
+        self._inflight: list[Pass] = []  # one interim and one urgent pass at most
         self._last_pass_end = 0
         self._context = ""
         self._last_word_end: float | None = None
@@ -230,8 +233,7 @@ class StreamSession:
     def _trim(self) -> None:
         keep = self._vad_pos - LOOKBACK * FRAME - int(self.config.preroll_s * SAMPLE_RATE)
         starts = [u.utterance.start for u in self._finals] + ([self._utt.start] if self._utt else [])
-        if self._inflight is not None:
-            starts.append(self._inflight.start)
+        starts += [p.start for p in self._inflight]
         keep = min([keep, *starts])
         drop = keep - self._buf_start
         if drop > 0:
@@ -241,7 +243,7 @@ class StreamSession:
     # -- passes ---------------------------------------------------------------------------------------
 
     def next_pass(self) -> Pass | None:
-        if self._inflight is not None:
+        if any(p.urgent for p in self._inflight):
             return None
         if self._finals:
             due = self._finals[0]
@@ -249,13 +251,14 @@ class StreamSession:
         utt = self._utt
         if utt is None or self._speech_end - utt.start < self.config.min_speech_s * SAMPLE_RATE:
             return None
-        new_speech = self._speech_end > self._last_pass_end
-        interval = self._total - self._last_pass_end >= self.config.interim_interval_s * SAMPLE_RATE
         # Right after speech stops, a pass that covers its end lets the endpoint finalize without waiting.
         cover = self._speech_end + int(COVER_MARGIN_S * SAMPLE_RATE)
-        covers_end = self._vad_pos >= cover > utt.covered
-        if covers_end or (new_speech and interval):
-            return self._start_pass(utt, self._total, None, urgent=covers_end)
+        if self._vad_pos >= cover > utt.covered:
+            return self._start_pass(utt, self._total, None, urgent=True)
+        new_speech = self._speech_end > self._last_pass_end
+        interval = self._total - self._last_pass_end >= self.config.interim_interval_s * SAMPLE_RATE
+        if not self._inflight and new_speech and interval:
+            return self._start_pass(utt, self._total, None)
         return None
 
     def flush(self, from_finalize: bool = True) -> list[Event]:
@@ -277,26 +280,29 @@ class StreamSession:
         audio = self._audio[utt.start - self._buf_start:end - self._buf_start]
         prompt = self._context[-self.config.context_chars:].strip() or None
         request = WindowRequest(audio, self.config.language, prompt, self.config.beam_size)
-        self._inflight = Pass(request, utt.id, utt.start, end, due, urgent)
+        step = Pass(request, utt.id, utt.start, end, due, urgent)
+        self._inflight.append(step)
         self._last_pass_end = max(self._last_pass_end, end)
         self.passes += 1
-        return self._inflight
+        return step
 
     def apply(self, done: Pass, result: WindowResult | None) -> list[Event]:
         """The result of ``done`` (None when the pass failed: an interim is skipped, a final sent as heard)."""
-        self._inflight = None
+        self._inflight = [p for p in self._inflight if p is not done]
         offset = done.start / SAMPLE_RATE
         words = [] if result is None else [
             Word(w.start + offset, min(w.end + offset, done.end / SAMPLE_RATE), w.word, w.probability)
             for w in result.words]
         if done.final is not None:
+            if not any(f is done.final for f in self._finals):
+                return []  # a pass that ran beside it already made that final
             self._finals = [f for f in self._finals if f is not done.final]
             return [self._final_event(done.start, done.end, words or done.final.utterance.hypothesis,
                                       done.final.speech_final, done.final.from_finalize)]
         due = next((f for f in self._finals if f.utterance.id == done.utterance_id), None)
         utt = due.utterance if due else self._utt
-        if utt is None or utt.id != done.utterance_id or result is None:
-            return []  # a pass over an utterance already finalized, or a failed interim
+        if utt is None or utt.id != done.utterance_id or result is None or done.end < utt.covered:
+            return []  # a pass over an utterance already finalized, a failed interim, or an outrun one
         shown = self._agree(utt, words, done.end)
         if due is not None and done.end >= due.need:
             # This pass already heard the whole utterance: it is the final, no further decoding.
