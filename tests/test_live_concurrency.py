@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -69,3 +71,44 @@ async def test_concurrent_streams_lose_no_words(make_client: Any, fw_base: Any, 
     live_wer, alone_wer = wer(references, [got.final_text for got in received]), wer(references, alone)
     print(f"{count} streams: live WER {live_wer:.3f}, same audio as one request {alone_wer:.3f}")
     assert live_wer <= alone_wer + 0.03, [got.final_text for got in received]
+
+
+@pytest.mark.model
+def test_the_reserved_replica_decodes_beside_another_call_as_it_would_alone(fw_base: Any) -> None:
+    """Two calls at once on the CTranslate2 replicas (a long upload's window and a live pass) give exactly
+    what each gives alone: the replicas share weights, not state."""
+    clips = manifest()
+    long = decode_audio(clips["en/librispeech/1089-134686-0000.flac"].path.read_bytes())
+    short = decode_audio(clips["en/librispeech/1089-134686-0030.flac"].path.read_bytes())
+    upload_window, live_pass = WindowRequest(long, "en", None, 5), WindowRequest(short, "en", "Stew.", 1)
+    alone = [fw_base.decode_windows([upload_window])[0], fw_base.decode_windows([live_pass])[0]]
+    assert fw_base.parallel_calls >= 2  # asr.workers 1 + asr.reserved_workers 1
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda r: fw_base.decode_windows([r])[0], [upload_window, live_pass]))
+    assert [r.text for r in together] == [r.text for r in alone]
+    assert [[w.word for w in r.words] for r in together] == [[w.word for w in r.words] for r in alone]
+
+
+@pytest.mark.model
+async def test_a_live_stream_beside_a_long_upload_loses_nothing(make_client: Any, fw_base: Any,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The long upload's jobs hold the worker, the stream's passes run on the reserved one: every utterance
+    becomes final, with the words it has alone, while the upload is still being transcribed."""
+    client = await make_client(fw_base)
+    caplog.set_level(logging.WARNING, logger="stt")
+    chapter = manifest()["long/1089-134686_full_chapter.flac"]
+    audio, reference = _stream_audio(0, 1)
+    upload = asyncio.create_task(client.post("/stt", data=chapter.path.read_bytes(), headers=AUTH))
+    answered: list[float] = []
+    upload.add_done_callback(lambda _: answered.append(time.monotonic()))
+    await asyncio.sleep(1.0)
+    ws = await client.ws_connect(PCM, headers=AUTH)
+    started = time.monotonic()
+    got = await stream(ws, pcm16(audio), speed=1.0)
+    answer = await (await upload).json()
+    finals = [started + t for t, m in got.messages if m.get("type") == "Results" and m.get("is_final")]
+    assert finals and finals[0] < answered[0]  # the first utterance was final while the upload still ran
+    failures = [r.getMessage() for r in caplog.records if "pass failed" in r.getMessage()]
+    assert not failures and got.close_code == 1000
+    assert wer(reference, got.final_text) <= 0.08, got.final_text
+    assert wer(chapter.transcript, answer["text"]) <= 0.05
