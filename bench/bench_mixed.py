@@ -84,6 +84,13 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
 
 
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 # -- live streams against the audio's own timeline ----------------------------------------------------------
 
 def stream_audio(clips: list[Clip]) -> tuple[np.ndarray, list[tuple[float, float]], str]:
@@ -277,6 +284,8 @@ def main() -> int:
 
             if not args.only_live:
                 noise_and_language_measures(engine, url, proc, m)
+            row("server peak RSS (VmHWM) after everything above", f"{peak_rss_mb(proc.pid):.0f} MB", "<= 600 MB",
+                peak_rss_mb(proc.pid) <= 600)
         finally:
             server.terminate()
         # A pass that failed quietly looks like a fast one: the server's own log must be clean.

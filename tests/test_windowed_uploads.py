@@ -61,3 +61,39 @@ async def test_openai_whisper_decodes_windows_too(make_client: Any, ow_base: Any
     body = await resp.json()
     assert wer(clip.transcript, body["text"]) <= 0.1 and body["language"] == "en"
     assert body["segments"][0]["words"][0]["start"] >= 2.5  # mapped back past the cut-out silence
+
+
+def _coverage(pieces: list[tuple[int, int]], length: int) -> np.ndarray:
+    mask = np.zeros(length, bool)
+    for start, end in pieces:
+        mask[start:end] = True
+    return mask
+
+
+@pytest.mark.model
+def test_the_search_for_speech_holds_a_stretch_of_the_upload_not_copies_of_all_of_it() -> None:
+    import tracemalloc
+
+    from stt.engines.speech import silero_speech
+
+    chapter = decode_audio(manifest()["long/1089-134686_full_chapter.flac"].path.read_bytes())
+    long = np.tile(chapter, 9)  # 41 min: faster-whisper's own search copies it whole about twice (320 MB)
+    silero_speech(chapter[:SAMPLE_RATE])  # the ONNX session is loaded outside the measure
+    tracemalloc.start()
+    pieces = silero_speech(long)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"{len(long) / SAMPLE_RATE:.0f} s of audio ({long.nbytes >> 20} MB): search peak {peak >> 20} MB")
+    assert peak < 0.4 * long.nbytes
+    assert len(pieces) >= 9 * 10 and all(0 < end - start <= 30 * SAMPLE_RATE for start, end in pieces)
+
+
+@pytest.mark.model
+def test_speech_found_a_stretch_at_a_time_is_the_speech_found_at_once() -> None:
+    from stt.engines.speech import silero_speech
+
+    chapter = decode_audio(manifest()["long/1089-134686_full_chapter.flac"].path.read_bytes())
+    whole, stretches = silero_speech(chapter, chunk_s=1e9), silero_speech(chapter, chunk_s=60.0)
+    a, b = _coverage(whole, len(chapter)), _coverage(stretches, len(chapter))
+    assert (a & b).sum() / (a | b).sum() > 0.97
+    assert all(0 < end - start <= 30 * SAMPLE_RATE for start, end in stretches)

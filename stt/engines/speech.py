@@ -10,16 +10,31 @@ from __future__ import annotations
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps, get_vad_model
 
+from stt.audio import SAMPLE_RATE
+
 MAX_SPEECH_S = 30.0
 # faster-whisper's BatchedInferencePipeline defaults: pauses of 160 ms are enough to cut at.
 OPTIONS = VadOptions(max_speech_duration_s=MAX_SPEECH_S, min_silence_duration_ms=160)
 
 
-def silero_speech(audio: np.ndarray) -> list[tuple[int, int]]:
+# faster-whisper's search copies the whole audio about twice (padded, then framed with context) before its
+# ONNX session runs: measured here, 700 MB of peak for a 55 min upload, so a 4 h one would need GBs. A
+# stretch at a time keeps that transient at a few times CHUNK_S of audio whatever the upload's length.
+CHUNK_S = 300.0
+
+
+def silero_speech(audio: np.ndarray, chunk_s: float = CHUNK_S) -> list[tuple[int, int]]:
     """Blocking (~2 ms per second of audio); call from a scheduler job only."""
-    if not len(audio):
-        return []
-    return [(int(c["start"]), int(c["end"])) for c in get_speech_timestamps(audio, OPTIONS)]
+    chunk = int(chunk_s * SAMPLE_RATE)
+    pieces: list[tuple[int, int]] = []
+    for offset in range(0, len(audio), chunk):
+        found = get_speech_timestamps(audio[offset:offset + chunk], OPTIONS)
+        for start, end in ((offset + int(c["start"]), offset + int(c["end"])) for c in found):
+            if pieces and pieces[-1][1] >= start and end - pieces[-1][0] <= MAX_SPEECH_S * SAMPLE_RATE:
+                pieces[-1] = (pieces[-1][0], end)  # speech that ran across a stretch's edge: one piece again
+            else:
+                pieces.append((start, end))
+    return pieces
 
 
 def frame_model():  # type: ignore[no-untyped-def]
