@@ -84,7 +84,7 @@ def test_the_search_for_speech_holds_a_stretch_of_the_upload_not_copies_of_all_o
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(f"{len(long) / SAMPLE_RATE:.0f} s of audio ({long.nbytes >> 20} MB): search peak {peak >> 20} MB")
-    assert peak < 0.4 * long.nbytes
+    assert peak < 0.2 * long.nbytes
     assert len(pieces) >= 9 * 10 and all(0 < end - start <= 30 * SAMPLE_RATE for start, end in pieces)
 
 
@@ -93,7 +93,7 @@ def test_speech_found_a_stretch_at_a_time_is_the_speech_found_at_once() -> None:
     from stt.engines.speech import silero_speech
 
     chapter = decode_audio(manifest()["long/1089-134686_full_chapter.flac"].path.read_bytes())
-    whole, stretches = silero_speech(chapter, chunk_s=1e9), silero_speech(chapter, chunk_s=60.0)
+    whole, stretches = silero_speech(chapter, chunk_s=1e9), silero_speech(chapter)  # a minute at a time
     a, b = _coverage(whole, len(chapter)), _coverage(stretches, len(chapter))
     assert (a & b).sum() / (a | b).sum() > 0.97
     assert all(0 < end - start <= 30 * SAMPLE_RATE for start, end in stretches)
