@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CONFIG ?= config.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-diarization bench-live bench-load bench-fuzz bench-abuse \
+.PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-diarization bench-live bench-memory bench-load bench-fuzz bench-abuse \
 	bench-scale-out clean newman newman-run docker docker-wheels docker-base-debian docker-test
 
 $(VENV)/.runtime: requirements.txt requirements-nodeps.txt
@@ -86,6 +86,9 @@ newman-run: newman
 # Issue 8's inference-core targets side by side in one run (about 15 minutes): bench/bench_mixed.py
 bench-mixed: install-dev
 	$(PY) bench/bench_mixed.py
+
+bench-memory: install-dev
+	$(PY) bench/bench_memory.py
 
 bench-live: install-dev browser
 	$(PY) bench/bench_live.py

@@ -29,6 +29,8 @@ def test_tokens_from_environment_are_added() -> None:
     ({"asr": {"engine": "whisper.cpp"}}, "asr.engine"),
     ({"asr": {"beam_size": 0}}, "asr.beam_size"),
     ({"asr": {"threads": True}}, "asr.threads"),
+    ({"asr": {"reserved_workers": -1}}, "asr.reserved_workers"),
+    ({"asr": {"upload_batch_seconds": 0}}, "asr.upload_batch_seconds"),
     ({"limits": {"max_queue": -1}}, "limits.max_queue"),
     ({"server": []}, "server"),
 ])

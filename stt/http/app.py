@@ -137,7 +137,8 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     reserved = min(settings.asr.reserved_workers, engine.parallel_calls - workers)
     scheduler = Scheduler(workers, settings.limits.max_queue, settings.limits.queue_timeout_seconds, reserved)
     app[SCHEDULER] = scheduler
-    app[WINDOW_BATCHER] = WindowBatcher(scheduler, engine, long_jobs=workers)
+    app[WINDOW_BATCHER] = WindowBatcher(scheduler, engine, long_jobs=workers,
+                                        long_job_audio_s=settings.asr.upload_batch_seconds)
     yield
     # Finish what was accepted before the engine goes away (graceful shutdown), within what is left of the
     # shutdown budget. A transcription still running then cannot be interrupted: it is abandoned.

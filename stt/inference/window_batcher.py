@@ -25,9 +25,9 @@ from stt.errors import ApiError, EngineError
 from stt.inference.scheduler import JobStats, Priority, Scheduler
 
 log = logging.getLogger("stt.inference")
-# Audio decoded per job. Short clips: one full window, or several short ones batched. Long uploads: two
-# full windows, measured on 2 CPU threads (base, beam 5) at 2.6 s against 3.8 s one by one; a longer job only
-# delays other long uploads' turns.
+# Audio decoded per job. Short clips: one full window, or several short ones batched. Long uploads: by
+# default (asr.upload_batch_seconds) two full windows, measured on 2 CPU threads (base, beam 5) at 2.6 s
+# against 3.8 s one by one; a longer job delays other long uploads' turns and holds more memory.
 SHORT_JOB_AUDIO_S = 30.0
 LONG_JOB_AUDIO_S = 60.0
 
