@@ -284,8 +284,8 @@ def main() -> int:
 
             if not args.only_live:
                 noise_and_language_measures(engine, url, proc, m)
-            row("server peak RSS (VmHWM) after everything above", f"{peak_rss_mb(proc.pid):.0f} MB", "<= 600 MB",
-                peak_rss_mb(proc.pid) <= 600)
+            # No target here: bench/bench_memory.py measures memory step by step, default beside lean settings.
+            row("server peak RSS (VmHWM) after everything above", f"{peak_rss_mb(proc.pid):.0f} MB")
         finally:
             server.terminate()
         # A pass that failed quietly looks like a fast one: the server's own log must be clean.
