@@ -1,6 +1,6 @@
 """Batches the live sessions' decoding passes into shared scheduler jobs.
 
-Each session has at most one pass in flight. Passes that arrive while a batch is queued or running wait
+Each session has at most one interim and one urgent pass in flight. Passes that arrive while a batch is queued or running wait
 for the next one, and a job takes every waiting pass (up to ``max_batch``) at the moment it starts on a
 worker thread, so N live streams cost one batched encode/decode per round instead of N separate ones.
 Urgent passes (the one that turns an utterance final) have jobs of their own, at Priority.FINAL, which
