@@ -24,7 +24,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_mixed import CHAPTER, CLIP_11S, live_level, peak_rss_mb, post, wav16  # noqa: E402
+from bench_core import peak_rss_mb  # noqa: E402
+from bench_mixed import CHAPTER, CLIP_11S, live_level, post, wav16  # noqa: E402
 from stt.audio import decode_audio  # noqa: E402
 from tests.helpers import manifest  # noqa: E402
 from tests.serverproc import ServerProcess  # noqa: E402

@@ -29,6 +29,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_core import peak_rss_mb  # noqa: E402
 from stt.audio import SAMPLE_RATE, decode_audio  # noqa: E402
 from stt.engines.base import TranscribeOptions  # noqa: E402
 from stt.engines.factory import load_engine  # noqa: E402
@@ -82,13 +83,6 @@ def cpu(proc: psutil.Process) -> float:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 # -- live streams against the audio's own timeline ----------------------------------------------------------
