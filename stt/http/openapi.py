@@ -143,6 +143,17 @@ def _live_op(operation_id: str, error_schema: str) -> dict[str, Any]:
                           **_errors(error_schema, (400, 401, 403, 429))})
 
 
+def _openai_audio_op(summary: str, path: str, operation_id: str, fields: Iterable[Param],
+                     answer: str) -> dict[str, Any]:
+    """OpenAI's two audio routes: the same multipart form and answers, different fields."""
+    return _op("openai", f"{summary} (OpenAI-compatible)", f"As OpenAI's `POST /v1/audio/{path}`.",
+               operationId=operation_id,
+               requestBody={"required": True, "content": {"multipart/form-data": {
+                   "schema": _form(fields, "The audio file")}}},
+               responses=_transcript_responses(["OpenAITranscription", "OpenAIVerboseTranscription"],
+                                               "OpenAIError", answer))
+
+
 def _paths() -> dict[str, Any]:
     deepgram_listen = _op(
         "deepgram", "Transcribe pre-recorded audio (Deepgram-compatible)",
@@ -164,7 +175,6 @@ def _paths() -> dict[str, Any]:
                  responses={"200": {"description": "Languages, most likely first",
                                     "content": {JSON: {"schema": _ref("Languages")}}},
                             **_errors("Error", AUDIO_ERRORS)})
-    openai_json = ["OpenAITranscription", "OpenAIVerboseTranscription"]
     return {
         "/ping": {"get": _op("native", "Liveness check", "Answers while the model works.", operationId="ping",
                              responses={"200": {"description": "pong", "content": {JSON: {"schema": _obj(
@@ -190,18 +200,11 @@ def _paths() -> dict[str, Any]:
                                     "text/plain": {"schema": STR}}}, **_errors("Error", AUTH_ERRORS)})},
         "/stt": {"post": native_stt},
         "/detect-language": {"post": detect},
-        "/v1/audio/transcriptions": {"post": _op(
-            "openai", "Transcribe (OpenAI-compatible)", "As OpenAI's `POST /v1/audio/transcriptions`.",
-            operationId="createTranscription",
-            requestBody={"required": True, "content": {"multipart/form-data": {
-                "schema": _form(OPENAI_FIELDS, "The audio file")}}},
-            responses=_transcript_responses(openai_json, "OpenAIError", "The transcription"))},
-        "/v1/audio/translations": {"post": _op(
-            "openai", "Translate to English (OpenAI-compatible)", "As OpenAI's `POST /v1/audio/translations`.",
-            operationId="createTranslation",
-            requestBody={"required": True, "content": {"multipart/form-data": {
-                "schema": _form(OPENAI_TRANSLATION_FIELDS, "The audio file")}}},
-            responses=_transcript_responses(openai_json, "OpenAIError", "The English translation"))},
+        "/v1/audio/transcriptions": {"post": _openai_audio_op(
+            "Transcribe", "transcriptions", "createTranscription", OPENAI_FIELDS, "The transcription")},
+        "/v1/audio/translations": {"post": _openai_audio_op(
+            "Translate to English", "translations", "createTranslation", OPENAI_TRANSLATION_FIELDS,
+            "The English translation")},
         "/v1/models": {"get": _op("openai", "List models (OpenAI-compatible)", "The ids this server answers to.",
                                   operationId="listModels",
                                   responses={"200": {"description": "Models", "content": {JSON: {
