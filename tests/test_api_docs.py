@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from stt.http.openapi import build_spec
-from stt.options import DEEPGRAM_PARAMS, DETECT_PARAMS, LIVE_PARAMS, OPENAI_FIELDS, STT_PARAMS
+from stt.http.params import DEEPGRAM_PARAMS, DETECT_PARAMS, LIVE_PARAMS, OPENAI_FIELDS, STT_PARAMS
 from tests.helpers import ROOT
 
 API_MD = (ROOT / "README.md").read_text(encoding="utf-8")

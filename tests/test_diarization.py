@@ -11,14 +11,15 @@ import pytest
 from deepgram.types.listen_v1response import ListenV1Response
 from openai.types.audio import TranscriptionDiarized
 
-from stt import formats, speaker_formats
+from stt.http import formats
+from stt.http.faces.deepgram import render as speaker_formats
 from stt.diarization.assign import split_by_speaker, with_speakers
 from stt.diarization.clustering import cluster
 from stt.diarization.encoder import load_encoder, weights_path
 from stt.diarization.pipeline import DiarizeOptions, Turn, speech_spans, word_turns
 from stt.engines.base import Segment, Transcript, Word
 from stt.models import ModelError
-from stt.http.routes.deepgram_compat import refuse_url_body
+from stt.http.faces.deepgram.routes import refuse_url_body
 from stt.errors import BadRequest
 from tests.conftest import AUTH
 
@@ -191,7 +192,7 @@ async def test_deepgram_url_body_gets_a_clear_400(client: Any) -> None:
 
 
 def test_deepgram_keyterms_become_hotwords() -> None:
-    from stt.options import deepgram_request
+    from stt.http.params import deepgram_request
 
     parsed = deepgram_request([("keyterm", "Birket Foster"), ("keywords", "Linnell:2"), ("keywords", "Carker")], 5)
     assert parsed.options.hotwords == "Birket Foster Linnell Carker"

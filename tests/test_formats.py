@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stt import formats
+from stt.http import formats
 from stt.engines.base import Segment, Transcript, Word
 
 
@@ -91,7 +91,7 @@ def test_languages_json_top() -> None:
 
 
 def test_deepgram_model_ids_agree_between_prerecorded_and_live() -> None:
-    from stt.live.messages import metadata
+    from stt.http.faces.deepgram.messages import metadata
 
     pre = formats.deepgram_json(transcript(), request_id="r", sha256="s", engine="faster-whisper", model="base",
                                 punctuate=True, detected=False)["metadata"]

@@ -6,7 +6,7 @@ import pytest
 
 from stt.engines.base import DEFAULT_TEMPERATURES, TranscribeOptions
 from stt.errors import BadRequest
-from stt.options import (check_model_support, deepgram_request, openai_request, stt_request,
+from stt.http.params import (check_model_support, deepgram_request, openai_request, stt_request,
                          temperature_schedule)
 
 

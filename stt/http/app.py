@@ -25,7 +25,10 @@ from stt.http.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, WI
 from stt.http.lifecycle import Lifecycle
 from stt.http import expect, protocol_errors
 from stt.http.observability import add_request_id_header, request_id_middleware
-from stt.http.routes import deepgram_compat, docs, live, native, openai_compat, ops, page
+from stt.http.faces.deepgram import live, routes as deepgram_compat
+from stt.http.faces.native import routes as native
+from stt.http.faces.openai import routes as openai_compat
+from stt.http.routes import docs, ops, page
 from stt.inference.scheduler import Scheduler
 from stt.settings import AsrSettings, Settings
 

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from stt.options import (DEEPGRAM_PARAMS, DETECT_PARAMS, LIVE_PARAMS, OPENAI_FIELDS, OPENAI_TRANSLATION_FIELDS,
+from stt.http.params import (DEEPGRAM_PARAMS, DETECT_PARAMS, LIVE_PARAMS, OPENAI_FIELDS, OPENAI_TRANSLATION_FIELDS,
                          STT_PARAMS, Param)
 
 VERSION = "1.0.0"

@@ -24,8 +24,8 @@ from stt.inference.pass_batcher import PassBatcher
 from stt.diarization.live import LiveSpeakers
 from stt.engines.windows import WindowResult
 from stt.errors import ApiError, AudioError, BadRequest
-from stt.live.messages import metadata, render
-from stt.options import LIVE_PARAMS
+from stt.http.faces.deepgram.messages import metadata, render
+from stt.http.params import LIVE_PARAMS
 from stt.live.audio_in import ContainerDecoder, PcmDecoder, StreamDecoder
 from stt.live.session import Event, Pass, SpeechStarted, StreamSession, Transcribed
 from stt import metrics

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stt.engines.base import Transcript, Word
-from stt.formats import _ms, _r, all_words, bare_word, speaker_segments
+from stt.http.formats import _ms, _r, all_words, bare_word, speaker_segments
 
 UTTERANCE_PAUSE_S = 0.8  # Deepgram's default `utt_split`
 PARAGRAPH_PAUSE_S = 1.5  # a pause this long starts a new paragraph even without a speaker change

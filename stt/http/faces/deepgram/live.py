@@ -20,8 +20,8 @@ from stt.inference.pass_batcher import PassBatcher
 from stt.diarization.live import LiveSpeakers
 from stt.errors import BadRequest
 from stt.http.keys import ENGINE, LIFECYCLE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
-from stt.options import LIVE_ENDPOINTING_MS, bcp47_language, live_values
-from stt.live.connection import CLOSE_INTERNAL_ERROR, CLOSE_TRY_LATER, Identity, LiveOptions, LiveStream, Limits
+from stt.http.params import LIVE_ENDPOINTING_MS, bcp47_language, live_values
+from stt.http.faces.deepgram.connection import CLOSE_INTERNAL_ERROR, CLOSE_TRY_LATER, Identity, LiveOptions, LiveStream, Limits
 from stt.http.stats import request_stats
 from stt.live.session import StreamConfig, StreamSession
 

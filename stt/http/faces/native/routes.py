@@ -6,10 +6,10 @@ import time
 
 from aiohttp import web
 
-from stt import formats
+from stt.http import formats
 from stt.http import service
 from stt.http.keys import ENGINE, SETTINGS
-from stt.options import DETECT_PARAMS, check_model_support, parse_params, request_pairs, stt_request
+from stt.http.params import DETECT_PARAMS, check_model_support, parse_params, request_pairs, stt_request
 from stt.http.bodies import read_upload
 
 routes = web.RouteTableDef()

@@ -195,7 +195,7 @@ def deepgram_json(t: Transcript | Sequence[Transcript], *, request_id: str, sha2
                   punctuate: bool, detected: bool, diarize: bool = False, utterances: bool = False,
                   paragraphs: bool = False) -> dict[str, Any]:
     """Deepgram's pre-recorded answer; several transcripts are the channels of a multichannel request."""
-    from stt import speaker_formats  # it builds on this module's helpers
+    from stt.http.faces.deepgram import render as speaker_formats  # it builds on this module's helpers
 
     channels = [t] if isinstance(t, Transcript) else list(t)
     duration = max(c.duration for c in channels)
@@ -213,7 +213,7 @@ def deepgram_json(t: Transcript | Sequence[Transcript], *, request_id: str, sha2
 
 def _deepgram_channel(t: Transcript, *, punctuate: bool, detected: bool, diarize: bool,
                       paragraphs: bool) -> dict[str, Any]:
-    from stt import speaker_formats
+    from stt.http.faces.deepgram import render as speaker_formats
 
     words = [w for w in all_words(t) if w.word.strip()]
     word_items = [speaker_formats.deepgram_word(w, t.duration, diarize) for w in words]

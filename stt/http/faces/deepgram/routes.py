@@ -14,11 +14,11 @@ import uuid
 
 from aiohttp import web
 
-from stt import formats
+from stt.http import formats
 from stt.http import service
 from stt.errors import BadRequest, ErrorInfo, register_error_renderer
 from stt.http.keys import ENGINE, SETTINGS
-from stt.options import MULTICHANNEL_MAX, check_model_support, deepgram_request, request_pairs
+from stt.http.params import MULTICHANNEL_MAX, check_model_support, deepgram_request, request_pairs
 from stt.http.stats import request_stats
 from stt.http.bodies import read_upload
 

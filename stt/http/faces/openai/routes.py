@@ -10,11 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
-from stt import formats, speaker_formats
+from stt.http import formats
+from stt.http.faces.deepgram import render as speaker_formats
 from stt.http import service
 from stt.errors import ApiError, ErrorInfo, register_error_renderer
 from stt.http.keys import ENGINE, SETTINGS, STARTED_AT
-from stt.options import check_model_support, openai_request, request_pairs
+from stt.http.params import check_model_support, openai_request, request_pairs
 from stt.http.bodies import read_upload
 
 PREFIXES = ("/v1/audio", "/v1/models")
