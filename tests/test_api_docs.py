@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 from stt.http.openapi import build_spec
-from stt.http.params import DEEPGRAM_PARAMS, DETECT_PARAMS, LIVE_PARAMS, OPENAI_FIELDS, STT_PARAMS
+from stt.http.faces.deepgram.params import DEEPGRAM_PARAMS, LIVE_PARAMS
+from stt.http.faces.native.params import DETECT_PARAMS, STT_PARAMS
+from stt.http.faces.openai.params import OPENAI_FIELDS
 from tests.helpers import ROOT
 
 API_MD = (ROOT / "README.md").read_text(encoding="utf-8")

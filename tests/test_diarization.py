@@ -12,7 +12,9 @@ from deepgram.types.listen_v1response import ListenV1Response
 from openai.types.audio import TranscriptionDiarized
 
 from stt.http import formats
-from stt.http.faces.deepgram import render as speaker_formats
+from stt.http.faces.deepgram.render import deepgram_json
+from stt.http.faces.native.render import native_verbose_json
+from stt.http.faces.openai.render import openai_diarized_json, verbose_json
 from stt.diarization.assign import split_by_speaker, with_speakers
 from stt.diarization.clustering import cluster
 from stt.diarization.encoder import load_encoder, weights_path
@@ -94,13 +96,13 @@ def test_subtitles_carry_speakers() -> None:
 
 
 def test_native_verbose_json_speakers() -> None:
-    out = formats.native_verbose_json(diarized_transcript(), "transcribe", 0.1, words=True)
+    out = native_verbose_json(diarized_transcript(), "transcribe", 0.1, words=True)
     assert [(s["id"], s["speaker"]) for s in out["segments"]] == [(0, 0), (1, 1), (2, 0)]
     assert [w["speaker"] for w in out["words"]] == [0, 0, 1, 0, 0]
 
 
 def test_openai_diarized_json_parses_with_the_sdk_type() -> None:
-    body = speaker_formats.openai_diarized_json(diarized_transcript())
+    body = openai_diarized_json(diarized_transcript())
     parsed = TranscriptionDiarized.model_validate(body)
     assert [(s.id, s.speaker, s.text) for s in parsed.segments] == [
         ("seg_0", "A", "Hello there."), ("seg_1", "B", "Hi!"), ("seg_2", "A", "Well- -known.")]
@@ -109,12 +111,12 @@ def test_openai_diarized_json_parses_with_the_sdk_type() -> None:
 
 def test_openai_verbose_json_ids_from_zero_and_language_name() -> None:
     t = Transcript("a", (Segment(1, 0.0, 1.0, " a"), Segment(2, 1.0, 2.0, " b")), "de", 0.9, 2.0)
-    out = formats.verbose_json(t, "transcribe")
+    out = verbose_json(t, "transcribe")
     assert [s["id"] for s in out["segments"]] == [0, 1] and out["language"] == "german"
 
 
 def test_deepgram_diarized_shapes_parse_with_the_sdk_type() -> None:
-    body = formats.deepgram_json(diarized_transcript(), request_id="r", sha256="s", engine="e", model="m",
+    body = deepgram_json(diarized_transcript(), request_id="r", sha256="s", engine="e", model="m",
                                  punctuate=True, detected=False, diarize=True, utterances=True, paragraphs=True)
     parsed = ListenV1Response.model_validate(body)
     alt = parsed.results.channels[0].alternatives[0]
@@ -130,7 +132,7 @@ def test_deepgram_diarized_shapes_parse_with_the_sdk_type() -> None:
 
 
 def test_deepgram_without_diarize_has_no_speakers() -> None:
-    body = formats.deepgram_json(diarized_transcript(), request_id="r", sha256="s", engine="e", model="m",
+    body = deepgram_json(diarized_transcript(), request_id="r", sha256="s", engine="e", model="m",
                                  punctuate=False, detected=False, utterances=True)
     alt = body["results"]["channels"][0]["alternatives"][0]
     assert all("speaker" not in w for w in alt["words"]) and "paragraphs" not in alt
@@ -192,7 +194,7 @@ async def test_deepgram_url_body_gets_a_clear_400(client: Any) -> None:
 
 
 def test_deepgram_keyterms_become_hotwords() -> None:
-    from stt.http.params import deepgram_request
+    from stt.http.faces.deepgram.params import deepgram_request
 
     parsed = deepgram_request([("keyterm", "Birket Foster"), ("keywords", "Linnell:2"), ("keywords", "Carker")], 5)
     assert parsed.options.hotwords == "Birket Foster Linnell Carker"

@@ -1,8 +1,11 @@
-"""stt/formats.py: exact SRT / WebVTT / text output, clamping, verbose JSON and Deepgram shapes."""
+"""stt/http/formats.py and the faces' render.py: exact SRT / WebVTT / text output, clamping, verbose JSON and Deepgram shapes."""
 
 from __future__ import annotations
 
 from stt.http import formats
+from stt.http.faces.deepgram.render import deepgram_json
+from stt.http.faces.native.render import languages_json, native_verbose_json
+from stt.http.faces.openai.render import verbose_json
 from stt.engines.base import Segment, Transcript, Word
 
 
@@ -51,7 +54,7 @@ def test_render_text_content_types() -> None:
 
 
 def test_verbose_json_openai_shape() -> None:
-    out = formats.verbose_json(transcript(), "transcribe", words=True)
+    out = verbose_json(transcript(), "transcribe", words=True)
     assert out["task"] == "transcribe" and out["language"] == "english" and out["duration"] == 3725.5
     assert [s["id"] for s in out["segments"]] == [0, 1, 2]
     assert out["segments"][2]["end"] == 3725.5  # clamped to the audio
@@ -61,14 +64,14 @@ def test_verbose_json_openai_shape() -> None:
 
 
 def test_native_verbose_json_has_words_per_segment() -> None:
-    out = formats.native_verbose_json(transcript(), "transcribe", 0.5, words=True)
+    out = native_verbose_json(transcript(), "transcribe", 0.5, words=True)
     assert out["status"] == "success" and out["proc_duration"] == 0.5
     assert [w["word"] for w in out["segments"][0]["words"]] == ["Hello", "there."]
     assert len(out["words"]) == 4
 
 
 def test_deepgram_words_and_transcript() -> None:
-    out = formats.deepgram_json(transcript(), request_id="r", sha256="s", engine="faster-whisper", model="base", punctuate=False,
+    out = deepgram_json(transcript(), request_id="r", sha256="s", engine="faster-whisper", model="base", punctuate=False,
                                 detected=True)
     channel = out["results"]["channels"][0]
     alt = channel["alternatives"][0]
@@ -78,14 +81,14 @@ def test_deepgram_words_and_transcript() -> None:
     assert alt["confidence"] == 0.675
     assert channel["detected_language"] == "en"
     assert out["metadata"]["duration"] == 3725.5 and out["metadata"]["channels"] == 1
-    punctuated = formats.deepgram_json(transcript(), request_id="r", sha256="s", engine="faster-whisper", model="base", punctuate=True,
+    punctuated = deepgram_json(transcript(), request_id="r", sha256="s", engine="faster-whisper", model="base", punctuate=True,
                                        detected=False)
     assert punctuated["results"]["channels"][0]["alternatives"][0]["transcript"] == "Hello there. Bye, now!"
     assert "detected_language" not in punctuated["results"]["channels"][0]
 
 
 def test_languages_json_top() -> None:
-    out = formats.languages_json([("de", 0.8), ("en", 0.15), ("fr", 0.05)], top=2)
+    out = languages_json([("de", 0.8), ("en", 0.15), ("fr", 0.05)], top=2)
     assert out["language"] == "de" and out["probability"] == 0.8
     assert [entry["language"] for entry in out["languages"]] == ["de", "en"]
 
@@ -93,7 +96,7 @@ def test_languages_json_top() -> None:
 def test_deepgram_model_ids_agree_between_prerecorded_and_live() -> None:
     from stt.http.faces.deepgram.messages import metadata
 
-    pre = formats.deepgram_json(transcript(), request_id="r", sha256="s", engine="faster-whisper", model="base",
+    pre = deepgram_json(transcript(), request_id="r", sha256="s", engine="faster-whisper", model="base",
                                 punctuate=True, detected=False)["metadata"]
     live = metadata(request_id="r", sha256="s", seconds=1.0, engine="faster-whisper", model_name="base")
     assert pre["models"] == live["models"] and pre["model_info"] == live["model_info"]

@@ -6,8 +6,10 @@ import pytest
 
 from stt.engines.base import DEFAULT_TEMPERATURES, TranscribeOptions
 from stt.errors import BadRequest
-from stt.http.params import (check_model_support, deepgram_request, openai_request, stt_request,
-                         temperature_schedule)
+from stt.http.faces.deepgram.params import deepgram_request
+from stt.http.faces.native.params import stt_request
+from stt.http.faces.openai.params import openai_request
+from stt.http.params import check_model_support, temperature_schedule
 
 
 def test_stt_defaults() -> None:

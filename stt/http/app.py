@@ -18,16 +18,16 @@ from auth.tokens import TokenStore, generate_token
 from stt.http.audio_budget import AUDIO_BUDGET, AudioBudget
 from stt.http.cors import setup_cors
 from stt.engines.base import Engine
-from stt.errors import error_middleware
+from stt.http.errors import error_middleware
 from stt.http.expect import expect_middleware
 from stt.inference.window_batcher import WindowBatcher
 from stt.http.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, WINDOW_BATCHER
 from stt.http.lifecycle import Lifecycle
 from stt.http import expect, protocol_errors
 from stt.http.observability import add_request_id_header, request_id_middleware
-from stt.http.faces.deepgram import live, routes as deepgram_compat
-from stt.http.faces.native import routes as native
-from stt.http.faces.openai import routes as openai_compat
+from stt.http.faces.face import FACES, app_face
+from stt.http.faces.registry import FACES as REGISTERED_FACES
+from stt.http.openapi import build_spec
 from stt.http.routes import docs, ops, page
 from stt.inference.scheduler import Scheduler
 from stt.settings import AsrSettings, Settings
@@ -64,23 +64,22 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     setup_cors(app, settings.http.cors_origins)
     app.cleanup_ctx.append(_engine_ctx(engine, engine_factory))
     app.cleanup_ctx.append(_scheduler_ctx)
-    native.setup(app)
+    app[FACES] = REGISTERED_FACES
+    for face in REGISTERED_FACES:
+        app.add_routes(face.routes)
+        if face.setup is not None:
+            face.setup(app)
     ops.setup(app)
-    openai_compat.setup(app)
-    deepgram_compat.setup(app)
-    docs.setup(app)
-    live.setup(app)
+    docs.setup(app, build_spec())
     page.setup(app)
     return app
 
 
-# OpenAI (/v1/audio/*) and Deepgram (/v1/listen, /listen) answer a wrong key with 401, and their SDKs raise
-# AuthenticationError only on 401; the native API keeps its 401 (no token) / 403 (wrong token) split.
-_401_FACES = ("/v1/", "/listen")
-
-
 def _face_answers_401(request: web.Request) -> bool:
-    return request.path.startswith(_401_FACES)
+    """The wrong-token status of the face called (OpenAI's and Deepgram's SDKs raise AuthenticationError only
+    on 401); the native API and paths of no face keep the 401 (no token) / 403 (wrong token) split."""
+    face = app_face(request)
+    return face is not None and face.wrong_token_status == 401
 
 
 # For every server that runs the app (run_app, the tests' servers): the HTTP parser must not inflate gzip/deflate

@@ -17,7 +17,7 @@ from http import HTTPStatus
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from stt.errors import native_error_body
+from stt.http.faces.native.errors import native_error_body
 from stt.http.observability import REQUEST_ID_HEADER, SERVER_NAME
 
 log = logging.getLogger("stt.protocol")

@@ -25,7 +25,7 @@ from stt.diarization.live import LiveSpeakers
 from stt.engines.windows import WindowResult
 from stt.errors import ApiError, AudioError, BadRequest
 from stt.http.faces.deepgram.messages import metadata, render
-from stt.http.params import LIVE_PARAMS
+from stt.http.faces.deepgram.params import LIVE_PARAMS
 from stt.live.audio_in import ContainerDecoder, PcmDecoder, StreamDecoder
 from stt.live.session import Event, Pass, SpeechStarted, StreamSession, Transcribed
 from stt import metrics

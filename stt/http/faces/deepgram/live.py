@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
@@ -20,7 +21,9 @@ from stt.inference.pass_batcher import PassBatcher
 from stt.diarization.live import LiveSpeakers
 from stt.errors import BadRequest
 from stt.http.keys import ENGINE, LIFECYCLE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
-from stt.http.params import LIVE_ENDPOINTING_MS, bcp47_language, live_values
+from stt.http import apidoc as doc
+from stt.http.faces.deepgram.params import LIVE_ENDPOINTING_MS, LIVE_PARAMS, live_values
+from stt.http.params import bcp47_language
 from stt.http.faces.deepgram.connection import CLOSE_INTERNAL_ERROR, CLOSE_TRY_LATER, Identity, LiveOptions, LiveStream, Limits
 from stt.http.stats import request_stats
 from stt.live.session import StreamConfig, StreamSession
@@ -31,8 +34,22 @@ routes = web.RouteTableDef()
 MAX_ENDPOINTING_MS = 60_000
 
 
+def _operation(operation_id: str, error_schema: str) -> dict[str, Any]:
+    """A WebSocket upgrade: OpenAPI cannot describe the messages, so the description points to them."""
+    return doc.op("live", "Live transcription over a WebSocket (Deepgram's live API)",
+                  "Upgrade with `Authorization: Token|Bearer <t>` or the subprotocol pair `[\"token\", \"<t>\"]`; "
+                  "send binary audio, `KeepAlive`, `Finalize`, `CloseStream`; receive `Results`, `SpeechStarted`, "
+                  "`UtteranceEnd` and `Metadata` (see the README's Live transcription section). Other Deepgram "
+                  "parameters are accepted and ignored. A plain GET without the upgrade is a 400.",
+                  operationId=operation_id, parameters=doc.query(LIVE_PARAMS),
+                  responses={"101": {"description": "Switching to the WebSocket protocol"},
+                             **doc.errors(error_schema, (400, 401, 403, 429))})
+
+
 @routes.get("/listen")
 @routes.get("/v1/listen")
+@doc.describe(per_path={"/listen": _operation("listenSeed", "Error"),
+                        "/v1/listen": _operation("listenLive", "DeepgramError")})
 async def listen(request: web.Request) -> web.StreamResponse:
     options, config = parse_query(request.query, multilingual=request.app[ENGINE].multilingual)
     ws = web.WebSocketResponse(protocols=_echoed_protocols(request), max_msg_size=4 * 1024 * 1024)
@@ -73,7 +90,7 @@ def _echoed_protocols(request: web.Request) -> tuple[str, ...]:
 
 
 def parse_query(query: MultiMapping[str], multilingual: bool = True) -> tuple[LiveOptions, StreamConfig]:
-    """Deepgram's query parameters (validated by stt.options.LIVE_PARAMS) -> options and stream config."""
+    """Deepgram's query parameters (validated by params.LIVE_PARAMS) -> options and stream config."""
     v = live_values(query)
     options = LiveOptions(
         encoding=v["encoding"], sample_rate=v["sample_rate"], channels=v["channels"],
@@ -145,6 +162,5 @@ async def _close_streams(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     """Call after the engine and scheduler contexts are registered: the batcher needs both."""
-    app.add_routes(routes)
     app.cleanup_ctx.append(_live_ctx)
     app.on_shutdown.append(_close_streams)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stt.engines.base import Word
-from stt.http.formats import bare_word, deepgram_metadata, deepgram_model_info, deepgram_model_uuid
+from stt.http.faces.deepgram.render import bare_word, deepgram_metadata, deepgram_model_info, deepgram_model_uuid
 from stt.live.session import Event, SpeechStarted, Transcribed, UtteranceEnd
 
 

@@ -1,8 +1,8 @@
 """Deepgram-compatible pre-recorded face: POST /v1/listen with the raw audio body and Deepgram's query parameters.
 
 Answers Deepgram's response shape (metadata + results.channels[0].alternatives[0] with words) and its error
-shape ``{"err_code", "err_msg", "request_id"}``. Only POST is registered here: the live WebSocket
-``GET /v1/listen`` belongs to the streaming face.
+shape ``{"err_code", "err_msg", "request_id"}`` (``errors.py``). Only POST is here: the live WebSocket
+``GET /v1/listen`` is in ``live.py``.
 """
 
 from __future__ import annotations
@@ -10,40 +10,33 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import uuid
 
 from aiohttp import web
 
-from stt.http import formats
+from stt.errors import BadRequest
+from stt.http import apidoc as doc
 from stt.http import service
-from stt.errors import BadRequest, ErrorInfo, register_error_renderer
-from stt.http.keys import ENGINE, SETTINGS
-from stt.http.params import MULTICHANNEL_MAX, check_model_support, deepgram_request, request_pairs
-from stt.http.stats import request_stats
+from stt.http.apidoc import AUDIO_ERRORS, JSON
 from stt.http.bodies import read_upload
+from stt.http.faces.deepgram.errors import DG_REQUEST_ID, deepgram_request_id
+from stt.http.faces.deepgram.params import DEEPGRAM_PARAMS, MULTICHANNEL_MAX, deepgram_request
+from stt.http.faces.deepgram.render import deepgram_json
+from stt.http.keys import ENGINE, SETTINGS
+from stt.http.params import check_model_support, request_pairs
 
 PREFIX = "/v1/listen"
 URL_BODY_MAX = 64 * 1024  # a JSON {"url": ...} body is small; larger bodies are audio and never parsed as JSON
-DG_REQUEST_ID = "dg-request-id"
-MINTED_ID = web.RequestKey("deepgram_request_id", str)
-ERR_CODES = {400: "Bad Request", 401: "INVALID_AUTH", 403: "INSUFFICIENT_PERMISSIONS", 404: "Not Found",
-             405: "Method Not Allowed", 413: "PAYLOAD_TOO_LARGE", 429: "TOO_MANY_REQUESTS",
-             503: "SERVICE_UNAVAILABLE"}
 routes = web.RouteTableDef()
 
 
-def deepgram_request_id(request: web.Request) -> str:
-    """Deepgram's request ids are UUIDs: reuse ours when it is one (the usual case), else mint one."""
-    current = request_stats(request).request_id
-    try:
-        return str(uuid.UUID(current))
-    except ValueError:
-        if MINTED_ID not in request:
-            request[MINTED_ID] = str(uuid.uuid4())
-        return request[MINTED_ID]
-
-
 @routes.post(PREFIX)
+@doc.describe(doc.op(
+    "deepgram", "Transcribe pre-recorded audio (Deepgram-compatible)",
+    "As Deepgram's `POST /v1/listen` with the audio as the raw body. Booleans are case-insensitive.",
+    operationId="listen", parameters=doc.query(DEEPGRAM_PARAMS), requestBody=doc.audio_body(None),
+    responses={"200": {"description": "Deepgram's pre-recorded response",
+                       "content": {JSON: {"schema": doc.ref("DeepgramResponse")}}},
+               **doc.errors("DeepgramError", AUDIO_ERRORS)}))
 async def listen(request: web.Request) -> web.Response:
     upload = await read_upload(request)
     refuse_url_body(request.content_type, upload.audio)
@@ -59,7 +52,7 @@ async def listen(request: web.Request) -> web.Response:
     transcript = ([await service.transcribe(request, channel, parsed.options, parsed.diarize) for channel in audio]
                   if parsed.multichannel else await service.transcribe(request, audio, parsed.options, parsed.diarize))
     request_id = deepgram_request_id(request)
-    body = formats.deepgram_json(transcript, request_id=request_id, sha256=digest, engine=engine.name,
+    body = deepgram_json(transcript, request_id=request_id, sha256=digest, engine=engine.name,
                                  model=engine.model_name, punctuate=parsed.punctuate,
                                  detected=parsed.detect_language, diarize=parsed.diarize is not None,
                                  utterances=parsed.utterances, paragraphs=parsed.paragraphs)
@@ -78,15 +71,3 @@ def refuse_url_body(content_type: str, body: bytes) -> None:
     if isinstance(parsed, dict) and "url" in parsed:
         raise BadRequest("Fetching audio from a URL is not supported by this server: send the audio bytes as "
                          "the request body", param="url")
-
-
-def deepgram_error(request: web.Request, info: ErrorInfo) -> web.Response:
-    request_id = deepgram_request_id(request)
-    code = ERR_CODES.get(info.status, "INTERNAL_SERVER_ERROR" if info.status >= 500 else info.code)
-    body = {"err_code": code, "err_msg": info.message, "request_id": request_id}
-    return web.json_response(body, status=info.status, headers={**info.headers, DG_REQUEST_ID: request_id})
-
-
-def setup(app: web.Application) -> None:
-    app.add_routes(routes)
-    register_error_renderer(app, PREFIX, deepgram_error)
