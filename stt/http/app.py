@@ -23,7 +23,8 @@ from stt.http.expect import expect_middleware
 from stt.inference.window_batcher import WindowBatcher
 from stt.http.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, WINDOW_BATCHER
 from stt.http.lifecycle import Lifecycle
-from stt.http import expect, protocol_errors
+from stt.http import aiohttp_patches as protocol_errors
+from stt.http import expect
 from stt.http.observability import add_request_id_header, request_id_middleware
 from stt.http.faces.face import FACES, app_face
 from stt.http.faces.registry import FACES as REGISTERED_FACES
