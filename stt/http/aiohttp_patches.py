@@ -1,11 +1,19 @@
-"""Errors that aiohttp answers itself, before any middleware runs: a request line or header over 8 KiB,
+"""The two process-wide changes to aiohttp, applied once by ``apply()`` from ``server.py`` (and the tests' and
+benchmarks' in-process servers), never from the app factory. aiohttp has no per-application hook for either.
+
+1. Errors that aiohttp answers itself, before any middleware runs: a request line or header over 8 KiB,
 malformed HTTP, an exception that escapes the app. aiohttp's own answer is plain text that quotes the first
 bytes of the offending line, and its log line does too: for an oversized ``Authorization`` header that is
 the token. Here they get the API's JSON error shape and an X-Request-Id, and are logged without raw bytes.
 
-aiohttp has no per-application hook for these (they happen before routing), so ``install()`` replaces
-``RequestHandler.handle_error`` for the process; it is idempotent and the replacement keeps aiohttp's
-contract (same status, connection closed, ConnectionError when a response was already started).
+``RequestHandler.handle_error`` is replaced; the replacement keeps aiohttp's contract (same status,
+connection closed, ConnectionError when a response was already started).
+
+2. ``Expect: 100-continue`` is answered after auth (stt/http/expect.py), on every route, 404s and 405s included:
+aiohttp offers ``expect_handler=`` per route only and takes the default from the module global
+``web_urldispatcher._default_expect_handler`` when a route is built, so that global does nothing here.
+
+``tests/test_aiohttp_patches.py`` fails when a new aiohttp changes the shape of what is patched.
 """
 
 from __future__ import annotations
@@ -14,13 +22,14 @@ import logging
 import uuid
 from http import HTTPStatus
 
-from aiohttp import web
+from aiohttp import web, web_urldispatcher
 from aiohttp.web_protocol import RequestHandler
 
 from stt.http.faces.native.errors import native_error_body
 from stt.http.observability import REQUEST_ID_HEADER, SERVER_NAME
 
 log = logging.getLogger("stt.protocol")
+PATCHED = (RequestHandler.handle_error, web_urldispatcher._default_expect_handler)  # aiohttp's own, for the test
 
 
 def _json_handle_error(self: RequestHandler, request: web.BaseRequest, status: int = 500,
@@ -44,5 +53,12 @@ def _json_handle_error(self: RequestHandler, request: web.BaseRequest, status: i
     return response
 
 
-def install() -> None:
+async def _expect_later(request: web.Request) -> None:
+    """The routes' expect handler: nothing; the middleware and ``send_continue`` (stt/http/expect.py) answer."""
+    return None
+
+
+def apply() -> None:
+    """Idempotent."""
     RequestHandler.handle_error = _json_handle_error  # type: ignore[method-assign]
+    web_urldispatcher._default_expect_handler = _expect_later  # type: ignore[attr-defined]

@@ -23,8 +23,6 @@ from stt.http.expect import expect_middleware
 from stt.inference.window_batcher import WindowBatcher
 from stt.http.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, WINDOW_BATCHER
 from stt.http.lifecycle import Lifecycle
-from stt.http import aiohttp_patches as protocol_errors
-from stt.http import expect
 from stt.http.observability import add_request_id_header, request_id_middleware
 from stt.http.faces.face import FACES, app_face
 from stt.http.faces.registry import FACES as REGISTERED_FACES
@@ -41,8 +39,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
                engine_factory: EngineFactory | None = None) -> web.Application:
     """``engine``: use this already-loaded engine (tests share one); otherwise ``engine_factory`` (default:
     the configured real model) loads it once at start-up."""
-    protocol_errors.install()  # JSON, and no raw bytes in the log, for what aiohttp refuses before the app
-    expect.install()  # Expect is answered after auth (stt/http/expect.py), on every route, 404s included
     store = TokenStore(settings.http.allowed_tokens or [_generated_token()])
     limits = settings.limits
     throttle = FailureThrottle(limits.auth_max_failures, limits.auth_window_seconds)
