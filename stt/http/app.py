@@ -1,4 +1,5 @@
-"""The application factory: middlewares, app-lifetime resources (engine, scheduler) and the API faces."""
+"""The application factory: middlewares, the app-lifetime Transcriber (engine, scheduler, queues, diarizer)
+and the API faces of stt/http/faces/registry.py."""
 
 from __future__ import annotations
 
@@ -20,15 +21,14 @@ from stt.http.cors import setup_cors
 from stt.engines.base import Engine
 from stt.http.errors import error_middleware
 from stt.http.expect import expect_middleware
-from stt.inference.window_batcher import WindowBatcher
-from stt.http.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, WINDOW_BATCHER
+from stt.http.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, TRANSCRIBER
 from stt.http.lifecycle import Lifecycle
 from stt.http.observability import add_request_id_header, request_id_middleware
 from stt.http.faces.face import FACES, app_face
 from stt.http.faces.registry import FACES as REGISTERED_FACES
 from stt.http.openapi import build_spec
 from stt.http.routes import docs, ops, page
-from stt.inference.scheduler import Scheduler
+from stt.inference.transcriber import Budget, Transcriber
 from stt.settings import AsrSettings, Settings
 
 log = logging.getLogger("stt.http.app")
@@ -59,8 +59,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app[STARTED_AT] = time.time()
     app.on_response_prepare.append(add_request_id_header)
     setup_cors(app, settings.http.cors_origins)
-    app.cleanup_ctx.append(_engine_ctx(engine, engine_factory))
-    app.cleanup_ctx.append(_scheduler_ctx)
+    app.cleanup_ctx.append(_transcriber_ctx(engine, engine_factory))
     app[FACES] = REGISTERED_FACES
     for face in REGISTERED_FACES:
         app.add_routes(face.routes)
@@ -107,45 +106,39 @@ def _generated_token() -> str:
     return token
 
 
-def _engine_ctx(engine: Engine | None, factory: EngineFactory | None):  # type: ignore[no-untyped-def]
+def _transcriber_ctx(engine: Engine | None, factory: EngineFactory | None):  # type: ignore[no-untyped-def]
+    """The model's Transcriber (engine, scheduler, window queues, diarizer): created at start-up, drained and
+    closed at cleanup."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        if engine is not None:
-            app[ENGINE] = engine
-            yield
-            return
-        if factory is None:
-            from stt.engines.factory import load_engine as make
-        else:
-            make = factory
-        asr = app[SETTINGS].asr
-        started = time.monotonic()
-        loaded = await asyncio.to_thread(make, asr)
-        log.info("loaded %s model %r in %.1f s", loaded.name, asr.model, time.monotonic() - started)
-        app[ENGINE] = loaded
+        settings = app[SETTINGS]
+        loaded = engine if engine is not None else await _load(settings.asr, factory)
+        asr, limits = settings.asr, settings.limits
+        transcriber = Transcriber(loaded, Budget(asr.workers, asr.reserved_workers, limits.max_queue,
+                                                 limits.queue_timeout_seconds, asr.upload_batch_seconds))
+        app[TRANSCRIBER], app[ENGINE], app[SCHEDULER] = transcriber, loaded, transcriber.scheduler
         yield
-        loaded.close()
+        # Finish what was accepted before the engine goes away (graceful shutdown), within what is left of the
+        # shutdown budget. A transcription still running then cannot be interrupted: it is abandoned.
+        drained = await transcriber.drain(max(0.0, app[LIFECYCLE].deadline() - time.monotonic()))
+        if not drained:
+            log.error("shutdown timeout: abandoning %d running transcription(s)", transcriber.scheduler.running)
+        transcriber.close(wait=drained)
+        if engine is None:  # an engine handed in belongs to the caller (tests share one)
+            loaded.close()
 
     return ctx
 
 
-async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    engine = app[ENGINE]
-    # An engine that runs fewer calls at once than configured gets no more than it can take.
-    workers = min(settings.asr.workers, engine.parallel_calls)
-    reserved = min(settings.asr.reserved_workers, engine.parallel_calls - workers)
-    scheduler = Scheduler(workers, settings.limits.max_queue, settings.limits.queue_timeout_seconds, reserved)
-    app[SCHEDULER] = scheduler
-    app[WINDOW_BATCHER] = WindowBatcher(scheduler, engine, long_jobs=workers,
-                                        long_job_audio_s=settings.asr.upload_batch_seconds)
-    yield
-    # Finish what was accepted before the engine goes away (graceful shutdown), within what is left of the
-    # shutdown budget. A transcription still running then cannot be interrupted: it is abandoned.
-    lifecycle = app[LIFECYCLE]
-    drained = await scheduler.drain(max(0.0, lifecycle.deadline() - time.monotonic()))
-    if not drained:
-        log.error("shutdown timeout: abandoning %d running transcription(s)", scheduler.running)
-    scheduler.close(wait=drained)
+async def _load(asr: AsrSettings, factory: EngineFactory | None) -> Engine:
+    if factory is None:
+        from stt.engines.factory import load_engine as make
+    else:
+        make = factory
+    started = time.monotonic()
+    loaded = await asyncio.to_thread(make, asr)
+    log.info("loaded %s model %r in %.1f s", loaded.name, asr.model, time.monotonic() - started)
+    return loaded
 
 
 def unfinished_work(app: web.Application) -> int:

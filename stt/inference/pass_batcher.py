@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from stt.engines.base import Engine
 from stt.engines.base import WindowRequest, WindowResult
-from stt.errors import ApiError, EngineError
+from stt.inference.engine_calls import call_engine
 from stt.inference.scheduler import JobStats, Priority, Scheduler
 from stt import metrics
 
@@ -77,13 +77,8 @@ class PassBatcher:
         if not batch:
             return []
         metrics.observe_batch(len(batch))
-        try:
-            return self._engine.decode_windows([request for request, _, _ in batch])
-        except ApiError:
-            raise
-        except Exception as exc:
-            log.exception("live decoding pass failed")
-            raise EngineError(f"Live decoding failed: {type(exc).__name__}") from exc
+        return call_engine(lambda: self._engine.decode_windows([request for request, _, _ in batch]),
+                           "Live decoding failed")
 
     def _fail(self, taken: list[_Waiter], exc: Exception, urgent: bool) -> None:
         if not taken:  # refused before the job ran (queue full / timeout): fail what was waiting

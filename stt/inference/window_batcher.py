@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from stt import metrics
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import Engine, WindowRequest, WindowResult
-from stt.errors import ApiError, EngineError
+from stt.inference.engine_calls import call_engine
 from stt.inference.scheduler import JobStats, Priority, Scheduler
 
 log = logging.getLogger("stt.inference")
@@ -116,13 +116,7 @@ class _Queue:
         if not batch:
             return []
         metrics.observe_batch(len(batch))
-        try:
-            return self._engine.decode_windows([w.request for w in batch])
-        except ApiError:
-            raise
-        except Exception as exc:
-            log.exception("window decoding failed")
-            raise EngineError(f"Transcription failed: {type(exc).__name__}") from exc
+        return call_engine(lambda: self._engine.decode_windows([w.request for w in batch]))
 
     def _choose(self) -> list[_Waiting]:
         """The next batch: one window per upload in turn, until the audio budget (at least one window)."""

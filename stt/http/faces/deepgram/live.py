@@ -2,7 +2,7 @@
 
 Auth happens in the auth middleware before the upgrade (header, or the subprotocol pair ["token", "<t>"]
 that browsers can send), so a refused client gets 401/403 and never an open socket. Query parameters are
-checked before the upgrade too (400). Sessions share the app's engine and scheduler through one PassBatcher.
+checked before the upgrade too (400). Sessions share the app's Transcriber (its passes are batched together).
 """
 
 from __future__ import annotations
@@ -10,17 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
 
 from auth.middleware import offered_subprotocol_token
-from stt.inference.pass_batcher import PassBatcher
-from stt.diarization.live import LiveSpeakers
 from stt.errors import BadRequest
-from stt.http.keys import ENGINE, LIFECYCLE, LIVE_BATCHER, LIVE_STREAMS, SCHEDULER, SETTINGS
+from stt.http.keys import LIFECYCLE, LIVE_STREAMS, SETTINGS, TRANSCRIBER
 from stt.http import apidoc as doc
 from stt.http.faces.deepgram.params import LIVE_ENDPOINTING_MS, LIVE_PARAMS, live_values
 from stt.http.params import bcp47_language
@@ -51,7 +48,8 @@ def _operation(operation_id: str, error_schema: str) -> dict[str, Any]:
 @doc.describe(per_path={"/listen": _operation("listenSeed", "Error"),
                         "/v1/listen": _operation("listenLive", "DeepgramError")})
 async def listen(request: web.Request) -> web.StreamResponse:
-    options, config = parse_query(request.query, multilingual=request.app[ENGINE].multilingual)
+    transcriber = request.app[TRANSCRIBER]
+    options, config = parse_query(request.query, multilingual=transcriber.engine.multilingual)
     ws = web.WebSocketResponse(protocols=_echoed_protocols(request), max_msg_size=4 * 1024 * 1024)
     if not ws.can_prepare(request).ok:
         raise BadRequest("This endpoint takes a WebSocket connection (Deepgram's live API)")
@@ -63,14 +61,13 @@ async def listen(request: web.Request) -> web.StreamResponse:
         await ws.close(code=CLOSE_TRY_LATER,
                        message=f"too many live streams: the limit is {limits.max_streams}, retry later".encode())
         return ws
-    engine = app[ENGINE]
+    engine = transcriber.engine
     sessions = [StreamSession(config) for _ in range(options.channels if options.multichannel else 1)]
-    scheduler = app[SCHEDULER]
-    stream = LiveStream(ws, sessions, app[LIVE_BATCHER], options,
+    stream = LiveStream(ws, sessions, transcriber.passes, options,
                         Limits(idle_s=limits.stream_idle_seconds, max_seconds=limits.max_stream_seconds),
                         Identity(request_stats(request).request_id, engine.name, engine.model_name),
                         transport=request.transport,
-                        speakers=(lambda: LiveSpeakers(scheduler)) if options.diarize else None)
+                        speakers=transcriber.live_speakers if options.diarize else None)
     streams.add(stream)
     try:
         await stream.run()
@@ -133,12 +130,6 @@ def _endpointing(raw: str) -> float | None:
     return int(low) / 1000
 
 
-async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[LIVE_STREAMS] = set()
-    app[LIVE_BATCHER] = PassBatcher(app[SCHEDULER], app[ENGINE])
-    yield
-
-
 async def _close_streams(app: web.Application) -> None:
     """on_shutdown: every stream stops receiving, sends the final Results for what it heard, Metadata, and
     closes with 1001, within the shutdown budget; a stream still not done then (a client that does not read)
@@ -161,6 +152,5 @@ async def _close_streams(app: web.Application) -> None:
 
 
 def setup(app: web.Application) -> None:
-    """Call after the engine and scheduler contexts are registered: the batcher needs both."""
-    app.cleanup_ctx.append(_live_ctx)
+    app[LIVE_STREAMS] = set()
     app.on_shutdown.append(_close_streams)
