@@ -75,7 +75,7 @@ async def test_wav_data_size_that_lies_high_decodes_only_what_is_there(hardened:
 async def test_oversized_authorization_header_is_json_and_never_logs_the_token(
         hardened: tuple[Any, FakeEngine], caplog: pytest.LogCaptureFixture) -> None:
     """aiohttp refuses a header over 8 KiB before the app sees the request; its own answer and log line quote
-    the header's first bytes, which here are the token (stt/http/protocol_errors.py)."""
+    the header's first bytes, which here are the token (stt/http/aiohttp_patches.py)."""
     caplog.set_level(logging.DEBUG)
     client, engine = hardened
     secret = "tok-" + "s3cr3t" * 4

@@ -1,4 +1,5 @@
-"""stt/http/formats.py and the faces' render.py: exact SRT / WebVTT / text output, clamping, verbose JSON and Deepgram shapes."""
+"""stt/http/formats.py and the faces' render.py: exact SRT / WebVTT / text output, clamping, verbose JSON and
+Deepgram shapes."""
 
 from __future__ import annotations
 

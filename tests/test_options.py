@@ -1,4 +1,5 @@
-"""stt/options.py: one validator for every face; unknown, repeated or invalid values name the parameter."""
+"""The parameter tables (stt/http/params.py, each face's params.py): one validator for every face; unknown,
+repeated or invalid values name the parameter."""
 
 from __future__ import annotations
 

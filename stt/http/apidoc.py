@@ -6,7 +6,7 @@ real responses match them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from stt.http.params import Param
@@ -93,7 +93,8 @@ def form(params: Iterable[Param], file_description: str) -> dict[str, Any]:
     props: dict[str, Any] = {"file": {"type": "string", "format": "binary", "description": file_description}}
     for p in params:
         schema = {**p.schema(), "description": describe_param(p)}
-        props[p.name] = {"type": "array", "items": p.schema(), "description": describe_param(p)} if p.repeated else schema
+        props[p.name] = ({"type": "array", "items": p.schema(), "description": describe_param(p)} if p.repeated
+                         else schema)
     required = ["file", *(p.name for p in params if p.required)]
     return {"type": "object", "required": required, "properties": props}
 
@@ -131,7 +132,8 @@ F = TypeVar("F")
 _OPERATION = "__openapi__"
 
 
-def describe(operation: dict[str, Any] | None = None, *, per_path: dict[str, dict[str, Any]] | None = None):  # type: ignore[no-untyped-def]
+def describe(operation: dict[str, Any] | None = None, *,
+             per_path: dict[str, dict[str, Any]] | None = None) -> Callable[[F], F]:
     """Attach the OpenAPI operation of a handler (``per_path``: one per path, for a handler on several)."""
 
     def mark(handler: F) -> F:

@@ -2,8 +2,8 @@
 
 aiohttp runs a route's expect handler before any middleware: its default said "100 Continue" to a client with
 no token or a body over the limit (inviting it to send the body), and answered ``Expect: 200-ok`` with a
-plain-text 417 without a request id. Here the routes' expect handler does nothing (stt/http/aiohttp_patches.py); the middleware refuses
-unknown expectations in the API's error shape, and ``send_continue`` (called by stt/http/bodies.py once the
+plain-text 417 without a request id. Here the routes' expect handler does nothing (stt/http/aiohttp_patches.py);
+the middleware refuses unknown expectations in the API's error shape, and ``send_continue`` (called by stt/http/bodies.py once the
 request passed auth and its declared size was checked) invites the body.
 """
 

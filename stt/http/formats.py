@@ -1,8 +1,8 @@
 """Transcript -> what several faces render alike: plain text, SRT, WebVTT, segment and word JSON.
 
 Each face's own shapes are in its ``render.py`` and build on these public helpers. Pure functions with no HTTP
-in them (and no torch: renderers run on the event loop), so every format is unit-tested against exact text. Times are clamped to
-the audio (Whisper's last segment can end a few ms past it) and rounded to milliseconds.
+in them (and no torch: renderers run on the event loop), so every format is unit-tested against exact text.
+Times are clamped to the audio (Whisper's last segment can end a few ms past it) and rounded to milliseconds.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Request parameters: the ``Param`` declaration, its parser and the helpers the faces share.
 
-Each face declares its tables of ``Param`` in its own ``params.py``. The same tables parse requests (query parameters and
-multipart fields) and describe them in the OpenAPI document (``stt/http/openapi.py``), so the docs cannot drift
-from what the server accepts. A parameter that is unknown, repeated or invalid is a 400 that names it.
+Each face declares its tables of ``Param`` in its own ``params.py``. The same tables parse requests (query
+parameters and multipart fields) and describe them in the OpenAPI document (``stt/http/openapi.py``), so the
+docs cannot drift from what the server accepts. A parameter that is unknown, repeated or invalid is a 400 that names it.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from stt.http.keys import LIFECYCLE, LIVE_STREAMS, SETTINGS, TRANSCRIBER
 from stt.http import apidoc as doc
 from stt.http.faces.deepgram.params import LIVE_ENDPOINTING_MS, LIVE_PARAMS, live_values
 from stt.http.params import bcp47_language
-from stt.http.faces.deepgram.connection import CLOSE_INTERNAL_ERROR, CLOSE_TRY_LATER, Identity, LiveOptions, LiveStream, Limits
+from stt.http.faces.deepgram.connection import (CLOSE_INTERNAL_ERROR, CLOSE_TRY_LATER, Identity, LiveOptions,
+                                                LiveStream, Limits)
 from stt.http.stats import request_stats
 from stt.live.session import StreamConfig, StreamSession
 

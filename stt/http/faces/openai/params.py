@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions
 from stt.errors import BadRequest
-from stt.http.params import LANGUAGES, OUTPUTS, PROMPT_MAX_CHARS, Param, diarize_options, parse_params, temperature_schedule
+from stt.http.params import (LANGUAGES, OUTPUTS, PROMPT_MAX_CHARS, Param, diarize_options, parse_params,
+                             temperature_schedule)
 
 OPENAI_FORMATS = (*OUTPUTS, "diarized_json")  # the native renderers, and speaker segments (transcriptions)
 GRANULARITIES = ("segment", "word")

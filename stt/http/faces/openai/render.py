@@ -8,7 +8,8 @@ import string
 from typing import Any
 
 from stt.engines.base import Transcript
-from stt.http.formats import all_words, clamped_ms, language_name, rounded_s, segment_json, speaker_segments, word_json
+from stt.http.formats import (all_words, clamped_ms, language_name, rounded_s, segment_json, speaker_segments,
+                              word_json)
 
 
 def verbose_json(t: Transcript, task: str, *, segments: bool = True, words: bool = False) -> dict[str, Any]:
@@ -34,8 +35,9 @@ def speaker_letter(speaker: int | None) -> str:
 
 def openai_diarized_json(t: Transcript) -> dict[str, Any]:
     """The shape of OpenAI's `gpt-4o-transcribe-diarize` answer: one segment per speaker turn."""
-    segments = [{"type": "transcript.text.segment", "id": f"seg_{i}", "start": clamped_ms(s.start, t.duration) / 1000,
-                 "end": clamped_ms(s.end, t.duration) / 1000, "text": s.text.strip(), "speaker": speaker_letter(s.speaker)}
+    segments = [{"type": "transcript.text.segment", "id": f"seg_{i}",
+                 "start": clamped_ms(s.start, t.duration) / 1000, "end": clamped_ms(s.end, t.duration) / 1000,
+                 "text": s.text.strip(), "speaker": speaker_letter(s.speaker)}
                 for i, s in enumerate(speaker_segments(t)) if s.text.strip()]
     return {"task": "transcribe", "duration": rounded_s(t.duration), "text": t.text, "segments": segments,
             "usage": {"type": "duration", "seconds": rounded_s(t.duration)}}
