@@ -13,7 +13,7 @@ connection closed, ConnectionError when a response was already started).
 aiohttp offers ``expect_handler=`` per route only and takes the default from the module global
 ``web_urldispatcher._default_expect_handler`` when a route is built, so that global does nothing here.
 
-``tests/test_aiohttp_patches.py`` fails when a new aiohttp changes the shape of what is patched.
+``tests/server/test_aiohttp_patches.py`` fails when a new aiohttp changes the shape of what is patched.
 """
 
 from __future__ import annotations

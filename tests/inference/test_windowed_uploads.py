@@ -12,7 +12,7 @@ import pytest
 from stt.audio import SAMPLE_RATE, decode_audio
 from tests.conftest import AUTH
 from tests.helpers import joined_with_gaps, manifest, wer
-from tests.test_live import pcm16_wav
+from tests.live.test_live import pcm16_wav
 
 NAMES = ["1089-134686-0001", "1089-134686-0005", "1089-134686-0030", "1089-134686-0000"]
 GAP_S = 2.0

@@ -55,7 +55,7 @@ def test_document_is_valid_openapi() -> None:
 
 
 def _wav() -> bytes:
-    from tests.test_api_contract import wav
+    from tests.faces.test_api_contract import wav
 
     return wav(1.0)
 

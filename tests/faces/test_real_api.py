@@ -12,7 +12,7 @@ import webvtt
 from stt.engines.base import Engine
 from tests.conftest import AUTH
 from tests.helpers import manifest, wer
-from tests.test_clients import assert_english_translation
+from tests.faces.test_clients import assert_english_translation
 
 pytestmark = pytest.mark.model
 

@@ -21,7 +21,7 @@ from stt.engines.windows import WindowRequest
 from tests.conftest import AUTH
 from tests.helpers import manifest, wer
 from tests.live_helpers import pcm16, stream
-from tests.test_live import pcm16_wav
+from tests.live.test_live import pcm16_wav
 
 PCM = "/v1/listen?encoding=linear16&sample_rate=16000&channels=1"
 # Short and long utterances mixed, so the streams' prompts (their earlier finals) differ in length.
