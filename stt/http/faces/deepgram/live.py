@@ -7,9 +7,7 @@ checked before the upgrade too (400). Sessions share the app's Transcriber (its 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +15,8 @@ from multidict import MultiMapping
 
 from auth.middleware import offered_subprotocol_token
 from stt.errors import BadRequest
-from stt.http.keys import LIFECYCLE, LIVE_STREAMS, SETTINGS, TRANSCRIBER
+from stt.http import live_streams
+from stt.http.keys import LIVE_STREAMS, SETTINGS, TRANSCRIBER
 from stt.http import apidoc as doc
 from stt.http.faces.deepgram.params import LIVE_ENDPOINTING_MS, LIVE_PARAMS, live_values
 from stt.http.params import bcp47_language
@@ -131,27 +130,5 @@ def _endpointing(raw: str) -> float | None:
     return int(low) / 1000
 
 
-async def _close_streams(app: web.Application) -> None:
-    """on_shutdown: every stream stops receiving, sends the final Results for what it heard, Metadata, and
-    closes with 1001, within the shutdown budget; a stream still not done then (a client that does not read)
-    has its connection cut, so it cannot hold the process."""
-    streams = list(app.get(LIVE_STREAMS, ()))
-    if not streams:
-        return
-    for stream in streams:
-        stream.stop_for_shutdown()
-    budget = max(0.0, app[LIFECYCLE].deadline() - time.monotonic())
-    waits = [asyncio.ensure_future(s.done.wait()) for s in streams]
-    _, pending = await asyncio.wait(waits, timeout=budget)
-    for wait in pending:
-        wait.cancel()
-    late = [s for s in streams if not s.done.is_set()]
-    if late:
-        log.warning("shutdown timeout: cutting %d live stream(s) that did not finish", len(late))
-        for stream in late:
-            stream.abort()
-
-
 def setup(app: web.Application) -> None:
-    app[LIVE_STREAMS] = set()
-    app.on_shutdown.append(_close_streams)
+    live_streams.setup(app)
