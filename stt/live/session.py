@@ -57,6 +57,7 @@ class StreamConfig:
 @dataclasses.dataclass(frozen=True)
 class SpeechStarted:
     timestamp: float
+    opened: bool = True  # it opened a new utterance (False: speech resumed inside the open one)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,10 +194,11 @@ class StreamSession:
         self._in_speech = True
         self._speech_end = end
         self._utterance_end_sent = self.config.utterance_end_s is None
-        if self._utt is None:
+        opened = self._utt is None
+        if opened:
             begin = max(self._buf_start, start - int(self.config.preroll_s * SAMPLE_RATE))
             self._utt = _Utterance(next(self._ids), begin)
-        return [SpeechStarted(round(start / SAMPLE_RATE, 3))]
+        return [SpeechStarted(round(start / SAMPLE_RATE, 3), opened)]
 
     def _check_endpoint(self) -> list[Event]:
         utt, endpointing = self._utt, self.config.endpointing_s

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import dataclasses
 import json
 import logging
@@ -85,12 +86,13 @@ def make_decoder(config: SessionConfig) -> StreamDecoder:
 
 @dataclasses.dataclass
 class _Item:
-    """The input buffer's item: its id once known (speech began, or a commit), its final texts so far."""
+    """A user item the input buffer becomes: its id, where its audio begins on the stream's timeline, its final
+    texts so far, and whether speech_started announced it."""
 
-    id: str | None = None
-    start_s: float = 0.0  # where its audio begins on the stream's timeline
+    id: str
+    start_s: float
     texts: list[str] = dataclasses.field(default_factory=list)
-    announced: bool = False  # speech_started sent
+    announced: bool = False
 
 
 class RealtimeStream:
@@ -102,7 +104,10 @@ class RealtimeStream:
         self._runner = SessionRunner([StreamSession(stream_config(self._config))], batcher, self._on_events,
                                      request_id)
         self._decoder = make_decoder(self._config)
-        self._item = _Item()
+        # Items not committed yet, oldest first: with server VAD one per utterance the session opened (its
+        # finals arrive in that order; an utterance may open before the one before it is decoded).
+        self._items: collections.deque[_Item] = collections.deque()
+        self._buffer_start = 0.0  # where the uncommitted audio begins on the stream's timeline
         self._previous: str | None = None  # the last committed item
         self._transport = transport
         self._stop = asyncio.Event()
@@ -251,18 +256,27 @@ class RealtimeStream:
             await self._runner.feed(samples[start:start + PIECE_SAMPLES])
 
     async def _commit(self) -> None:
-        buffered = self._runner.seconds - self._item.start_s
+        """The client's commit: everything appended since the last commit is one item, decoded to its end."""
+        buffered = self._runner.seconds - self._buffer_start
         if buffered < MIN_COMMIT_S:
             raise EventError("input_audio_buffer_commit_empty",
                              f"Error committing input audio buffer: buffer too small. Expected at least "
                              f"{MIN_COMMIT_S * 1000:.0f}ms of audio, but buffer only has {buffered * 1000:.2f}ms "
                              "of audio.")
         await self._runner.flush(from_finalize=True)
-        await self._complete(self._runner.seconds, vad=False)
+        await self._commit_all(self._runner.seconds, vad=False)
+
+    async def _commit_all(self, end_s: float, vad: bool) -> None:
+        items, self._items = list(self._items), collections.deque()
+        merged = items[0] if items else _Item(new_id("item"), self._buffer_start)
+        for item in items[1:]:
+            merged.texts += item.texts
+        await self._complete(merged, end_s, vad)
 
     async def _clear(self) -> None:
         await self._runner.replace(lambda: StreamSession(stream_config(self._config)))
-        self._item = _Item(start_s=self._runner.seconds)
+        self._items.clear()
+        self._buffer_start = self._runner.seconds
         await self._send(self._events.cleared())
 
     # -- session events -> server events ----------------------------------------------------------------
@@ -271,29 +285,30 @@ class RealtimeStream:
         offset = self._runner.offset
         vad = self._config.turn_detection
         for event in events:
-            if isinstance(event, SpeechStarted) and vad is not None and not self._item.announced:
-                self._item.id = self._item.id or new_id("item")
-                self._item.announced = True
+            if isinstance(event, SpeechStarted) and event.opened and vad is not None:
                 start_ms = max(0, round((offset + event.timestamp) * 1000) - vad.prefix_padding_ms)
-                await self._send(self._events.speech_started(self._item.id, start_ms))
+                item = _Item(new_id("item"), start_ms / 1000, announced=True)
+                self._items.append(item)
+                await self._send(self._events.speech_started(item.id, start_ms))
             elif isinstance(event, Transcribed) and event.is_final:
+                if not self._items:
+                    self._items.append(_Item(new_id("item"), self._buffer_start))
                 if event.text:
-                    self._item.texts.append(event.text)
+                    self._items[0].texts.append(event.text)
                 if vad is not None and event.speech_final and not event.from_finalize:
-                    await self._complete(offset + event.end, vad=True)
+                    await self._complete(self._items.popleft(), offset + event.end, vad=True)
 
-    async def _complete(self, end_s: float, vad: bool) -> None:
-        """The buffer's item is committed and its transcript sent; the next item begins at ``end_s``."""
-        item, self._item = self._item, _Item(start_s=end_s)
-        item_id = item.id or new_id("item")
+    async def _complete(self, item: _Item, end_s: float, vad: bool) -> None:
+        """``item`` is committed and its transcript sent; the uncommitted buffer begins at ``end_s``."""
+        self._buffer_start = max(self._buffer_start, end_s)
         if vad:
-            await self._send(self._events.speech_stopped(item_id, round(end_s * 1000)))
-        await self._send(self._events.committed(item_id, self._previous))
-        self._previous = item_id
+            await self._send(self._events.speech_stopped(item.id, round(end_s * 1000)))
+        await self._send(self._events.committed(item.id, self._previous))
+        self._previous = item.id
         deltas = [text if i == 0 else " " + text for i, text in enumerate(item.texts)]
         for delta in deltas:
-            await self._send(self._events.delta(item_id, delta))
-        await self._send(self._events.completed(item_id, "".join(deltas), max(0.0, end_s - item.start_s)))
+            await self._send(self._events.delta(item.id, delta))
+        await self._send(self._events.completed(item.id, "".join(deltas), max(0.0, end_s - item.start_s)))
 
     # -- ending -------------------------------------------------------------------------------------
 
@@ -301,8 +316,8 @@ class RealtimeStream:
         """Nothing accepted is lost: what was heard is decoded and committed before the close."""
         await self._feed(self._decoder.finish())
         await self._runner.flush(from_finalize=False)
-        if self._item.texts:
-            await self._complete(self._runner.seconds, vad=self._item.announced)
+        if any(item.texts or item.announced for item in self._items):
+            await self._commit_all(self._runner.seconds, vad=self._items[0].announced)
         if code == CLOSE_POLICY:
             await self._send(self._events.error(EventError("audio_limit_reached", reason)))
         try:
