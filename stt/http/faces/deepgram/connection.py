@@ -1,10 +1,9 @@
-"""One live connection: WebSocket messages in, StreamSession in the middle, Deepgram messages out.
+"""One live connection: WebSocket messages in, the live session core in the middle, Deepgram messages out.
 
-Two loops share the session: the receive loop decodes audio and feeds it (speech detection runs on the
-scheduler's detection threads, off the event loop), the pass loop starts the decoding passes the session
-asks for (an interim and an urgent one at most) through the shared PassBatcher. Flushing (Finalize,
-CloseStream, limits) runs the remaining passes itself, after those in flight, so the words at the very end
-of the audio always come out before Metadata and the close.
+The receive loop decodes audio and hands it to a ``stt.live.runner.SessionRunner`` (one session per channel,
+the pass loop on the shared PassBatcher, flushing), the same core OpenAI's Realtime face drives. Flushing
+(Finalize, CloseStream, limits) decodes everything heard, so the words at the very end of the audio always
+come out before Metadata and the close.
 """
 
 from __future__ import annotations
@@ -22,13 +21,12 @@ from aiohttp import WSMessage, WSMsgType, web
 
 from stt.inference.pass_batcher import PassBatcher
 from stt.diarization.live import LiveSpeakers
-from stt.engines.windows import WindowResult
-from stt.errors import ApiError, AudioError, BadRequest
+from stt.errors import AudioError, BadRequest
 from stt.http.faces.deepgram.messages import metadata, render
 from stt.http.faces.deepgram.params import LIVE_PARAMS
 from stt.live.audio_in import ContainerDecoder, PcmDecoder, StreamDecoder
-from stt.live.session import Event, Pass, SpeechStarted, StreamSession, Transcribed
-from stt import metrics
+from stt.live.runner import SessionRunner
+from stt.live.session import Event, SpeechStarted, StreamSession, Transcribed
 
 log = logging.getLogger("stt.live")
 
@@ -54,18 +52,6 @@ class LiveOptions:
     diarize: bool = False  # speaker numbers on final words (per channel)
 
 
-@dataclasses.dataclass
-class _Lane:
-    """One channel's session and its passes in flight (a mono stream has one lane)."""
-
-    index: int
-    session: StreamSession
-    guard: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)  # feed (in a thread) vs passes
-    passes: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)  # the session allows two
-    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # audio came, or a pass ended
-    speakers: LiveSpeakers | None = None  # diarize=true: this channel's speakers
-
-
 @dataclasses.dataclass(frozen=True)
 class Limits:
     idle_s: float
@@ -87,27 +73,25 @@ class LiveStream:
                  transport: asyncio.BaseTransport | None = None,
                  speakers: Callable[[], LiveSpeakers] | None = None) -> None:
         sessions = session if isinstance(session, list) else [session]
-        self._ws, self._batcher = ws, batcher
-        self._lanes = [_Lane(i, s, speakers=speakers() if speakers else None) for i, s in enumerate(sessions)]
-        self._session = sessions[0]  # every lane hears the same length of audio
+        self._ws = ws
+        self._runner = SessionRunner(sessions, batcher, self._send, identity.request_id, speakers)
+        self._channels = len(sessions)
         self._options, self._limits, self._id = options, limits, identity
         self._decoder: StreamDecoder | None = None
         self._hash = hashlib.sha256()
         self._first_message = True
-        self._arrivals = metrics.ArrivalClock()  # times finals from the end of their speech
         self._transport = transport  # cut when the client does not read, or shutdown runs out of time
         self._stop = asyncio.Event()  # shutdown: stop receiving, flush, close 1001
         self.done = asyncio.Event()
 
     async def run(self) -> None:
-        passes = [asyncio.create_task(self._pass_loop(lane)) for lane in self._lanes]
+        self._runner.start()
         try:
             code, reason = await self._receive_loop()
             if code is not None:
                 await self._finish(code, reason)
         finally:
-            for task in passes + [t for lane in self._lanes for t in lane.passes]:
-                task.cancel()
+            self._runner.stop()
             if isinstance(self._decoder, ContainerDecoder):
                 self._decoder.close()  # idempotent after _finish; the only way out when the client vanished
             self.done.set()
@@ -143,7 +127,7 @@ class LiveStream:
                     await self._audio(msg.data)
                 except AudioError as exc:
                     return CLOSE_BAD_DATA, exc.message
-                if self._session.seconds >= self._limits.max_seconds:
+                if self._runner.seconds >= self._limits.max_seconds:
                     return CLOSE_POLICY, f"stream reached its limit of {self._limits.max_seconds:g} s of audio"
             elif msg.type == WSMsgType.TEXT:
                 try:
@@ -194,70 +178,13 @@ class LiveStream:
         decoder = self._decoder or self._make_decoder()
         samples = decoder.feed(data)
         if samples.size:
-            await self._feed_lanes(samples)
+            await self._runner.feed(samples)
 
     def _make_decoder(self) -> StreamDecoder:
         o = self._options
-        self._decoder = (PcmDecoder(o.sample_rate, o.channels, keep_channels=len(self._lanes) > 1)
+        self._decoder = (PcmDecoder(o.sample_rate, o.channels, keep_channels=self._channels > 1)
                          if o.encoding == "linear16" else ContainerDecoder())
         return self._decoder
-
-    async def _feed_lanes(self, samples: np.ndarray) -> None:
-        """Mono samples, or (channels, samples) for a multichannel stream: each row to its own lane."""
-        rows = samples if samples.ndim == 2 else samples[np.newaxis]
-        await asyncio.gather(*(self._feed(lane, row) for lane, row in zip(self._lanes, rows)))
-
-    async def _feed(self, lane: _Lane, samples: np.ndarray) -> None:
-        if lane.speakers is not None:
-            lane.speakers.hear(samples)
-        async with lane.guard:
-            events = await self._batcher.detect(lambda: lane.session.feed(samples))
-            if lane.index == 0:
-                self._arrivals.heard(lane.session.seconds)
-        await self._send(events, lane.index)
-        lane.wake.set()
-
-    # -- decoding passes ----------------------------------------------------------------------------
-
-    async def _pass_loop(self, lane: _Lane) -> None:
-        while True:
-            await lane.wake.wait()
-            lane.wake.clear()
-            await self._start_passes(lane)
-
-    async def _start_passes(self, lane: _Lane) -> None:
-        """Every pass the session wants now, started without waiting for those in flight (an urgent pass
-        runs beside an interim one)."""
-        while True:
-            async with lane.guard:
-                step = lane.session.next_pass()
-            if step is None:
-                return
-            task = asyncio.create_task(self._run_pass(lane, step))
-            lane.passes.add(task)
-            task.add_done_callback(lane.passes.discard)
-
-    async def _run_pass(self, lane: _Lane, step: Pass) -> None:
-        result = await self._decode(step)
-        async with lane.guard:
-            events = lane.session.apply(step, result)
-        await self._send(events, lane.index)
-        lane.wake.set()  # the session may want the next pass now
-
-    async def _drain_passes(self, lane: _Lane) -> None:
-        """Passes until the session wants none and none is in flight (a flush: every final out)."""
-        while True:
-            await self._start_passes(lane)
-            if not lane.passes:
-                return
-            await asyncio.wait(set(lane.passes), return_when=asyncio.FIRST_COMPLETED)
-
-    async def _decode(self, step: Pass) -> WindowResult | None:
-        try:
-            return await self._batcher.decode(step.request, urgent=step.urgent)
-        except ApiError as exc:  # overloaded or engine failure: skip this interim, keep the stream alive
-            log.warning("%s: live pass failed: %s", self._id.request_id, exc.message)
-            return None
 
     # -- ending -------------------------------------------------------------------------------------
 
@@ -272,23 +199,17 @@ class LiveStream:
             except AudioError as exc:
                 tail, error = np.zeros(0, dtype=np.float32), exc.message
             if tail.size:
-                await self._feed_lanes(tail)
-        await asyncio.gather(*(self._flush_lane(lane, from_finalize) for lane in self._lanes))
+                await self._runner.feed(tail)
+        await self._runner.flush(from_finalize)
         return error
-
-    async def _flush_lane(self, lane: _Lane, from_finalize: bool) -> None:
-        async with lane.guard:
-            events = await self._batcher.detect(lambda: lane.session.flush(from_finalize))
-        await self._send(events, lane.index)
-        await self._drain_passes(lane)
 
     async def _finish(self, code: int, reason: str) -> None:
         error = await self._flush(from_finalize=False)
         if error is not None and code == CLOSE_NORMAL:
             code, reason = CLOSE_BAD_DATA, error
         await self._send_json(metadata(request_id=self._id.request_id, sha256=self._hash.hexdigest(),
-                                       seconds=self._session.seconds, engine=self._id.engine,
-                                       model_name=self._id.model_name, channels=len(self._lanes)))
+                                       seconds=self._runner.seconds, engine=self._id.engine,
+                                       model_name=self._id.model_name, channels=self._channels))
         try:
             async with asyncio.timeout(self._limits.send_timeout_s):
                 await self._ws.close(code=code, message=reason.encode())
@@ -301,14 +222,9 @@ class LiveStream:
                 continue
             if isinstance(event, SpeechStarted) and not self._options.vad_events:
                 continue
-            if isinstance(event, Transcribed) and event.is_final:
-                self._arrivals.final(event.end)
-                speakers = self._lanes[channel].speakers
-                if speakers is not None:
-                    event = dataclasses.replace(event, words=await speakers.label(event.words))
             await self._send_json(render(event, request_id=self._id.request_id, engine=self._id.engine,
                                          model_name=self._id.model_name, punctuate=self._options.punctuate,
-                                         channel=(channel, len(self._lanes))))
+                                         channel=(channel, self._channels)))
 
     async def _send_json(self, payload: dict[str, Any]) -> None:
         if not self._ws.closed:
