@@ -333,3 +333,15 @@ async def test_append_with_odd_bytes_carries_the_half_sample(client: Any) -> Non
     assert "hello world" in done["transcript"]
     await asyncio.sleep(0)
     await ws.close()
+
+
+async def test_a_message_over_4_mib_closes_the_socket(client: Any) -> None:
+    """The largest event the server parses is bounded before any JSON or base64 work (aiohttp refuses it)."""
+    ws = await connect(client)
+    try:
+        await ws.send_str(json.dumps({"type": "input_audio_buffer.append", "audio": "A" * (5 * 1024 * 1024)}))
+    except ConnectionError:
+        pass  # the server closed the socket while the message was still being written
+    events = await events_until_close(ws, timeout=20)
+    assert ws.closed and ws.close_code in (1006, 1009) and not events  # 1006: reset while writing
+    assert (await client.get("/health")).status == 200
