@@ -50,6 +50,7 @@ CLOSE_IDLE = 1011
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_LATER = 1013
 
+ENDING_ERRORS = {CLOSE_POLICY: "audio_limit_reached", CLOSE_IDLE: "idle_timeout"}
 MIN_COMMIT_S = 0.1  # OpenAI refuses to commit less than 100 ms of audio
 PIECE_SAMPLES = SAMPLE_RATE // 2  # the longest audio one feed gives the session (its checks run per feed)
 THREAD_JSON_CHARS = 64 * 1024  # larger events (audio) are parsed off the event loop
@@ -143,9 +144,7 @@ class RealtimeStream:
             try:
                 msg = await self._next_message(loop.time() + self._limits.idle_s)
             except TimeoutError:
-                await self._send(self._events.error(EventError(
-                    "idle_timeout", f"no client event for {self._limits.idle_s:g} s: the session is closed")))
-                return CLOSE_IDLE, f"no client event received for {self._limits.idle_s:g} s"
+                return CLOSE_IDLE, f"no client event for {self._limits.idle_s:g} s: the session is closed"
             if msg is None:
                 return CLOSE_GOING_AWAY, "server shutting down"
             if msg.type == WSMsgType.TEXT:
@@ -318,8 +317,9 @@ class RealtimeStream:
         await self._runner.flush(from_finalize=False)
         if any(item.texts or item.announced for item in self._items):
             await self._commit_all(self._runner.seconds, vad=self._items[0].announced)
-        if code == CLOSE_POLICY:
-            await self._send(self._events.error(EventError("audio_limit_reached", reason)))
+        # After the last transcripts, the reason the server ends the session (OpenAI sends an error too).
+        if code in ENDING_ERRORS:
+            await self._send(self._events.error(EventError(ENDING_ERRORS[code], reason)))
         try:
             async with asyncio.timeout(self._limits.send_timeout_s):
                 await self._ws.close(code=code, message=reason.encode())
