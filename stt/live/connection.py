@@ -127,6 +127,11 @@ class LiveStream:
                 self._intake.decoder.close()  # idempotent after _finish; the only way out when the client vanished
             self.done.set()
 
+    @property
+    def pending_seconds(self) -> float:
+        """Undecoded audio the stream holds (its busiest channel): what back-pressure bounds."""
+        return max(lane.session.held_seconds for lane in self._lanes)
+
     def stop_for_shutdown(self) -> None:
         """Stop receiving; the stream then flushes its final Results and Metadata and closes with 1001."""
         self._stop.set()
