@@ -27,7 +27,7 @@ from stt.live.control import LogBudget, read_control
 from stt.live.messages import error, metadata, render
 from stt.options import LIVE_PARAMS
 from stt.live.audio_in import ContainerDecoder, PcmDecoder
-from stt.live.intake import Intake
+from stt.live.intake import Intake, MessageRate
 from stt.live.session import Event, Pass, SpeechStarted, StreamSession, Transcribed
 from stt import metrics
 
@@ -106,6 +106,7 @@ class LiveStream:
         self._options, self._limits, self._id = options, limits, identity
         self._intake: Intake | None = None
         self._log_budget = LogBudget()  # lines about a client's odd text messages, per stream
+        self._rate = MessageRate()
         self._hash = hashlib.sha256()
         self._first_message = True
         self._arrivals = metrics.ArrivalClock()  # times finals from the end of their speech
@@ -159,6 +160,7 @@ class LiveStream:
                 return CLOSE_IDLE, f"no audio or KeepAlive received for {self._limits.idle_s:g} s"
             if msg is None:
                 return CLOSE_GOING_AWAY, "server shutting down"
+            await self._rate.take()
             if msg.type == WSMsgType.BINARY:
                 if not msg.data:
                     return CLOSE_NORMAL, "stream closed by client"
