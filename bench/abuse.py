@@ -52,6 +52,7 @@ MAX_CONNECTIONS = 300
 SHUTDOWN_S = 10
 RSS_BUDGET_MB = 200
 PING_P99_MS = 50
+PING_MAX_MS = 100  # issue 19's rows: the slowest /ping during the attack
 CONFIG = {
     "asr": {"model": "tiny.en", "threads": 2, "beam_size": 1},
     "limits": {"stream_idle_seconds": 3, "shutdown_timeout_seconds": SHUTDOWN_S},
@@ -69,12 +70,15 @@ class Row:
     ping_max_ms: float | None = None
     bomb: bool = False  # a memory bomb: held only within RSS_BUDGET_MB (other rows report RSS, e.g. inference)
     judge_ping: bool = True
+    judge_ping_max: bool = False  # judged on the slowest /ping (<= PING_MAX_MS) rather than p99
 
     @property
     def held(self) -> bool:
-        within = (not self.bomb or self.rss_mb <= RSS_BUDGET_MB) and (
-            self.ping_p99_ms is None or not self.judge_ping or self.ping_p99_ms < PING_P99_MS)
-        return self.ok and within
+        if self.judge_ping_max:
+            ping = self.ping_max_ms is None or self.ping_max_ms <= PING_MAX_MS
+        else:
+            ping = self.ping_p99_ms is None or not self.judge_ping or self.ping_p99_ms < PING_P99_MS
+        return self.ok and (not self.bomb or self.rss_mb <= RSS_BUDGET_MB) and ping
 
 
 def _pinger(url: str, ready: Any, stop: Any, out: Any) -> None:
@@ -468,13 +472,13 @@ async def run(skip: set[str], only: str | None = None) -> list[Row]:
             assert server.proc is not None
             await asyncio.sleep(1)
             for name, attack, kind in ATTACKS:
-                if any(s in name for s in skip) or (only is not None and only not in name):
+                if any(s in name for s in skip) or (only is not None and not any(o in name for o in only.split(","))):
                     continue
                 idle = psutil.Process(server.proc.pid).memory_info().rss
                 async with Probe(server, ping=bool({PRE_AUTH, PING} & kind)) as probe:
                     ok, detail = await _attack(attack, server, REPEAT in kind)
                 row = Row(name, ok, detail, max(0.0, (probe.peak - idle) / 2**20), probe.p99_ms(), probe.max_ms(),
-                          BOMB in kind, judge_ping=FLOOD not in kind)
+                          BOMB in kind, judge_ping=FLOOD not in kind, judge_ping_max=PING in kind)
                 rows.append(row)
                 print(f"{'held' if row.held else 'FAILED':6} | {name:40} | +{row.rss_mb:6.1f} MB | "
                       f"ping p99 {'-' if row.ping_p99_ms is None else f'{row.ping_p99_ms:.1f} ms':>9} "
@@ -489,10 +493,11 @@ async def run(skip: set[str], only: str | None = None) -> list[Row]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-throttle-table", action="store_true", help="skip the 11,000-address run (slow)")
-    parser.add_argument("--only", help="run only the attacks whose name contains this text (e.g. 'live')")
+    parser.add_argument("--only", help="run only the attacks whose name contains one of these comma-separated texts (e.g. '0:,19/')")
     args = parser.parse_args()
     print(f"held: answered as it must; memory bombs: peak RSS within +{RSS_BUDGET_MB} MB of idle; pre-auth "
-          f"attacks: /ping p99 < {PING_P99_MS} ms (from another process, on its own connection)")
+          f"attacks: /ping p99 < {PING_P99_MS} ms (from another process, on its own connection); issue 19's live "
+          f"rows: /ping max <= {PING_MAX_MS} ms")
     print(f"machine load average (1, 5, 15 min) at start: {', '.join(f'{x:.1f}' for x in psutil.getloadavg())} on "
           f"{psutil.cpu_count()} CPUs")
     rows = asyncio.run(run({"throttle table"} if args.skip_throttle_table else set(), args.only))
