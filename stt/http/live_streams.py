@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from typing import Protocol
 
@@ -13,6 +14,11 @@ from aiohttp import web
 from stt.http.keys import LIFECYCLE, LIVE_STREAMS
 
 log = logging.getLogger("stt.live")
+
+# The kernel's receive buffer for a live socket (8 s of 16 kHz linear16): a stream that stops reading while its
+# passes catch up (back-pressure) slows a fast sender within seconds, instead of after the megabytes Linux's
+# autotuning would buffer (minutes of audio the client believes sent). 40x real time at a 100 ms round trip.
+RECEIVE_BUFFER_BYTES = 256 * 1024
 
 
 class LiveConnection(Protocol):
@@ -23,6 +29,16 @@ class LiveConnection(Protocol):
 
     def abort(self) -> None:
         """Cut the connection (shutdown ran out of time, or the client does not read)."""
+
+
+def bound_receive_buffer(request: web.Request) -> None:
+    """After the upgrade: see RECEIVE_BUFFER_BYTES."""
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+        except OSError:  # not a TCP socket (a test transport): nothing to bound
+            pass
 
 
 async def close_streams(app: web.Application) -> None:

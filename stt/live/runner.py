@@ -26,6 +26,12 @@ from stt.live.session import Event, Pass, StreamSession, Transcribed
 
 log = logging.getLogger("stt.live")
 
+# Audio a lane's session may hold undecoded (its open utterance, and finals waiting for their pass) before the
+# stream stops reading the socket until the passes catch up: a sender faster than real time is paced by TCP.
+MAX_PENDING_SECONDS = 30.0
+# Past this (only when no pass could bring it down), the stream is closed with 1008.
+HARD_PENDING_SECONDS = 2 * MAX_PENDING_SECONDS
+
 # The face's sink for a lane's events: (events, channel index), awaited in order (back-pressure on a slow reader).
 Emit = Callable[[list[Event], int], Awaitable[None]]
 
@@ -89,6 +95,24 @@ class SessionRunner:
                 self._arrivals.heard(session.seconds)
         await self._send(events, lane)
         lane.wake.set()
+
+    @property
+    def pending_seconds(self) -> float:
+        """Undecoded audio the stream holds (its busiest channel): what back-pressure bounds."""
+        return max(lane.session.held_seconds for lane in self.lanes)
+
+    async def pace(self, max_pending_s: float = MAX_PENDING_SECONDS,
+                   hard_pending_s: float = HARD_PENDING_SECONDS) -> bool:
+        """Back-pressure, called between feeds: while a lane holds more than ``max_pending_s`` of undecoded
+        audio, wait for its passes (the face does not read its socket meanwhile). False when it is still over
+        ``hard_pending_s`` with nothing left to wait for (the face ends the stream)."""
+        for lane in self.lanes:
+            while lane.session.held_seconds > max_pending_s:
+                await self._start_passes(lane)
+                if not lane.passes:
+                    break
+                await asyncio.wait(set(lane.passes), return_when=asyncio.FIRST_COMPLETED)
+        return all(lane.session.held_seconds <= hard_pending_s for lane in self.lanes)
 
     # -- decoding passes ----------------------------------------------------------------------------
 

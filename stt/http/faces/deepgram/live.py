@@ -54,6 +54,7 @@ async def listen(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         raise BadRequest("This endpoint takes a WebSocket connection (Deepgram's live API)")
     await ws.prepare(request)
+    live_streams.bound_receive_buffer(request)
     app = request.app
     streams = app[LIVE_STREAMS]
     limits = app[SETTINGS].limits

@@ -27,10 +27,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from aiohttp import WSMessage, WSMsgType, web
 
-from stt.audio import SAMPLE_RATE
 from stt.errors import AudioError
 from stt.http.faces.realtime.config import (SessionConfig, Shape, apply_beta, apply_ga, is_beta_session)
 from stt.http.faces.realtime.errors import EventError
@@ -38,7 +36,8 @@ from stt.http.faces.realtime.events import Events, new_id
 from stt.inference.pass_batcher import PassBatcher
 from stt.live.audio_in import PcmDecoder, StreamDecoder
 from stt.live.g711 import G711Decoder
-from stt.live.runner import SessionRunner
+from stt.live.intake import Intake, MessageRate
+from stt.live.runner import HARD_PENDING_SECONDS, MAX_PENDING_SECONDS, SessionRunner
 from stt.live.session import Event, SpeechStarted, StreamConfig, StreamSession, Transcribed
 
 log = logging.getLogger("stt.live")
@@ -52,7 +51,6 @@ CLOSE_TRY_LATER = 1013
 
 ENDING_ERRORS = {CLOSE_POLICY: "audio_limit_reached", CLOSE_IDLE: "idle_timeout"}
 MIN_COMMIT_S = 0.1  # OpenAI refuses to commit less than 100 ms of audio
-PIECE_SAMPLES = SAMPLE_RATE // 2  # the longest audio one feed gives the session (its checks run per feed)
 THREAD_JSON_CHARS = 64 * 1024  # larger events (audio) are parsed off the event loop
 MANUAL_ENDPOINTING_S = 0.4  # turn_detection null: the session still cuts utterances at pauses inside an item
 PREROLL_S = 0.5  # audio kept before detected speech; OpenAI's prefix_padding_ms only widens it
@@ -69,6 +67,9 @@ class Limits:
     idle_s: float
     max_seconds: float
     send_timeout_s: float = 10.0  # a send that cannot drain for this long: the client stopped reading
+    close_timeout_s: float = 2.0  # the close handshake at the end (a client that never reads is cut)
+    max_pending_s: float = MAX_PENDING_SECONDS  # back-pressure, as /v1/listen (stt/live/runner.py)
+    hard_pending_s: float = HARD_PENDING_SECONDS
 
 
 def stream_config(config: SessionConfig) -> StreamConfig:
@@ -104,7 +105,8 @@ class RealtimeStream:
         self._events = Events(new_id("sess"))
         self._runner = SessionRunner([StreamSession(stream_config(self._config))], batcher, self._on_events,
                                      request_id)
-        self._decoder = make_decoder(self._config)
+        self._intake = Intake(make_decoder(self._config))  # bounded pieces, tiny appends coalesced
+        self._rate = MessageRate()
         # Items not committed yet, oldest first: with server VAD one per utterance the session opened (its
         # finals arrive in that order; an utterance may open before the one before it is decoded).
         self._items: collections.deque[_Item] = collections.deque()
@@ -112,6 +114,7 @@ class RealtimeStream:
         self._previous: str | None = None  # the last committed item
         self._transport = transport
         self._stop = asyncio.Event()
+        self._waiting: asyncio.Timeout | None = None  # the wait for the next message, while it runs
         self.done = asyncio.Event()
 
     # -- the live-stream registry's interface (shutdown, slot accounting) --------------------------------
@@ -119,6 +122,8 @@ class RealtimeStream:
     def stop_for_shutdown(self) -> None:
         """Stop receiving; what was heard is committed and transcribed, then the socket closes with 1001."""
         self._stop.set()
+        if self._waiting is not None:  # interrupt the wait for the next message (never the handling of one)
+            self._waiting.reschedule(asyncio.get_running_loop().time())
 
     def abort(self) -> None:
         if self._transport is not None:
@@ -144,9 +149,12 @@ class RealtimeStream:
             try:
                 msg = await self._next_message(loop.time() + self._limits.idle_s)
             except TimeoutError:
+                if self._stop.is_set():
+                    return CLOSE_GOING_AWAY, "server shutting down"
                 return CLOSE_IDLE, f"no client event for {self._limits.idle_s:g} s: the session is closed"
             if msg is None:
                 return CLOSE_GOING_AWAY, "server shutting down"
+            await self._rate.take()
             if msg.type == WSMsgType.TEXT:
                 ending = await self._client_event(msg.data)
                 if ending is not None:
@@ -159,18 +167,15 @@ class RealtimeStream:
                 return None, ""
 
     async def _next_message(self, deadline: float) -> WSMessage | None:
-        """The next message, or None once shutdown asks the stream to stop (only the wait is interrupted)."""
+        """The next message, or None once shutdown asks the stream to stop (TimeoutError at the deadline, or
+        when shutdown interrupts the wait). One timer per message and no task, as /v1/listen."""
         if self._stop.is_set():
             return None
-        receive = asyncio.ensure_future(self._ws.receive())
-        stop = asyncio.ensure_future(self._stop.wait())
-        try:
-            async with asyncio.timeout_at(deadline):
-                await asyncio.wait((receive, stop), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            receive.cancel()
-        return receive.result() if receive.done() and not receive.cancelled() else None
+        async with asyncio.timeout_at(deadline) as self._waiting:
+            try:
+                return await self._ws.receive()
+            finally:
+                self._waiting = None
 
     async def _client_event(self, text: str) -> tuple[int, str] | None:
         event_id = None
@@ -223,12 +228,13 @@ class RealtimeStream:
     async def _reconfigure(self, config: SessionConfig) -> None:
         old, self._config = self._config, config
         if config.format != old.format:
-            tail = self._decoder.finish()
-            self._decoder = make_decoder(config)
-            await self._feed(tail)
+            intake, self._intake = self._intake, Intake(make_decoder(config))
+            async for piece in intake.finish():
+                await self._runner.feed(piece)
         if config.audio_changes(old):
             # What was heard so far is decoded with the old settings and stays in the buffer's item.
             if self._runner.lanes[0].session.busy:
+                await self._feed_held()
                 await self._runner.flush(from_finalize=True)
             await self._runner.replace(lambda: StreamSession(stream_config(config)))
 
@@ -242,17 +248,21 @@ class RealtimeStream:
         except (binascii.Error, ValueError):
             raise EventError("invalid_value", "audio: not valid base64", "audio") from None
         try:
-            samples = self._decoder.feed(data)
+            async for piece in self._intake.push(data):
+                await self._runner.feed(piece)
+                if self._runner.seconds >= self._limits.max_seconds:
+                    return CLOSE_POLICY, f"stream reached its limit of {self._limits.max_seconds:g} s of audio"
+                if not await self._runner.pace(self._limits.max_pending_s, self._limits.hard_pending_s):
+                    return CLOSE_POLICY, (f"more than {self._limits.hard_pending_s:g} s of audio waiting to be "
+                                          "decoded: send at most in real time")
         except AudioError as exc:
             raise EventError("invalid_value", f"audio: {exc.message}", "audio") from None
-        await self._feed(samples)
-        if self._runner.seconds >= self._limits.max_seconds:
-            return CLOSE_POLICY, f"stream reached its limit of {self._limits.max_seconds:g} s of audio"
         return None
 
-    async def _feed(self, samples: np.ndarray) -> None:
-        for start in range(0, samples.size, PIECE_SAMPLES):
-            await self._runner.feed(samples[start:start + PIECE_SAMPLES])
+    async def _feed_held(self) -> None:
+        """The few samples the intake holds for a whole detector frame belong to what a commit flushes."""
+        for piece in self._intake.held():
+            await self._runner.feed(piece)
 
     async def _commit(self) -> None:
         """The client's commit: everything appended since the last commit is one item, decoded to its end."""
@@ -262,6 +272,7 @@ class RealtimeStream:
                              f"Error committing input audio buffer: buffer too small. Expected at least "
                              f"{MIN_COMMIT_S * 1000:.0f}ms of audio, but buffer only has {buffered * 1000:.2f}ms "
                              "of audio.")
+        await self._feed_held()
         await self._runner.flush(from_finalize=True)
         await self._commit_all(self._runner.seconds, vad=False)
 
@@ -273,6 +284,7 @@ class RealtimeStream:
         await self._complete(merged, end_s, vad)
 
     async def _clear(self) -> None:
+        self._intake.held()  # dropped with the rest of the buffer
         await self._runner.replace(lambda: StreamSession(stream_config(self._config)))
         self._items.clear()
         self._buffer_start = self._runner.seconds
@@ -313,7 +325,8 @@ class RealtimeStream:
 
     async def _finish(self, code: int, reason: str) -> None:
         """Nothing accepted is lost: what was heard is decoded and committed before the close."""
-        await self._feed(self._decoder.finish())
+        async for piece in self._intake.finish():
+            await self._runner.feed(piece)
         await self._runner.flush(from_finalize=False)
         if any(item.texts or item.announced for item in self._items):
             await self._commit_all(self._runner.seconds, vad=self._items[0].announced)
@@ -321,9 +334,11 @@ class RealtimeStream:
         if code in ENDING_ERRORS:
             await self._send(self._events.error(EventError(ENDING_ERRORS[code], reason)))
         try:
-            async with asyncio.timeout(self._limits.send_timeout_s):
+            async with asyncio.timeout(self._limits.close_timeout_s):
                 await self._ws.close(code=code, message=reason.encode())
-        except TimeoutError:
+        except TimeoutError:  # the close frame never drained, or the client never answered it
+            log.info("%s: the client did not complete the close in %g s: connection cut", self._request_id,
+                     self._limits.close_timeout_s)
             self.abort()
 
     async def _send(self, payload: dict[str, Any]) -> None:

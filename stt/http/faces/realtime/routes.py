@@ -56,6 +56,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         raise BadRequest("This endpoint takes a WebSocket connection (OpenAI's Realtime API)")
     await ws.prepare(request)
+    live_streams.bound_receive_buffer(request)  # back-pressure reaches a fast sender within seconds
     app, request_id = request.app, request_stats(request).request_id
     transcriber, limits = app[TRANSCRIBER], app[SETTINGS].limits
     streams = app[LIVE_STREAMS]
