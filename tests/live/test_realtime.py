@@ -16,6 +16,8 @@ import pytest
 from openai.types.realtime import RealtimeServerEvent
 
 from stt.audio import SAMPLE_RATE, decode_audio
+from stt.http.keys import LIVE_STREAMS
+from stt.live.runner import MAX_PENDING_SECONDS
 from stt.live.g711 import G711Decoder, table
 from tests.conftest import AUTH
 from tests.helpers import AUDIO_DIR, TOKEN, FakeEngine
@@ -345,3 +347,25 @@ async def test_a_message_over_4_mib_closes_the_socket(client: Any) -> None:
     events = await events_until_close(ws, timeout=20)
     assert ws.closed and ws.close_code in (1006, 1009) and not events  # 1006: reset while writing
     assert (await client.get("/health")).status == 200
+
+
+async def test_a_sender_faster_than_decoding_is_paced_and_loses_nothing(make_client: Any) -> None:
+    """Back-pressure as on /v1/listen: the session stops reading while over MAX_PENDING_SECONDS of undecoded
+    audio, so what a fast sender pushes waits in TCP, not in the server's memory."""
+    client = await make_client(FakeEngine(delay=0.3))  # every pass 0.3 s: far slower than this sender
+    streams = client.server.app[LIVE_STREAMS]
+    ws = await connect(client)
+    data = clip_pcm24(CLIP, silence_after_s=1.5) * 10  # 119 s, ten turns
+    most = 0.0
+    sending = asyncio.create_task(send_audio(ws, data, speed=0))
+    while not sending.done():
+        most = max([most, *(s.pending_seconds for s in streams)])
+        await asyncio.sleep(0.01)
+    sending.result()
+    assert most <= MAX_PENDING_SECONDS + 1, most
+    texts = []
+    while len(texts) < 10:
+        texts.append((await receive_until(ws, "conversation.item.input_audio_transcription.completed",
+                                          timeout=120))["transcript"])
+    assert all("hello world" in t for t in texts), texts
+    await ws.close()

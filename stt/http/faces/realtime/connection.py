@@ -125,6 +125,11 @@ class RealtimeStream:
         if self._waiting is not None:  # interrupt the wait for the next message (never the handling of one)
             self._waiting.reschedule(asyncio.get_running_loop().time())
 
+    @property
+    def pending_seconds(self) -> float:
+        """Undecoded audio the session holds: what back-pressure bounds."""
+        return self._runner.pending_seconds
+
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
