@@ -52,6 +52,7 @@ class StreamConfig:
     vad_threshold: float = 0.5
     context_chars: int = 200  # earlier final text given as the prompt
     beam_size: int = 1
+    prompt: str = ""  # text said before the stream (OpenAI's transcription prompt): the first passes' context
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +135,7 @@ class StreamSession:
         self._utterance_end_sent = True
         self._ids = itertools.count(1)
         self.passes = 0  # decoding passes run, for statistics
+        self._context = config.prompt[-4 * config.context_chars:]
 
     # -- audio in -------------------------------------------------------------------------------------
 

@@ -17,7 +17,10 @@ from openai.types.realtime import RealtimeServerEvent
 
 from stt.audio import SAMPLE_RATE, decode_audio
 from stt.http.keys import LIVE_STREAMS
+from stt.http.faces.realtime.config import SessionConfig
+from stt.http.faces.realtime.connection import stream_config
 from stt.live.runner import MAX_PENDING_SECONDS
+from stt.live.session import StreamSession
 from stt.live.g711 import G711Decoder, table
 from tests.conftest import AUTH
 from tests.helpers import AUDIO_DIR, TOKEN, FakeEngine
@@ -369,3 +372,15 @@ async def test_a_sender_faster_than_decoding_is_paced_and_loses_nothing(make_cli
                                           timeout=120))["transcript"])
     assert all("hello world" in t for t in texts), texts
     await ws.close()
+
+
+def test_the_prompt_is_the_first_passes_context() -> None:
+    """transcription.prompt reaches the decoder as the text said before the stream (Whisper's previous text)."""
+    session = StreamSession(stream_config(SessionConfig(prompt="Stephen Dedalus")))
+    session.feed(decode_audio((AUDIO_DIR / CLIP).read_bytes())[: 3 * SAMPLE_RATE])
+    step = session.next_pass()
+    assert step is not None and step.request.prompt is not None and "Stephen Dedalus" in step.request.prompt
+    plain = StreamSession(stream_config(SessionConfig()))
+    plain.feed(decode_audio((AUDIO_DIR / CLIP).read_bytes())[: 3 * SAMPLE_RATE])
+    step = plain.next_pass()
+    assert step is not None and not step.request.prompt

@@ -75,9 +75,10 @@ class Limits:
 def stream_config(config: SessionConfig) -> StreamConfig:
     vad = config.turn_detection
     if vad is None:
-        return StreamConfig(language=config.language, endpointing_s=MANUAL_ENDPOINTING_S)
-    return StreamConfig(language=config.language, endpointing_s=vad.silence_duration_ms / 1000,
-                        vad_threshold=vad.threshold, preroll_s=max(PREROLL_S, vad.prefix_padding_ms / 1000))
+        return StreamConfig(language=config.language, endpointing_s=MANUAL_ENDPOINTING_S, prompt=config.prompt)
+    return StreamConfig(language=config.language, prompt=config.prompt,
+                        endpointing_s=vad.silence_duration_ms / 1000, vad_threshold=vad.threshold,
+                        preroll_s=max(PREROLL_S, vad.prefix_padding_ms / 1000))
 
 
 def make_decoder(config: SessionConfig) -> StreamDecoder:
