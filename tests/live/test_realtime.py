@@ -384,3 +384,23 @@ def test_the_prompt_is_the_first_passes_context() -> None:
     plain.feed(decode_audio((AUDIO_DIR / CLIP).read_bytes())[: 3 * SAMPLE_RATE])
     step = plain.next_pass()
     assert step is not None and not step.request.prompt
+
+
+async def test_an_update_in_the_middle_of_a_buffer_keeps_what_was_heard(client: Any) -> None:
+    """Switching from client commits to server VAD commits what the old settings heard; nothing is lost and the
+    next turn is its own item."""
+    ws = await connect(client)
+    await send(ws, MANUAL)
+    await receive_until(ws, "session.updated")
+    await send_audio(ws, clip_pcm24(CLIP, silence_after_s=1.0), speed=0)
+    events: list[dict[str, Any]] = []
+    await send(ws, {"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+        "turn_detection": {"type": "server_vad"}}}}})
+    await receive_until(ws, "session.updated", into=events)
+    first = next(e for e in events if e["type"].endswith("completed"))
+    assert "hello world" in first["transcript"]
+    await send_audio(ws, clip_pcm24(CLIP, silence_after_s=1.5), speed=0)
+    started = await receive_until(ws, "input_audio_buffer.speech_started")
+    second = await receive_until(ws, "conversation.item.input_audio_transcription.completed")
+    assert second["item_id"] == started["item_id"] != first["item_id"] and "hello world" in second["transcript"]
+    await ws.close()

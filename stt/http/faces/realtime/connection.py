@@ -243,6 +243,10 @@ class RealtimeStream:
                 await self._feed_held()
                 await self._runner.flush(from_finalize=True)
             await self._runner.replace(lambda: StreamSession(stream_config(config)))
+            if config.turn_detection is not None and self._items:
+                # Server VAD pairs each utterance the new session opens with an item: what the old one heard
+                # is committed now, as at the end of a turn.
+                await self._commit_all(self._runner.seconds, vad=False)
 
     # -- the input audio buffer -------------------------------------------------------------------------
 
