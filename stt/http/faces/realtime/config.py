@@ -94,7 +94,7 @@ def _turn_detection(value: Any, current: ServerVad | None, param: str) -> Server
         else base.silence_duration_ms)
 
 
-def _transcription(value: Any, config: SessionConfig, param: str, language: Any) -> dict[str, Any]:
+def _transcription(value: Any, param: str, language: Any) -> dict[str, Any]:
     """model, language, prompt of an (input_audio_)transcription object; null keeps the current ones."""
     if value is None:
         return {}
@@ -133,7 +133,7 @@ def apply_ga(config: SessionConfig, session: dict[str, Any], language: Any) -> S
     if inp.get("format") is not None:
         changes["format"] = _ga_format(_object(inp["format"], "session.audio.input.format"))
     if "transcription" in inp:
-        changes |= _transcription(inp["transcription"], config, "session.audio.input.transcription", language)
+        changes |= _transcription(inp["transcription"], "session.audio.input.transcription", language)
     if "turn_detection" in inp:
         changes["turn_detection"] = _turn_detection(inp["turn_detection"], config.turn_detection,
                                                     "session.audio.input.turn_detection")
@@ -173,8 +173,7 @@ def apply_beta(config: SessionConfig, session: dict[str, Any], language: Any) ->
                              "session.input_audio_format")
         changes["format"] = fmt
     if "input_audio_transcription" in session:
-        changes |= _transcription(session["input_audio_transcription"], config, "session.input_audio_transcription",
-                                  language)
+        changes |= _transcription(session["input_audio_transcription"], "session.input_audio_transcription", language)
     if "turn_detection" in session:
         changes["turn_detection"] = _turn_detection(session["turn_detection"], config.turn_detection,
                                                     "session.turn_detection")
