@@ -73,7 +73,7 @@ def refuse_url_body(content_type: str, body: bytes) -> None:
         return
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser's recursion allows
         return
     if isinstance(parsed, dict) and "url" in parsed:
         raise BadRequest("Fetching audio from a URL is not supported by this server: send the audio bytes as "
