@@ -609,6 +609,7 @@ async def deep_json(server: ServerProcess) -> tuple[bool, str]:
 
 
 UPLOAD_ATTACKS: list[tuple[str, Attack, float, bool]] = [  # name, attack, RSS bound (MB), /ping measured
+    ("baseline: /ping alone for 3 s", no_attack, 50, True),  # what this machine's load does to /ping now
     ("P5: 16 concurrent 100 MiB gzip bombs", gzip_bombs_16, UPLOAD_BUDGET_MB, True),
     ("P4: 4 h near-silent FLAC, default", near_silent_upload(""), DECODED_MB + 300, False),
     ("P4: 4 h near-silent FLAC, temperature=0.2", near_silent_upload("?temperature=0.2"), DECODED_MB + 300, False),

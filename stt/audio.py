@@ -65,7 +65,10 @@ class _Output:
         self._buffer = self._allocate(max(expected, SAMPLE_RATE))
 
     def _allocate(self, samples: int) -> np.ndarray:
-        self._reserve(samples * self._channels * 4)
+        try:
+            self._reserve(samples * self._channels * 4)
+        except Exception as exc:  # the budget said no: the caller's answer, not a corrupt upload
+            raise _Refused from exc
         return np.empty((self._channels, samples), dtype=np.float32)
 
     def write(self, piece: np.ndarray) -> None:
@@ -104,6 +107,8 @@ def _decode(data: bytes, max_seconds: float, keep_channels: bool, max_channels: 
         return audio
     except (AudioError, TooLarge):
         raise
+    except _Refused as exc:
+        raise exc.__cause__ from None  # type: ignore[misc]
     except MemoryError as exc:
         raise TooLarge("Audio is too large to decode") from exc
     except Exception as exc:  # C decoders parsing hostile bytes: any other failure is still the upload's fault
@@ -119,6 +124,10 @@ class _ClampedBytesIO(io.BytesIO):
         # BytesIO itself clamps negative SEEK_CUR/SEEK_END results to 0; only SEEK_SET raises. (Measuring
         # the length with getbuffer() would copy the whole upload on every seek to the end.)
         return super().seek(max(0, offset) if whence == io.SEEK_SET else offset, whence)
+
+
+class _Refused(Exception):
+    """``reserve`` refused a buffer; its exception is re-raised as it was (``__cause__``)."""
 
 
 class _UseFFmpeg(Exception):

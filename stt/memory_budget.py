@@ -130,6 +130,7 @@ class Hold:
     def __init__(self, budget: MemoryBudget) -> None:
         self.budget = budget
         self.held = 0
+        self.peak_held = 0  # the most this holder held (as far as close() and give() saw it)
 
     def take(self, nbytes: int) -> None:
         """Reserve now or raise OverBudget (uploads: refuse at once, from the loop or a thread)."""
@@ -153,7 +154,28 @@ class Hold:
                 raise OverBudget(nbytes, self.budget.held, self.budget.max_bytes) from None
 
     def give(self, nbytes: int) -> None:
+        self.peak_held = max(self.peak_held, self.held)
         self.budget._give(self, nbytes)
 
     def close(self) -> None:
+        self.peak_held = max(self.peak_held, self.held)
         self.budget._give(self, self.held)
+
+
+
+# glibc keeps freed heap memory in the process (one arena per thread) unless asked: buffers of a few MiB
+# (inflated pieces, read chunks) fall under its dynamic mmap threshold, so after a burst of large requests the
+# RSS stayed at the burst's peak. A request that held at least TRIM_AFTER_BYTES asks for it back once done.
+TRIM_AFTER_BYTES = 32 * MiB
+
+
+def give_back_to_the_system() -> None:
+    """Blocking (glibc's malloc_trim walks every arena; ctypes releases the GIL): run it in a thread."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0) if name else None
+    except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
+        pass

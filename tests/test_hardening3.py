@@ -155,7 +155,9 @@ async def test_a_99_mib_form_field_of_0xff_is_refused_without_stalling_the_loop(
     done.set()
     await ticking
     assert resp.status == 413 and "prompt" in (await resp.json())["message"]
-    assert max(gaps) < 0.1
+    # 0.9 s before, on an idle machine; the bound leaves room for a loaded one (the test client shares the loop;
+    # bench/abuse.py measures /ping from another process against a baseline).
+    assert max(gaps) < 0.3
 
 
 # -- P10: a parser's failure is the request's fault ------------------------------------------------------------
@@ -384,3 +386,11 @@ def test_server_rss_for_an_hour_of_near_silence_is_the_decoded_audio_and_a_bound
         resp = requests.post(f"{server.url}/stt{query}", data=body, headers=AUTH, timeout=600)
     assert resp.status_code == 200 and "stew" in resp.json()["text"].lower()
     assert rss.growth_mb < decoded_mb + len(body) / MiB + 300, rss.growth_mb
+
+
+def test_a_refused_reservation_reaches_the_caller_as_it_was() -> None:
+    def refuse(nbytes: int) -> None:
+        raise OverBudget(nbytes, 0, 0)
+
+    with pytest.raises(OverBudget):
+        decode_audio(wav(tone(440, 2.0, 16000)), reserve=refuse)

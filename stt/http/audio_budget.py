@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from stt.errors import Overloaded
-from stt.memory_budget import RETRY_AFTER_S, Hold, MemoryBudget, OverBudget
+from stt.memory_budget import (RETRY_AFTER_S, TRIM_AFTER_BYTES, Hold, MemoryBudget, OverBudget,
+                               give_back_to_the_system)
 
 BYTES_PER_SECOND = 16000 * 4  # float32 at 16 kHz
 HELD = web.RequestKey("held_audio_bytes", int)
@@ -57,6 +58,8 @@ class AudioBudget:
             finally:
                 self.held -= request.get(HELD, 0)
                 hold.close()
+                if hold.peak_held >= TRIM_AFTER_BYTES:  # its buffers are freed: return them to the system
+                    asyncio.get_running_loop().run_in_executor(None, give_back_to_the_system)
 
         return release
 
