@@ -38,13 +38,13 @@ log = logging.getLogger("stt.audio")
 Reserve = Callable[[int], None]  # called with a number of bytes before they are allocated; may raise to refuse
 
 
-def decode_audio(data: bytes, max_seconds: float = float("inf"), reserve: Reserve | None = None) -> np.ndarray:
+def decode_audio(data: bytes | memoryview, max_seconds: float = float("inf"), reserve: Reserve | None = None) -> np.ndarray:
     """Decode any supported container to mono float32 at SAMPLE_RATE; AudioError (400) or TooLarge (413).
     ``reserve(n)`` is called before each buffer of the result is allocated (the memory budget)."""
     return _decode(data, max_seconds, keep_channels=False, reserve=reserve)
 
 
-def decode_channels(data: bytes, max_seconds: float = float("inf"),
+def decode_channels(data: bytes | memoryview, max_seconds: float = float("inf"),
                     max_channels: int = MAX_CHANNELS, reserve: Reserve | None = None) -> np.ndarray:
     """Like decode_audio, but each channel on its own: (channels, samples) float32 at SAMPLE_RATE (Deepgram's
     multichannel: agent and customer of a call recording on separate channels). ``max_seconds`` bounds the
@@ -95,9 +95,9 @@ class _Output:
         return out if keep_channels else out[0]
 
 
-def _decode(data: bytes, max_seconds: float, keep_channels: bool, max_channels: int = MAX_CHANNELS,
+def _decode(data: bytes | memoryview, max_seconds: float, keep_channels: bool, max_channels: int = MAX_CHANNELS,
             reserve: Reserve | None = None) -> np.ndarray:
-    if not data:
+    if len(data) == 0:
         raise AudioError("Empty audio: the request body has no bytes")
     try:
         try:
@@ -126,6 +126,40 @@ class _ClampedBytesIO(io.BytesIO):
         return super().seek(max(0, offset) if whence == io.SEEK_SET else offset, whence)
 
 
+class _ViewReader(io.RawIOBase):
+    """A read-only file over a memoryview, without the copy that BytesIO makes of anything but bytes (a GIL-
+    holding copy of the whole upload). Seeks before the start clamp to 0, as _ClampedBytesIO's do."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view = view.cast("B")
+        self._at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
+        n = max(0, min(len(buffer), len(self._view) - self._at))
+        buffer[:n] = self._view[self._at:self._at + n]
+        self._at += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: len(self._view)}[whence]
+        self._at = max(0, base + offset)
+        return self._at
+
+    def tell(self) -> int:
+        return self._at
+
+
+def _reader(data: bytes | memoryview) -> io.IOBase:
+    return _ClampedBytesIO(data) if isinstance(data, bytes) else _ViewReader(memoryview(data))
+
+
 class _Refused(Exception):
     """``reserve`` refused a buffer; its exception is re-raised as it was (``__cause__``)."""
 
@@ -134,9 +168,9 @@ class _UseFFmpeg(Exception):
     """libsndfile opened the file but would not decode all of it: FFmpeg (PyAV) reads it instead."""
 
 
-def _read_soundfile(data: bytes, max_seconds: float, keep_channels: bool = False,
+def _read_soundfile(data: bytes | memoryview, max_seconds: float, keep_channels: bool = False,
                     max_channels: int = MAX_CHANNELS, reserve: Reserve | None = None) -> np.ndarray:
-    source = _ClampedBytesIO(data)
+    source = _reader(data)
     with sf.SoundFile(source) as f:
         _check_format(f.samplerate, f.channels, max_channels)
         if keep_channels:  # every channel is kept: the limit is on channel-seconds, so memory stays as mono's
@@ -190,10 +224,10 @@ def _read_blocks(f: sf.SoundFile, max_seconds: float, keep_channels: bool, out: 
     return out.result(keep_channels)
 
 
-def _read_pyav(data: bytes, max_seconds: float, keep_channels: bool = False,
+def _read_pyav(data: bytes | memoryview, max_seconds: float, keep_channels: bool = False,
                max_channels: int = MAX_CHANNELS, reserve: Reserve | None = None) -> np.ndarray:
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        with av.open(_reader(data), mode="r") as container:
             if not container.streams.audio:
                 raise AudioError("Unsupported or corrupt audio: no audio stream found")
             stream = container.streams.audio[0]
