@@ -394,3 +394,32 @@ def test_a_refused_reservation_reaches_the_caller_as_it_was() -> None:
 
     with pytest.raises(OverBudget):
         decode_audio(wav(tone(440, 2.0, 16000)), reserve=refuse)
+
+
+async def test_an_upload_hands_its_windows_over_a_bounded_group_at_a_time() -> None:
+    """All of a long upload's windows were copied at once: a second copy of its speech."""
+    from stt.engines.base import TranscribeOptions, WindowResult
+    from stt.inference.uploads import GROUP_S, GROUPS_IN_FLIGHT, transcribe_windows
+
+    audio = np.zeros(3600 * 16000, dtype=np.float32)  # an hour of "speech" in 20 s pieces, 1 s apart
+    speech = [(s, s + 20 * 16000) for s in range(0, len(audio) - 20 * 16000, 21 * 16000)]
+    in_flight, most = [0], [0]
+
+    class Engine:
+        def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
+            return speech
+
+    async def run(job: Any) -> Any:
+        return job()
+
+    async def decode(windows: Any, upload_samples: int) -> list[WindowResult]:
+        size = sum(len(w.audio) for w in windows)
+        in_flight[0] += size
+        most[0] = max(most[0], in_flight[0])
+        await asyncio.sleep(0.001)
+        in_flight[0] -= size
+        return [WindowResult("x", (), "en") for _ in windows]
+
+    transcript = await transcribe_windows(Engine(), audio, TranscribeOptions(language="en"), run, decode)
+    assert len(transcript.segments) == len(speech)  # every window answered, in order
+    assert most[0] <= GROUPS_IN_FLIGHT * GROUP_S * 16000
