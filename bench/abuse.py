@@ -620,7 +620,7 @@ UPLOAD_ATTACKS: list[tuple[str, Attack, float, bool]] = [  # name, attack, RSS b
 ]
 
 
-async def run_uploads(skip: set[str]) -> list[UploadRow]:
+async def run_uploads(skip: set[str], only: tuple[str, ...] = ()) -> list[UploadRow]:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         server = ServerProcess(UPLOAD_CONFIG, Path(folder)).start()
@@ -628,7 +628,7 @@ async def run_uploads(skip: set[str]) -> list[UploadRow]:
             assert server.proc is not None
             await asyncio.sleep(1)
             for name, attack, bound, ping in UPLOAD_ATTACKS:
-                if any(s in name for s in skip):
+                if any(s in name for s in skip) or (only and not any(o in name for o in only)):
                     continue
                 if "near-silent" in name:
                     await asyncio.to_thread(near_silent_flac)  # built before the probe starts
@@ -650,9 +650,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-throttle-table", action="store_true", help="skip the 11,000-address run (slow)")
     parser.add_argument("--only-uploads", action="store_true", help="only issue 19's upload rows")
+    parser.add_argument("--rows", default="", help="with --only-uploads: rows whose names contain one of these "
+                                                   "comma-separated words (e.g. P5,P7)")
     args = parser.parse_args()
     if args.only_uploads:
-        upload_rows = asyncio.run(run_uploads(set()))
+        upload_rows = asyncio.run(run_uploads(set(), tuple(filter(None, args.rows.split(",")))))
         failed = [r.name for r in upload_rows if not r.held]
         print(f"{len(upload_rows) - len(failed)}/{len(upload_rows)} held" + (f"; failed: {', '.join(failed)}" if failed else ""))
         return 1 if failed else 0
