@@ -589,7 +589,7 @@ async def forged_log_line(server: ServerProcess) -> tuple[bool, str]:
     before = len(server.lines)
     path = FORGED.replace("\n", "%0A").replace("\x1b", "%1B").replace("\r", "%0D").replace(" ", "%20")
     reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.23", 0))
-    writer.write(f"GET {path}?{'%0A' * 3000} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    writer.write(f"GET {path}?{'%0A' * 2000} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
     status = (await rawhttp.read_response(reader))[0]
     writer.close()
     await asyncio.sleep(0.3)
