@@ -26,7 +26,7 @@ import numpy as np
 from aiohttp import web
 
 from stt.errors import ApiError, BadRequest, TooLarge
-from stt.http.audio_budget import memory_hold
+from stt.http.audio_budget import AUDIO_BUDGET, memory_hold
 from stt.http.expect import send_continue
 from stt.memory_budget import Hold
 
@@ -68,7 +68,10 @@ async def read_upload(request: web.Request, field: str = "file") -> Upload:
         hold.take(request.content_length)
     await send_continue(request)  # only now: after auth and the checks above
     chunks = await _read_body(request, hold)
-    return await asyncio.to_thread(_parse, chunks, encoding, boundary, field, request.client_max_size, hold)
+    # As many bodies inflate and parse at once as uploads decode (asr.workers + 1): more threads than cores
+    # gain nothing, and each one more competes with the event loop for the GIL.
+    async with request.app[AUDIO_BUDGET].decoding:
+        return await asyncio.to_thread(_parse, chunks, encoding, boundary, field, request.client_max_size, hold)
 
 
 async def _read_body(request: web.Request, hold: Hold) -> Chunks:
