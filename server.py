@@ -12,6 +12,7 @@ import sys
 from aiohttp import web
 
 from stt.http.app import create_app, server_options, unfinished_work
+from stt.memory_budget import limit_heap_arenas
 from stt.http.connections import serve
 from stt.models import ModelError
 from stt import logs
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(settings: Settings, context: ssl.SSLContext | None, scheme: str) -> int:
     http = settings.http
+    limit_heap_arenas()  # before the model's threads allocate (stt/memory_budget.py)
     app = create_app(settings)
     serve(
         app,
