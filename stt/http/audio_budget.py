@@ -29,7 +29,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def overloaded(exc: OverBudget) -> Overloaded:
     return Overloaded(f"The server holds too much for other requests ({exc}); retry later",
-                      headers={"Retry-After": str(RETRY_AFTER_S)})
+                      retry_after_s=RETRY_AFTER_S)
 
 
 class AudioBudget:
@@ -43,7 +43,7 @@ class AudioBudget:
         if self.held and self.held + nbytes > self._max_bytes:
             raise Overloaded(f"Too much audio in flight: {self.held // BYTES_PER_SECOND} s decoded and waiting, "
                              f"the limit is {self._max_bytes // BYTES_PER_SECOND} s; retry later",
-                             headers={"Retry-After": str(RETRY_AFTER_S)})
+                             retry_after_s=RETRY_AFTER_S)
         self.held += nbytes
         request[HELD] = request.get(HELD, 0) + nbytes
 

@@ -25,7 +25,7 @@ import multipart
 import numpy as np
 from aiohttp import web
 
-from stt.errors import ApiError, BadRequest, TooLarge
+from stt.errors import BadRequest, TooLarge, UnsupportedEncoding
 from stt.http.audio_budget import AUDIO_BUDGET, memory_hold
 from stt.http.expect import send_continue
 from stt.memory_budget import Hold
@@ -38,10 +38,6 @@ INFLATE_CHUNK = 1024 * 1024  # bytes inflated at a time, so the limit is checked
 READ_STEP = 256 * 1024  # bytes of a body of unknown length read (and reserved) at a time
 ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 Chunks = collections.deque[bytes]
-
-
-class UnsupportedEncoding(ApiError):
-    status, code = 415, "unsupported_encoding"
 
 
 @dataclasses.dataclass(frozen=True)
