@@ -13,7 +13,6 @@ from aiohttp import web
 
 from stt.http import aiohttp_patches
 from stt.http.app import create_app, server_options, unfinished_work
-from stt.memory_budget import limit_heap_arenas
 from stt.http.connections import serve
 from stt.models import ModelError
 from stt import logs
@@ -73,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(settings: Settings, context: ssl.SSLContext | None, scheme: str) -> int:
     http = settings.http
-    limit_heap_arenas()  # before the model's threads allocate (stt/memory_budget.py)
     aiohttp_patches.apply()  # process-wide, once, before any server runs
     app = create_app(settings)
     serve(

@@ -180,24 +180,3 @@ def give_back_to_the_system() -> None:
     except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
         pass
 
-
-# glibc makes up to 8 heap arenas per core as threads contend for malloc, and memory freed in one arena is not
-# reused by another: with the model's threads, the scheduler's and the decoders', peak RSS over the chapter and
-# a clip was 814 MB with the default arenas and 734 MB with 2 (MALLOC_ARENA_MAX=2; bench figures in the README).
-M_ARENA_MAX = -8
-ARENAS = 2
-
-
-def limit_heap_arenas() -> bool:
-    """Call at start-up, before threads allocate. A MALLOC_ARENA_MAX in the environment wins (glibc read it)."""
-    import ctypes
-    import ctypes.util
-    import os as _os
-
-    name = ctypes.util.find_library("c")
-    if not name or "MALLOC_ARENA_MAX" in _os.environ:
-        return False
-    try:
-        return bool(ctypes.CDLL(name).mallopt(M_ARENA_MAX, ARENAS))
-    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
-        return False
