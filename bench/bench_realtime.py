@@ -92,10 +92,13 @@ async def session(url: str, clips: list[Clip]) -> dict[str, Any]:
             for i in range(0, len(data), step):
                 await ws.send_str(append(data[i:i + step]))
                 await asyncio.sleep(max(0.0, started + (i + step) / 2 / 24000 - time.monotonic()))
-            # Every turn speech opened gets its completed item (or the wait gives up: those count as lost).
+            # Every turn speech opened gets its completed item (or the wait gives up: those count as lost). Each
+            # clip is at least one turn (1 s of silence between clips ends a turn). Meanwhile the client goes on
+            # sending silence in real time, as a microphone does (a silent client is closed after 10 s).
             deadline = time.monotonic() + WAIT_S
-            # Each clip is at least one turn (1 s of silence between clips ends a turn).
+            silence = append(bytes(step))
             while time.monotonic() < deadline and len(completed) < max(opened[0], len(spans)):
+                await ws.send_str(silence)
                 await asyncio.sleep(0.1)
             await ws.close()
             await asyncio.wait_for(reader, 60)
