@@ -84,6 +84,26 @@ class LimitsSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class JobsSettings:
+    """Asynchronous jobs (stt/jobs): submitted, transcribed in the background, fetched or called back."""
+
+    dir: str | None = None  # audio and the SQLite database; None: no jobs API (its routes answer 503)
+    database_url: str | None = None  # postgresql://...: replicas share one queue; None: SQLite in ``dir``
+    max_queued: int = 100  # jobs waiting (queued) before new ones get 503
+    max_disk_bytes: int = 10 * 1024 * MiB  # audio and results held for jobs, in all
+    max_upload_bytes: int = 1024 * MiB  # one job's request body (uploads' limit: server.http.request_max_size)
+    max_audio_seconds: float = 12 * 3600.0  # one job's audio (uploads' limit: limits.max_audio_seconds)
+    retention_hours: float = 24.0  # results (and the job record) kept after the job ended
+    concurrency: int = 2  # jobs transcribed at once, taking turns window by window (230 MB of audio per hour each)
+    max_attempts: int = 3  # a job whose server died under it this many times fails instead of starting again
+    lease_seconds: float = 60.0  # a replica that stops renewing its job's lease loses it to another replica
+    webhook_secret: str | None = None  # HMAC-SHA256 key that signs callbacks
+    callback_allowed_hosts: tuple[str, ...] = ()  # "host" or "host:port"; empty: callbacks refused (400)
+    callback_max_attempts: int = 6  # deliveries tried at 1, 2, 4, 8... s after a failure
+    callback_timeout_seconds: float = 10.0  # one delivery attempt, connection to response
+
+
+@dataclasses.dataclass(frozen=True)
 class LoggingSettings:
     format: str = "text"  # or "json": one object per line, for log shippers
     level: str = "INFO"
@@ -94,6 +114,7 @@ class Settings:
     server: ServerSettings = ServerSettings()
     asr: AsrSettings = AsrSettings()
     limits: LimitsSettings = LimitsSettings()
+    jobs: JobsSettings = JobsSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @property
@@ -200,6 +221,7 @@ def validate(s: Settings) -> None:
         (s.limits.stream_idle_seconds > 0, "limits.stream_idle_seconds: must be positive"),
         (s.limits.auth_max_failures >= 1, "limits.auth_max_failures: must be at least 1"),
         (s.limits.auth_window_seconds > 0, "limits.auth_window_seconds: must be positive"),
+        *_jobs_checks(s.jobs),
         (s.logging.format in LOG_FORMATS, f"logging.format: must be one of {', '.join(LOG_FORMATS)}"),
         (s.logging.level.upper() in LOG_LEVELS, f"logging.level: must be one of {', '.join(LOG_LEVELS)}"),
     ]
@@ -213,6 +235,28 @@ def validate(s: Settings) -> None:
         parse_networks(s.http.trusted_proxies)
     except ValueError as exc:
         raise ConfigError(f"server.http.trusted_proxies: {exc}") from exc
+
+
+def _jobs_checks(j: JobsSettings) -> list[tuple[bool, str]]:
+    return [
+        (j.database_url is None or j.database_url.startswith(("postgresql://", "postgres://")),
+         "jobs.database_url: must start with postgresql://"),
+        (j.database_url is None or j.dir is not None, "jobs.database_url: needs jobs.dir too (a scratch folder)"),
+        (j.max_queued >= 1, "jobs.max_queued: must be at least 1"),
+        (j.max_disk_bytes > 0, "jobs.max_disk_bytes: must be positive (bytes)"),
+        (j.max_upload_bytes > 0, "jobs.max_upload_bytes: must be positive (bytes)"),
+        (j.max_audio_seconds > 0, "jobs.max_audio_seconds: must be positive"),
+        (j.retention_hours > 0, "jobs.retention_hours: must be positive"),
+        (j.concurrency >= 1, "jobs.concurrency: must be at least 1"),
+        (j.max_attempts >= 1, "jobs.max_attempts: must be at least 1"),
+        (j.lease_seconds >= 5, "jobs.lease_seconds: must be at least 5"),
+        (1 <= j.callback_max_attempts <= 20, "jobs.callback_max_attempts: must be between 1 and 20"),
+        (j.callback_timeout_seconds > 0, "jobs.callback_timeout_seconds: must be positive"),
+        (not j.callback_allowed_hosts or bool(j.webhook_secret),
+         "jobs.webhook_secret: needed when jobs.callback_allowed_hosts is set (callbacks are always signed)"),
+        (all(h and "/" not in h and "@" not in h for h in j.callback_allowed_hosts),
+         "jobs.callback_allowed_hosts: entries are host names or host:port"),
+    ]
 
 
 def _is_sha256_hex(text: str) -> bool:

@@ -25,7 +25,7 @@ from stt.http.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, WI
 from stt.http.lifecycle import Lifecycle
 from stt.http import expect, protocol_errors
 from stt.http.observability import add_request_id_header, request_id_middleware
-from stt.http.routes import deepgram_compat, docs, live, native, openai_compat, ops, page
+from stt.http.routes import deepgram_compat, docs, jobs, live, native, openai_compat, ops, page
 from stt.inference.scheduler import Scheduler
 from stt.settings import AsrSettings, Settings
 
@@ -62,6 +62,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app.cleanup_ctx.append(_engine_ctx(engine, engine_factory))
     app.cleanup_ctx.append(_scheduler_ctx)
     native.setup(app)
+    jobs.setup(app)  # after the scheduler: its cleanup (stopping the jobs) runs before the scheduler drains
     ops.setup(app)
     openai_compat.setup(app)
     deepgram_compat.setup(app)
@@ -77,7 +78,7 @@ _401_FACES = ("/v1/", "/listen")
 
 
 def _face_answers_401(request: web.Request) -> bool:
-    return request.path.startswith(_401_FACES)
+    return request.path.startswith(_401_FACES) and not request.path.startswith(jobs.PREFIX)  # jobs: native
 
 
 # For every server that runs the app (run_app, the tests' servers): the HTTP parser must not inflate gzip/deflate

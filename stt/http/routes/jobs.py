@@ -1,0 +1,260 @@
+"""The jobs face (native API, token auth): POST /v1/jobs, GET /v1/jobs, GET|DELETE /v1/jobs/{id},
+GET /v1/jobs/{id}/result; and the app-lifetime job store, runner and callback deliverer.
+
+A job belongs to the token that created it (stored as a hash): another token gets 404, as for a job that does
+not exist. The work itself is the domain's (stt/jobs); this module reads requests and renders answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from auth.middleware import token_from_header
+from stt.errors import ApiError, BadRequest, Overloaded
+from stt.http.bodies import read_upload
+from stt.http.keys import ENGINE, SCHEDULER, SETTINGS, WINDOW_BATCHER
+from stt.jobs import results, webhooks
+from stt.jobs.model import COMPLETED, DEEPGRAM, NATIVE, Job, JobsFull, owner_of
+from stt.jobs.runner import Inference, JobRunner
+from stt.jobs.store import AsyncJobStore, SqliteJobStore
+from stt.options import OUTPUTS, Param, check_model_support, deepgram_request, parse_params, request_pairs, stt_request
+
+log = logging.getLogger("stt.http.jobs")
+PREFIX = "/v1/jobs"
+RESPONSE_READ_MAX = 64 * 1024  # bytes of a callback receiver's answer read (and dropped)
+PAGE_MAX = 100
+CALLBACK_PARAMS: tuple[Param, ...] = (
+    Param("callback_url", "string", "Called (POST, signed) when the job completes or fails; its host must be in "
+          "`jobs.callback_allowed_hosts`.", max_length=webhooks.URL_MAX),
+)
+RESULT_PARAMS: tuple[Param, ...] = (
+    Param("output", "string", "Format of the result (default: the job's `output`).", enum=OUTPUTS),
+)
+LIST_PARAMS: tuple[Param, ...] = (
+    Param("limit", "integer", "Jobs per page, newest first.", default=20, minimum=1, maximum=PAGE_MAX),
+    Param("before", "number", "Only jobs created before this time (`next_before` of the previous page).",
+          minimum=0),
+)
+
+
+@dataclasses.dataclass
+class Jobs:
+    store: AsyncJobStore
+    runner: JobRunner
+    deliverer: webhooks.Deliverer
+
+
+JOBS = web.AppKey("jobs", Jobs)
+routes = web.RouteTableDef()
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class NotReady(ApiError):
+    status, code = 409, "not_ready"
+
+
+def _jobs(request: web.Request) -> Jobs:
+    jobs = request.app.get(JOBS)
+    if jobs is None:
+        raise Overloaded("Jobs are not enabled on this server (set jobs.dir in the config)")
+    return jobs
+
+
+def _owner(request: web.Request) -> str:
+    token = token_from_header(request.headers.get("Authorization"))
+    return owner_of(token or "")  # the auth middleware let the request through: it had a valid token
+
+
+async def _own_job(request: web.Request) -> Job:
+    job = await _jobs(request).store.call("get", request.match_info["job_id"][:100])
+    if job is None or job.owner != _owner(request):
+        raise NotFound("No such job")  # another token's job is not said to exist
+    return job
+
+
+@routes.post(PREFIX)
+async def submit(request: web.Request) -> web.Response:
+    jobs = _jobs(request)
+    settings = request.app[SETTINGS]
+    upload = await read_upload(request.clone(client_max_size=settings.jobs.max_upload_bytes))
+    pairs = request_pairs(request.query, upload.items)
+    callback = parse_params(CALLBACK_PARAMS, [p for p in pairs if p[0] == "callback_url"])["callback_url"]
+    params = [p for p in pairs if p[0] != "callback_url"]
+    parsed = stt_request(params, settings.asr.beam_size)  # a 400 now, not a failed job later
+    engine = request.app[ENGINE]
+    check_model_support(parsed.options, engine.multilingual, engine.model_name)
+    job = await create_job(request, NATIVE, params, upload.audio, callback, "POST", str(uuid.uuid4()))
+    return web.json_response(job.public(result_url(job.id)), status=202, headers={"Location": f"{PREFIX}/{job.id}"})
+
+
+async def create_job(request: web.Request, face: str, params: list[tuple[str, str]], audio: bytes,
+                     callback_url: str | None, callback_method: str, job_id: str) -> Job:
+    """Shared by the faces that take jobs (native, Deepgram's ``callback``)."""
+    jobs = _jobs(request)
+    settings = request.app[SETTINGS].jobs
+    if callback_url is not None:
+        webhooks.check_callback_url(callback_url, settings.callback_allowed_hosts,
+                                    "callback_url" if face == NATIVE else "callback")
+    if not audio:
+        raise BadRequest("Empty audio: the request body has no bytes")
+    meta: dict[str, Any] = {}
+    if face == DEEPGRAM:
+        meta["sha256"] = await asyncio.to_thread(lambda: hashlib.sha256(audio).hexdigest())
+    job = Job(id=job_id, owner=_owner(request), face=face, status="queued", params=tuple(params),
+              created_at=time.time(), audio_bytes=len(audio), callback_url=callback_url,
+              callback_method=callback_method, meta=meta)
+    try:
+        await jobs.store.call("create", job, audio, settings.max_queued, settings.max_disk_bytes)
+    except JobsFull as exc:
+        raise Overloaded(exc.message, headers={"Retry-After": str(exc.retry_after_s)}) from None
+    jobs.runner.wake()
+    log.info("job %s: queued (%s, %d bytes)", job.id, face, len(audio))
+    return job
+
+
+def result_url(job_id: str) -> str:
+    return f"{PREFIX}/{job_id}/result"
+
+
+@routes.get(PREFIX)
+async def list_jobs(request: web.Request) -> web.Response:
+    values = parse_params(LIST_PARAMS, request.query.items())
+    found = await _jobs(request).store.call("list", _owner(request), values["limit"], values["before"])
+    next_before = found[-1].created_at if len(found) == values["limit"] else None
+    return web.json_response({"jobs": [j.public(result_url(j.id)) for j in found], "next_before": next_before})
+
+
+@routes.get(PREFIX + "/{job_id}")
+async def get_job(request: web.Request) -> web.Response:
+    job = await _own_job(request)
+    return web.json_response(job.public(result_url(job.id)))
+
+
+@routes.get(PREFIX + "/{job_id}/result")
+async def get_result(request: web.Request) -> web.Response:
+    output = parse_params(RESULT_PARAMS, request.query.items())["output"]
+    job = await _own_job(request)
+    if job.status != COMPLETED:
+        raise NotReady(f"The job is {job.status}: no result" + (" yet" if not job.finished else ""))
+    if job.face == DEEPGRAM and output is not None:
+        raise BadRequest("output: a Deepgram job's result is Deepgram's response body", param="output")
+    text = await _jobs(request).store.call("result", job.id)
+    if text is None:
+        raise NotFound("No such job")  # deleted in the meantime
+    transcripts = await asyncio.to_thread(results.transcripts_from_json, text)
+    engine = request.app[ENGINE]
+    rendered = await asyncio.to_thread(results.render, job, transcripts, output, engine=engine.name,
+                                       model=engine.model_name, beam_size=request.app[SETTINGS].asr.beam_size)
+    return web.Response(text=rendered.body, content_type=rendered.content_type, charset="utf-8")
+
+
+@routes.delete(PREFIX + "/{job_id}")
+async def delete_job(request: web.Request) -> web.Response:
+    job = await _own_job(request)
+    jobs = _jobs(request)
+    before = await jobs.store.call("cancel", job.id)
+    if before is None:
+        raise NotFound("No such job")
+    jobs.runner.cancel_local(job.id)
+    cancelled = before not in ("completed", "failed", "cancelled")
+    return web.json_response({"id": job.id, "status": "cancelled" if cancelled else "deleted"})
+
+
+# --- deepgram's `callback` on POST /v1/listen -------------------------------------------------------------------
+
+DEEPGRAM_CALLBACK_PARAMS: tuple[Param, ...] = (
+    Param("callback", "string", "Answer at once with `{\"request_id\"}` and deliver the response body to this "
+          "URL when done (signed; its host must be in `jobs.callback_allowed_hosts`).", max_length=webhooks.URL_MAX),
+    Param("callback_method", "string", "`post` (default) or `put`.", default="post", enum=("post", "put")),
+)
+
+
+async def deepgram_callback(request: web.Request, request_id: str) -> web.Response:
+    """POST /v1/listen?callback=...: the request becomes a job whose result is Deepgram's response body."""
+    settings = request.app[SETTINGS]
+    upload = await read_upload(request.clone(client_max_size=settings.jobs.max_upload_bytes))
+    pairs = request_pairs(request.query, upload.items)
+    names = {p.name for p in DEEPGRAM_CALLBACK_PARAMS}
+    callback = parse_params(DEEPGRAM_CALLBACK_PARAMS, [p for p in pairs if p[0] in names])
+    params = [p for p in pairs if p[0] not in names]
+    parsed = deepgram_request(params, settings.asr.beam_size)
+    engine = request.app[ENGINE]
+    check_model_support(parsed.options, engine.multilingual, engine.model_name)
+    await create_job(request, DEEPGRAM, params, upload.audio, callback["callback"],
+                     callback["callback_method"].upper(), request_id)
+    return web.json_response({"request_id": request_id}, headers={"dg-request-id": request_id})
+
+
+# --- app lifetime ------------------------------------------------------------------------------------------------
+
+def _sender(session: aiohttp.ClientSession, timeout_s: float) -> webhooks.Send:
+    async def send(method: str, url: str, headers: dict[str, str], body: bytes) -> webhooks.Response:
+        try:
+            async with session.request(method, url, data=body, headers=headers, allow_redirects=False,
+                                       timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+                await response.content.read(RESPONSE_READ_MAX)  # bounded: the answer is not used
+                ok = 200 <= response.status < 300
+                return webhooks.Response(response.status, None if ok else f"HTTP {response.status}")
+        except TimeoutError:
+            return webhooks.Response(None, f"no answer within {timeout_s:g} s")
+        except aiohttp.ClientError as exc:
+            return webhooks.Response(None, type(exc).__name__)
+
+    return send
+
+
+def _open_store(settings: Any) -> Any:
+    if settings.database_url:
+        from stt.jobs.postgres import PostgresJobStore  # psycopg only where PostgreSQL is used
+
+        return PostgresJobStore(settings.database_url)
+    store = SqliteJobStore(settings.dir)
+    requeued = store.requeue_interrupted()
+    if requeued:
+        log.warning("jobs: %d job(s) interrupted by the last stop start again", requeued)
+    return store
+
+
+async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.jobs.dir is None:
+        yield
+        return
+    store = AsyncJobStore(await asyncio.to_thread(_open_store, settings.jobs))
+    inference = Inference(app[ENGINE], app[SCHEDULER], app[WINDOW_BATCHER], settings.asr.beam_size,
+                          settings.asr.upload_batch_seconds)
+    # No proxies from the environment, no cookies: a callback goes straight to the listed host.
+    session = aiohttp.ClientSession(trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
+                                    connector=aiohttp.TCPConnector(limit=16))
+    deliverer = webhooks.Deliverer(store, _sender(session, settings.jobs.callback_timeout_seconds),
+                                   settings.jobs.webhook_secret or "", settings.jobs.callback_max_attempts,
+                                   settings.jobs.callback_timeout_seconds + 30)
+    runner = JobRunner(store, inference, settings.jobs, on_end=deliverer.wake)
+    app[JOBS] = Jobs(store, runner, deliverer)
+    runner.start()
+    deliverer.start()
+    try:
+        yield
+    finally:
+        await runner.stop()
+        await deliverer.stop()
+        await session.close()
+        await store.close()
+
+
+def setup(app: web.Application) -> None:
+    app.add_routes(routes)
+    app.cleanup_ctx.append(jobs_ctx)

@@ -1,0 +1,315 @@
+"""Runs jobs: claims queued ones, transcribes them through the scheduler at its lowest priority, records each
+finished window so a restarted server resumes where the last one stopped, and ends them with their callback.
+
+Jobs are transcribed as uploads are (speech found, cut into windows of up to 30 s, each decoded on its own),
+but their windows go to the WindowBatcher's background queue (Priority.JOBS): behind live passes, short and long
+uploads, never on a reserved slot. ``jobs.concurrency`` jobs run at once and take turns window by window. A
+window's result does not depend on what it was batched with, so a job resumed from its stored windows ends
+with the transcript an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from stt.audio import SAMPLE_RATE, decode_audio, decode_channels
+from stt.engines.base import Engine, TranscribeOptions, Transcript, WindowResult
+from stt.errors import ApiError, EngineError
+from stt.inference.scheduler import Priority, Scheduler
+from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows, window_request
+from stt.inference.window_batcher import WindowBatcher
+from stt.jobs import results
+from stt.jobs.model import COMPLETED, DEEPGRAM, FAILED, Job
+from stt.jobs.store import AsyncJobStore
+from stt.options import MULTICHANNEL_MAX, deepgram_request, stt_request
+from stt.settings import JobsSettings
+from stt.diarization.types import DiarizeOptions
+
+log = logging.getLogger("stt.jobs")
+T = TypeVar("T")
+POLL_S = 1.0  # how often the queue is looked at without a wake-up (another replica's job, a lost lease)
+PURGE_EVERY_S = 60.0
+CHUNKS_IN_FLIGHT = 2  # a job's chunks handed to the batcher at once: one decoding, the next one waiting
+
+
+@dataclasses.dataclass(frozen=True)
+class Inference:
+    engine: Engine
+    scheduler: Scheduler
+    batcher: WindowBatcher
+    beam_size: int  # asr.beam_size, the default of the options
+    chunk_s: float  # audio handed to the batcher at a time (asr.upload_batch_seconds), recorded when done
+
+
+class Lost(Exception):
+    """The job is no longer ours: cancelled, or taken over by another replica after our lease ran out."""
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class JobRunner:
+    def __init__(self, store: AsyncJobStore, inference: Inference, settings: JobsSettings,
+                 worker: str | None = None, on_end: Callable[[], None] = lambda: None) -> None:
+        """``on_end``: called when a job ended (its callback may be due)."""
+        self._store = store
+        self._on_end = on_end
+        self._inf = inference
+        self._settings = settings
+        self.worker = worker or new_worker_id()
+        self._wake = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._decoding = asyncio.Semaphore(1)  # one job's audio decoded at a time: it is CPU and memory
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._claim_loop(), name="jobs-claim"),
+                       asyncio.create_task(self._purge_loop(), name="jobs-purge")]
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel_local(self, job_id: str) -> None:
+        """A job cancelled through this server stops at once (on other replicas: at its next lease renewal)."""
+        task = self._running.get(job_id)
+        if task is not None:
+            task.cancel()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def stop(self) -> None:
+        """Shutdown: stop claiming, drop the jobs' waiting windows, hand the jobs back to the queue."""
+        tasks = [*self._tasks, *self._running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._store.call("release", self.worker)
+
+    # --- claiming ----------------------------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        while True:
+            try:
+                while len(self._running) < self._settings.concurrency:
+                    job = await self._store.call("claim", self.worker, self._settings.lease_seconds)
+                    if job is None:
+                        break
+                    task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+                    self._running[job.id] = task
+                    task.add_done_callback(lambda _, job_id=job.id: self._done(job_id))
+            except Exception:  # the database went away for a moment: try again at the next poll
+                log.exception("jobs: claiming failed")
+            try:
+                async with asyncio.timeout(POLL_S):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    def _done(self, job_id: str) -> None:
+        self._running.pop(job_id, None)
+        self._wake.set()
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                removed = await self._store.call("purge", self._settings.retention_hours * 3600)
+                if removed:
+                    log.info("jobs: removed %d job(s) past their retention", removed)
+            except Exception:
+                log.exception("jobs: purge failed")
+            await asyncio.sleep(PURGE_EVERY_S)
+
+    # --- one job ----------------------------------------------------------------------------------------------
+    async def _run(self, job: Job) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(job.id, asyncio.current_task()))
+        try:
+            if job.attempts > self._settings.max_attempts:
+                raise _GiveUp(f"The server stopped {job.attempts - 1} times while transcribing this job: "
+                              "given up")
+            log.info("job %s: started (attempt %d)", job.id, job.attempts)
+            transcripts = await self._transcribe(job)
+            await self._finish(job, COMPLETED, transcripts=transcripts)
+            log.info("job %s: completed", job.id)
+        except asyncio.CancelledError:
+            raise  # cancelled by its owner (already recorded) or a shutdown (the job is released)
+        except Lost:
+            log.info("job %s: no longer ours (cancelled or taken over)", job.id)
+        except ApiError as exc:
+            await self._finish(job, FAILED, error=exc.message, code=exc.code)
+        except _GiveUp as exc:
+            await self._finish(job, FAILED, error=str(exc), code="interrupted")
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            await self._finish(job, FAILED, error=f"Transcription failed: {type(exc).__name__}",
+                               code="internal_error")
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, job_id: str, job_task: asyncio.Task[Any] | None) -> None:
+        """Renew the lease while the job waits or runs; cancel it when it is no longer ours."""
+        while True:
+            await asyncio.sleep(self._settings.lease_seconds / 3)
+            try:
+                ours = await self._store.call("renew", job_id, self.worker, self._settings.lease_seconds)
+            except Exception:
+                log.exception("jobs: lease renewal failed")
+                continue
+            if not ours and job_task is not None:
+                job_task.cancel()
+                return
+
+    async def _finish(self, job: Job, status: str, *, transcripts: list[Transcript] | None = None,
+                      error: str | None = None, code: str | None = None) -> None:
+        result = results.transcripts_to_json(transcripts) if transcripts is not None else None
+        ended = dataclasses.replace(job, status=status, finished_at=time.time(), error=error, error_code=code)
+        body = self._callback_body(ended, transcripts) if job.callback_url else None
+        if await self._store.call("finish", job.id, self.worker, status, result, error, code, body):
+            self._on_end()
+        else:
+            log.info("job %s: ended here but no longer ours (cancelled or taken over): not recorded", job.id)
+
+    def _callback_body(self, job: Job, transcripts: list[Transcript] | None) -> bytes:
+        engine = self._inf.engine
+        if job.face == DEEPGRAM:
+            body: dict[str, Any] = (
+                results.deepgram_body(job, transcripts, engine=engine.name, model=engine.model_name,
+                                      beam_size=self._inf.beam_size) if transcripts is not None
+                else {"err_code": "INTERNAL_SERVER_ERROR" if job.error_code != "invalid_audio" else "Bad Request",
+                      "err_msg": job.error, "request_id": job.id})
+        else:
+            body = job.public(f"/v1/jobs/{job.id}/result")
+        return json.dumps(body).encode()
+
+    async def _transcribe(self, job: Job) -> list[Transcript]:
+        options, diarize, multichannel = self._options(job)
+        channels = await self._decode(job, multichannel)
+        total = sum(len(c) for c in channels) / SAMPLE_RATE
+        await self._renew(job, done_s=0.0 if not job.done_s else None, total_s=total)
+        stored = {idx: results.window_from_json(r) for idx, r in (await self._store.call("windows", job.id)).items()}
+        out = []
+        for number, audio in enumerate(channels):
+            offset = number * len(channels[0]) / SAMPLE_RATE
+            transcript = await self._channel(job, audio, options, stored, number, offset)
+            if diarize is not None:
+                transcript = await self._label(transcript, audio, diarize)
+            out.append(transcript)
+        return out
+
+    def _options(self, job: Job) -> tuple[TranscribeOptions, DiarizeOptions | None, bool]:
+        if job.face == DEEPGRAM:
+            dg = deepgram_request(job.params, self._inf.beam_size)
+            return dg.options, dg.diarize, dg.multichannel
+        native = stt_request(job.params, self._inf.beam_size)
+        return native.options, native.diarize, False
+
+    async def _decode(self, job: Job, multichannel: bool) -> list[np.ndarray]:
+        data = await self._store.call("audio", job.id)
+        limit = self._settings.max_audio_seconds
+        async with self._decoding:
+            if multichannel:
+                return list(await asyncio.to_thread(decode_channels, data, limit, MULTICHANNEL_MAX))
+            return [await asyncio.to_thread(decode_audio, data, limit)]
+
+    async def _channel(self, job: Job, audio: np.ndarray, options: TranscribeOptions,
+                       stored: dict[int, WindowResult], channel: int, offset_s: float) -> Transcript:
+        engine = self._inf.engine
+        if not options.vad_filter or options.temperature[:1] != (0.0,):
+            # The engine's own sequential decoding, one scheduler job: it cannot resume mid-way.
+            return await self._run_engine(lambda: engine.transcribe(audio, options))
+        speech = await self._run_engine(lambda: engine.find_speech(audio))
+        windows = cut_windows(speech, len(audio))
+        base = channel * 1_000_000  # window keys of channel n; a channel holds far fewer windows
+        done: dict[int, WindowResult] = {i: stored[base + i] for i in range(len(windows)) if base + i in stored}
+        todo = [i for i in range(len(windows)) if i not in done]
+        chunks = _chunks(windows, todo, int(self._inf.chunk_s * SAMPLE_RATE))
+        pending: set[asyncio.Task[tuple[list[int], list[WindowResult]]]] = set()
+        try:
+            while chunks or pending:
+                while chunks and len(pending) < CHUNKS_IN_FLIGHT:
+                    pending.add(asyncio.create_task(self._decode_chunk(job, windows, chunks.pop(0), audio, options)))
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    indices, decoded = task.result()
+                    done.update(zip(indices, decoded))
+                    await self._renew(job, done_s=offset_s + _done_until(windows, done, len(audio)),
+                                      windows=[(base + i, results.window_to_json(r)) for i, r in zip(indices, decoded)])
+        finally:
+            for task in pending:
+                task.cancel()
+        return assemble(windows, [done[i] for i in range(len(windows))], audio, options)
+
+    async def _decode_chunk(self, job: Job, windows: list[SpeechWindow], indices: list[int], audio: np.ndarray,
+                            options: TranscribeOptions) -> tuple[list[int], list[WindowResult]]:
+        requests = [window_request(windows[i], audio, options) for i in indices]
+        return indices, await self._inf.batcher.decode(requests, owner=job.id, background=True)
+
+    async def _renew(self, job: Job, **progress: Any) -> None:
+        if not await self._store.call("renew", job.id, self.worker, self._settings.lease_seconds, **progress):
+            raise Lost(job.id)
+
+    async def _label(self, transcript: Transcript, audio: np.ndarray, diarize: DiarizeOptions) -> Transcript:
+        def label() -> Transcript:
+            from stt.diarization.diarizer import shared_diarizer  # torch + scikit-learn, only when asked for
+
+            return shared_diarizer().label(transcript, audio, diarize)
+
+        return await self._run_engine(label)
+
+    async def _run_engine(self, job: Callable[[], T]) -> T:
+        return await self._inf.scheduler.run(_guarded(job), priority=Priority.JOBS, bounded=False)
+
+
+class _GiveUp(Exception):
+    pass
+
+
+def _guarded(job: Callable[[], T]) -> Callable[[], T]:
+    def run() -> T:
+        try:
+            return job()
+        except ApiError:
+            raise
+        except Exception as exc:
+            log.exception("engine failed on a job")
+            raise EngineError(f"Transcription failed: {type(exc).__name__}") from exc
+
+    return run
+
+
+def _chunks(windows: list[SpeechWindow], todo: list[int], budget: int) -> list[list[int]]:
+    """Window indices in runs of at most ``budget`` samples (at least one window each)."""
+    out: list[list[int]] = []
+    size = 0
+    for i in todo:
+        if out and size + windows[i].samples <= budget:
+            out[-1].append(i)
+            size += windows[i].samples
+        else:
+            out.append([i])
+            size = windows[i].samples
+    return out
+
+
+def _done_until(windows: list[SpeechWindow], done: dict[int, Any], length: int) -> float:
+    """Seconds of the audio transcribed: up to the end of the last window of the finished run from the start."""
+    end = 0
+    for i, window in enumerate(windows):
+        if i not in done:
+            return end / SAMPLE_RATE
+        end = window.pieces[-1][1]
+    return length / SAMPLE_RATE
+
