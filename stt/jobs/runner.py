@@ -235,6 +235,8 @@ class JobRunner:
         base = channel * 1_000_000  # window keys of channel n; a channel holds far fewer windows
         done: dict[int, WindowResult] = {i: stored[base + i] for i in range(len(windows)) if base + i in stored}
         todo = [i for i in range(len(windows)) if i not in done]
+        if done:
+            log.info("job %s: resuming: %d of %d windows were done before", job.id, len(done), len(windows))
         chunks = _chunks(windows, todo, int(self._inf.chunk_s * SAMPLE_RATE))
         pending: set[asyncio.Task[tuple[list[int], list[WindowResult]]]] = set()
         try:
