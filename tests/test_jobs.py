@@ -324,3 +324,45 @@ async def test_an_unreachable_receiver_is_recorded(make_client: Any, tmp_path: P
         await asyncio.sleep(0.05)
     (attempt,) = body["callback"]["attempts"]
     assert attempt["status"] is None and attempt["error"]
+
+
+@pytest.mark.parametrize("method", ["post", "put"])
+async def test_deepgram_callback_answers_at_once_then_delivers_deepgrams_body(
+        make_client: Any, tmp_path: Path, wav_bytes: bytes, method: str) -> None:
+    receiver = Receiver([])
+    server = await receiver.start()
+    try:
+        client = await make(make_client, tmp_path, callback_allowed_hosts=["127.0.0.1"], webhook_secret=SECRET)
+        params = {"callback": str(server.make_url("/hook")), "callback_method": method, "punctuate": "true"}
+        response = await client.post("/v1/listen", params=params, data=wav_bytes, headers=AUTH)
+        assert response.status == 200
+        body = await response.json()
+        assert list(body) == ["request_id"] and response.headers["dg-request-id"] == body["request_id"]
+        deadline = time.monotonic() + 10
+        while not receiver.calls:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        job = await (await client.get(f"/v1/jobs/{body['request_id']}", headers=AUTH)).json()
+        stored = await (await client.get(f"/v1/jobs/{body['request_id']}/result", headers=AUTH)).json()
+    finally:
+        await server.close()
+    sent_method, headers, raw, _ = receiver.calls[0]
+    assert sent_method == method.upper() and webhooks.verify(SECRET, headers, raw)
+    delivered = json.loads(raw)
+    assert delivered["metadata"]["request_id"] == body["request_id"]
+    assert len(delivered["metadata"]["sha256"]) == 64
+    assert delivered["results"]["channels"][0]["alternatives"][0]["transcript"] == "hello world"
+    assert job["face"] == "deepgram" and job["status"] == "completed"
+    assert stored["results"] == delivered["results"]
+
+
+async def test_deepgram_callback_refusals_use_deepgrams_error_shape(make_client: Any, tmp_path: Path,
+                                                                   wav_bytes: bytes) -> None:
+    client = await make(make_client, tmp_path)
+    for params, needle in (({"callback": "http://hooks.example/x"}, "callbacks are disabled"),
+                           ({"callback_method": "put"}, "callback: required"),
+                           ({"callback": "http://hooks.example/x", "callback_method": "get"}, "callback_method")):
+        response = await client.post("/v1/listen", params=params, data=wav_bytes, headers=AUTH)
+        assert response.status == 400
+        body = await response.json()
+        assert body["err_code"] == "Bad Request" and needle in body["err_msg"], body

@@ -45,6 +45,10 @@ def deepgram_request_id(request: web.Request) -> str:
 
 @routes.post(PREFIX)
 async def listen(request: web.Request) -> web.Response:
+    if "callback" in request.query or "callback_method" in request.query:  # Deepgram's asynchronous mode: answered at once, delivered when done
+        from stt.http.routes.jobs import deepgram_callback
+
+        return await deepgram_callback(request, deepgram_request_id(request))
     upload = await read_upload(request)
     refuse_url_body(request.content_type, upload.audio)
     parsed = deepgram_request(request_pairs(request.query, upload.items), request.app[SETTINGS].asr.beam_size)

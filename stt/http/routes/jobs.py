@@ -177,7 +177,7 @@ async def delete_job(request: web.Request) -> web.Response:
 
 DEEPGRAM_CALLBACK_PARAMS: tuple[Param, ...] = (
     Param("callback", "string", "Answer at once with `{\"request_id\"}` and deliver the response body to this "
-          "URL when done (signed; its host must be in `jobs.callback_allowed_hosts`).", max_length=webhooks.URL_MAX),
+          "URL when done (signed; its host must be in `jobs.callback_allowed_hosts`).", max_length=webhooks.URL_MAX, required=True),
     Param("callback_method", "string", "`post` (default) or `put`.", default="post", enum=("post", "put")),
 )
 
