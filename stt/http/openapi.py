@@ -155,12 +155,17 @@ def _openai_audio_op(summary: str, path: str, operation_id: str, fields: Iterabl
 
 
 def _paths() -> dict[str, Any]:
+    from stt.http.routes import jobs  # the jobs face describes its own routes
+
     deepgram_listen = _op(
         "deepgram", "Transcribe pre-recorded audio (Deepgram-compatible)",
-        "As Deepgram's `POST /v1/listen` with the audio as the raw body. Booleans are case-insensitive.",
-        operationId="listen", parameters=_query(DEEPGRAM_PARAMS), requestBody=_audio_body(None),
-        responses={"200": {"description": "Deepgram's pre-recorded response",
-                           "content": {JSON: {"schema": _ref("DeepgramResponse")}}},
+        "As Deepgram's `POST /v1/listen` with the audio as the raw body. Booleans are case-insensitive. With "
+        "`callback`: answers `{\"request_id\"}` at once and delivers the response body to the URL when done.",
+        operationId="listen", parameters=_query((*DEEPGRAM_PARAMS, *jobs.DEEPGRAM_CALLBACK_PARAMS)),
+        requestBody=_audio_body(None),
+        responses={"200": {"description": "Deepgram's pre-recorded response (with `callback`: the request id)",
+                           "content": {JSON: {"schema": {"anyOf": [_ref("DeepgramResponse"), _obj(
+                               ("request_id",), request_id={"type": "string", "format": "uuid"})]}}}},
                    **_errors("DeepgramError", AUDIO_ERRORS)})
     native_stt = _op(
         "native", "Transcribe audio",
@@ -176,6 +181,7 @@ def _paths() -> dict[str, Any]:
                                     "content": {JSON: {"schema": _ref("Languages")}}},
                             **_errors("Error", AUDIO_ERRORS)})
     return {
+        **jobs.openapi_paths(),
         "/ping": {"get": _op("native", "Liveness check", "Answers while the model works.", operationId="ping",
                              responses={"200": {"description": "pong", "content": {JSON: {"schema": _obj(
                                  ("text", "status"), text={"const": "pong"}, status={"const": "success"})}}},
@@ -241,6 +247,12 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _jobs_schemas() -> dict[str, Any]:
+    from stt.http.routes import jobs
+
+    return jobs.openapi_schemas()
+
+
 @functools.cache
 def build_spec() -> dict[str, Any]:
     """The whole document; cached because it only depends on code."""
@@ -251,12 +263,12 @@ def build_spec() -> dict[str, Any]:
                                 "Every endpoint but `/health`, `/ready`, `/openapi.json` and `/docs` needs "
                                 "`Authorization: Token <token>` (or `Bearer <token>`)."},
         "servers": [{"url": "/"}],
-        "tags": [{"name": "native"}, {"name": "openai"}, {"name": "deepgram"}, {"name": "ops"}, {"name": "docs"},
+        "tags": [{"name": "native"}, {"name": "jobs"}, {"name": "openai"}, {"name": "deepgram"}, {"name": "ops"}, {"name": "docs"},
                  {"name": "live"}, {"name": "page"}],
         "security": [{"token": []}],
         "paths": _paths(),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **_jobs_schemas()},
             "securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "Authorization",
                                           "description": "`Token <token>` or `Bearer <token>`"}},
         },

@@ -177,7 +177,7 @@ async def delete_job(request: web.Request) -> web.Response:
 
 DEEPGRAM_CALLBACK_PARAMS: tuple[Param, ...] = (
     Param("callback", "string", "Answer at once with `{\"request_id\"}` and deliver the response body to this "
-          "URL when done (signed; its host must be in `jobs.callback_allowed_hosts`).", max_length=webhooks.URL_MAX, required=True),
+          "URL when done (signed; its host must be in `jobs.callback_allowed_hosts`).", max_length=webhooks.URL_MAX),
     Param("callback_method", "string", "`post` (default) or `put`.", default="post", enum=("post", "put")),
 )
 
@@ -190,6 +190,8 @@ async def deepgram_callback(request: web.Request, request_id: str) -> web.Respon
     names = {p.name for p in DEEPGRAM_CALLBACK_PARAMS}
     callback = parse_params(DEEPGRAM_CALLBACK_PARAMS, [p for p in pairs if p[0] in names])
     params = [p for p in pairs if p[0] not in names]
+    if callback["callback"] is None:
+        raise BadRequest("callback: required with callback_method", param="callback")
     parsed = deepgram_request(params, settings.asr.beam_size)
     engine = request.app[ENGINE]
     check_model_support(parsed.options, engine.multilingual, engine.model_name)
@@ -258,3 +260,77 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     app.add_routes(routes)
     app.cleanup_ctx.append(jobs_ctx)
+
+
+# --- OpenAPI ------------------------------------------------------------------------------------------------------
+
+def openapi_paths() -> dict[str, Any]:
+    """The jobs routes for /openapi.json (stt/http/openapi.py adds them to the document)."""
+    from stt.http import openapi as o
+    from stt.options import STT_PARAMS
+
+    job_id = [{"name": "job_id", "in": "path", "required": True, "schema": o.STR}]
+    found = {"200": {"description": "The job", "content": {o.JSON: {"schema": o._ref("Job")}}}}
+    missing = {"404": {"description": "No such job (or another token's)",
+                       "content": {o.JSON: {"schema": o._ref("Error")}}}}
+    errors = o._errors("Error", o.AUTH_ERRORS)
+    result_content: dict[str, Any] = {o.JSON: {"schema": {"anyOf": [
+        o._ref("Transcript"), o._ref("VerboseTranscript"), o._ref("DeepgramResponse")]}}}
+    result_content.update({t: {"schema": o.STR} for t in o.TEXT_FORMATS})
+    return {
+        PREFIX: {
+            "post": o._op("jobs", "Submit a job", "The audio (raw body or multipart `file`) and the options of "
+                          "`POST /stt`, plus `callback_url`. Answers 202 at once with the job and its `Location`; "
+                          "the job is transcribed in the background at the lowest priority, kept across restarts.",
+                          operationId="createJob", parameters=o._query((*STT_PARAMS, *CALLBACK_PARAMS)),
+                          requestBody=o._audio_body((*STT_PARAMS, *CALLBACK_PARAMS)),
+                          responses={"202": {"description": "Queued", "headers": {"Location": {
+                              "description": "The job's URL", "schema": o.STR}},
+                              "content": {o.JSON: {"schema": o._ref("Job")}}},
+                              **o._errors("Error", (400, 401, 403, 413, 429, 503))}),
+            "get": o._op("jobs", "List your jobs", "The token's jobs, newest first, a page at a time.",
+                         operationId="listJobs", parameters=o._query(LIST_PARAMS),
+                         responses={"200": {"description": "A page of jobs", "content": {o.JSON: {
+                             "schema": o._ref("JobList")}}}, **o._errors("Error", (400, 401, 403, 429, 503))}),
+        },
+        PREFIX + "/{job_id}": {
+            "get": o._op("jobs", "A job's status and progress", "Status, seconds of audio done and in all, "
+                         "timestamps, error, callback attempts.", operationId="getJob", parameters=job_id,
+                         responses={**found, **missing, **errors}),
+            "delete": o._op("jobs", "Cancel or delete a job", "A queued or running job is cancelled; its audio "
+                            "and result are deleted (a finished job is removed).", operationId="deleteJob",
+                            parameters=job_id, responses={"200": {"description": "Done", "content": {o.JSON: {
+                                "schema": o._obj(("id", "status"), id=o.STR,
+                                                 status={"enum": ["cancelled", "deleted"]})}}},
+                                **missing, **errors}),
+        },
+        PREFIX + "/{job_id}/result": {
+            "get": o._op("jobs", "A completed job's result", "In `output`'s format (a Deepgram job: Deepgram's "
+                         "response body). 409 while the job is not completed.", operationId="getJobResult",
+                         parameters=job_id + o._query(RESULT_PARAMS),
+                         responses={"200": {"description": "The result", "content": result_content}, **missing,
+                                    "409": {"description": "Not completed (yet)",
+                                            "content": {o.JSON: {"schema": o._ref("Error")}}},
+                                    **o._errors("Error", (400, 401, 403, 429))}),
+        },
+    }
+
+
+def openapi_schemas() -> dict[str, Any]:
+    from stt.http import openapi as o
+
+    nullable_num = {"type": ["number", "null"]}
+    job = o._obj(("id", "status", "created_at", "progress", "options", "face"), id=o.STR,
+                 status={"enum": ["queued", "processing", "completed", "failed", "cancelled"]},
+                 created_at=o.NUM, started_at=nullable_num, finished_at=nullable_num,
+                 progress=o._obj(("done_seconds", "total_seconds"), done_seconds=o.NUM, total_seconds=nullable_num),
+                 options={"type": "object"}, face={"enum": ["native", "deepgram"]}, result_url=o.STR,
+                 error=o._obj(("message",), message=o.STR, code={"type": ["string", "null"]}),
+                 callback=o._obj(("url", "method", "state", "attempts"), url=o.STR, method=o.STR,
+                                 state={"enum": ["waiting", "pending", "delivered", "failed"]},
+                                 attempts={"type": "array", "items": o._obj(
+                                     ("at", "status"), at=o.NUM, status={"type": ["integer", "null"]},
+                                     error={"type": ["string", "null"]})}))
+    page = o._obj(("jobs", "next_before"), jobs={"type": "array", "items": o._ref("Job")},
+                  next_before=nullable_num)
+    return {"Job": job, "JobList": page}
