@@ -87,7 +87,7 @@ class LimitsSettings:
 class JobsSettings:
     """Asynchronous jobs (stt/jobs): submitted, transcribed in the background, fetched or called back."""
 
-    dir: str | None = None  # audio and the SQLite database; None: no jobs API (its routes answer 503)
+    dir: str | None = None  # audio and the SQLite database; None (and no database_url): no jobs API (503)
     database_url: str | None = None  # postgresql://...: replicas share one queue; None: SQLite in ``dir``
     max_queued: int = 100  # jobs waiting (queued) before new ones get 503
     max_disk_bytes: int = 10 * 1024 * MiB  # audio and results held for jobs, in all
@@ -241,7 +241,6 @@ def _jobs_checks(j: JobsSettings) -> list[tuple[bool, str]]:
     return [
         (j.database_url is None or j.database_url.startswith(("postgresql://", "postgres://")),
          "jobs.database_url: must start with postgresql://"),
-        (j.database_url is None or j.dir is not None, "jobs.database_url: needs jobs.dir too (a scratch folder)"),
         (j.max_queued >= 1, "jobs.max_queued: must be at least 1"),
         (j.max_disk_bytes > 0, "jobs.max_disk_bytes: must be positive (bytes)"),
         (j.max_upload_bytes > 0, "jobs.max_upload_bytes: must be positive (bytes)"),

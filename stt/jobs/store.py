@@ -49,7 +49,9 @@ class SqlJobStore:
     """SQL shared by the dialects; placeholders are written ``?``."""
 
     placeholder = "?"
-    lock_rows = ""  # PostgreSQL: FOR UPDATE SKIP LOCKED
+    skip_locked = ""  # PostgreSQL: " FOR UPDATE SKIP LOCKED", a queue claim passes rows another replica holds
+    lock_row = ""  # PostgreSQL: " FOR UPDATE", the row is changed by this transaction only
+    shared = False  # replicas share the database: admissions take a lock so the limits hold across them
     blob_type = "BLOB"
     real_type = "REAL"
 
@@ -112,7 +114,7 @@ class SqlJobStore:
     def create(self, job: Job, audio: bytes, max_queued: int, max_disk_bytes: int) -> None:
         """Raise JobsFull when the queue or the disk budget has no room for it."""
         with self._tx() as cur:
-            if self.lock_rows:  # replicas: one admission at a time, so the limits hold across them
+            if self.shared:  # replicas: one admission at a time, so the limits hold across them
                 self._exec(cur, "SELECT pg_advisory_xact_lock(8517)")
             queued = self._exec(cur, "SELECT COUNT(*) FROM jobs WHERE status = ?", (QUEUED,)).fetchone()[0]
             if queued >= max_queued:
@@ -150,7 +152,7 @@ class SqlJobStore:
         now = time.time()
         with self._tx() as cur:
             row = self._exec(cur, "SELECT id FROM jobs WHERE status = ? OR (status = ? AND lease_until < ?) "
-                                  "ORDER BY created_at LIMIT 1" + self.lock_rows,
+                                  "ORDER BY created_at LIMIT 1" + self.skip_locked,
                              (QUEUED, PROCESSING, now)).fetchone()
             if row is None:
                 return None
@@ -185,7 +187,7 @@ class SqlJobStore:
         """End our job (completed or failed) and queue its callback, in one transaction; False if not ours."""
         with self._tx() as cur:
             row = self._exec(cur, "SELECT 1 FROM jobs WHERE id = ? AND status = ? AND lease_owner = ?" +
-                             self.lock_rows, (job_id, PROCESSING, worker)).fetchone()
+                             self.lock_row, (job_id, PROCESSING, worker)).fetchone()
             if row is None:
                 return False
             self._end(cur, job_id, status, result, error, error_code, callback_body)
@@ -211,7 +213,7 @@ class SqlJobStore:
         """DELETE: an unfinished job is cancelled (its record kept until retention ends, without audio); a
         finished one is removed with its result. Returns the status it had, None when there was none."""
         with self._tx() as cur:
-            row = self._exec(cur, "SELECT status FROM jobs WHERE id = ?" + self.lock_rows, (job_id,)).fetchone()
+            row = self._exec(cur, "SELECT status FROM jobs WHERE id = ?" + self.lock_row, (job_id,)).fetchone()
             if row is None:
                 return None
             status = row[0]
@@ -257,7 +259,7 @@ class SqlJobStore:
         with self._tx() as cur:
             row = self._exec(cur, "SELECT job_id, url, method, body, attempts FROM deliveries WHERE state = ? AND "
                                   "next_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_at "
-                                  "LIMIT 1" + self.lock_rows, (PENDING, now, now)).fetchone()
+                                  "LIMIT 1" + self.skip_locked, (PENDING, now, now)).fetchone()
             if row is None:
                 return None
             self._exec(cur, "UPDATE deliveries SET lease_until = ? WHERE job_id = ?", (now + lease_s, row[0]))
@@ -267,7 +269,7 @@ class SqlJobStore:
         """``retry_at`` None and not delivered: given up."""
         state = DELIVERED if delivered else PENDING if retry_at is not None else GAVE_UP
         with self._tx() as cur:
-            row = self._exec(cur, "SELECT attempt_log FROM deliveries WHERE job_id = ?" + self.lock_rows,
+            row = self._exec(cur, "SELECT attempt_log FROM deliveries WHERE job_id = ?" + self.lock_row,
                              (job_id,)).fetchone()
             if row is None:
                 return  # the job was deleted meanwhile

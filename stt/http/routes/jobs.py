@@ -69,7 +69,7 @@ class NotReady(ApiError):
 def _jobs(request: web.Request) -> Jobs:
     jobs = request.app.get(JOBS)
     if jobs is None:
-        raise Overloaded("Jobs are not enabled on this server (set jobs.dir in the config)")
+        raise Overloaded("Jobs are not enabled on this server (set jobs.dir or jobs.database_url in the config)")
     return jobs
 
 
@@ -232,7 +232,7 @@ def _open_store(settings: Any) -> Any:
 
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    if settings.jobs.dir is None:
+    if settings.jobs.dir is None and settings.jobs.database_url is None:
         yield
         return
     store = AsyncJobStore(await asyncio.to_thread(_open_store, settings.jobs))
