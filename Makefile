@@ -32,13 +32,15 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 		|| echo "chromium not installed (needs root + apt): the browser test will be skipped"; }
 
-# nginx and Prometheus (Debian's) for the deployment tests and bench/scale_out.py; skipped with a reason where
-# they cannot be installed.
+# nginx, Prometheus and PostgreSQL (Debian's) for the deployment tests, the jobs' PostgreSQL mode and
+# bench/scale_out.py; skipped with a reason where they cannot be installed.
 ops-tools:
 	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { (apt-get update -qq && apt-get install -y -qq nginx) \
 		>/dev/null 2>&1 || echo "nginx not installed (needs root + apt): its tests will be skipped"; }
 	@command -v prometheus >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq prometheus) >/dev/null 2>&1 \
 		|| echo "prometheus not installed (needs root + apt): the Prometheus test will be skipped"; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq postgresql) \
+		>/dev/null 2>&1 || echo "postgresql not installed (needs root + apt): the jobs' PostgreSQL tests will be skipped"; }
 
 run: install
 	$(PY) server.py --config $(CONFIG)

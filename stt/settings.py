@@ -22,6 +22,8 @@ ENGINES = ("faster-whisper", "openai-whisper")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 TOKENS_ENV = "STT_TOKENS"
+# Secrets of the jobs settings may come from the environment (a Kubernetes Secret) rather than the config file.
+JOBS_ENV = {"STT_JOBS_DATABASE_URL": "database_url", "STT_JOBS_WEBHOOK_SECRET": "webhook_secret"}
 MiB = 1024 * 1024
 
 
@@ -137,8 +139,14 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
 def settings_from_dict(raw: Any, env: Mapping[str, str] | None = None) -> Settings:
     settings = _build(Settings, raw, "")
     settings = _with_env_tokens(settings, env or {})
+    settings = _with_env_jobs(settings, env or {})
     validate(settings)
     return settings
+
+
+def _with_env_jobs(settings: Settings, env: Mapping[str, str]) -> Settings:
+    changes = {key: env[name] for name, key in JOBS_ENV.items() if env.get(name)}
+    return dataclasses.replace(settings, jobs=dataclasses.replace(settings.jobs, **changes)) if changes else settings
 
 
 def _with_env_tokens(settings: Settings, env: Mapping[str, str]) -> Settings:

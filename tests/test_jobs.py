@@ -366,3 +366,27 @@ async def test_deepgram_callback_refusals_use_deepgrams_error_shape(make_client:
         assert response.status == 400
         body = await response.json()
         assert body["err_code"] == "Bad Request" and needle in body["err_msg"], body
+
+
+def test_jobs_settings_are_checked_and_secrets_come_from_the_environment() -> None:
+    from stt.settings import ConfigError, settings_from_dict
+
+    env = {"STT_JOBS_DATABASE_URL": "postgresql://u:p@db/stt", "STT_JOBS_WEBHOOK_SECRET": "k"}
+    jobs = settings_from_dict({"jobs": {"callback_allowed_hosts": ["hooks.example"]}}, env=env).jobs
+    assert jobs.database_url == "postgresql://u:p@db/stt" and jobs.webhook_secret == "k"
+    for bad, key in (({"callback_allowed_hosts": ["hooks.example"]}, "jobs.webhook_secret"),
+                     ({"database_url": "mysql://x"}, "jobs.database_url"),
+                     ({"lease_seconds": 1}, "jobs.lease_seconds"),
+                     ({"callback_allowed_hosts": ["http://x/"], "webhook_secret": "k"}, "callback_allowed_hosts")):
+        with pytest.raises(ConfigError, match=key):
+            settings_from_dict({"jobs": bad}, env={})
+
+
+def test_a_second_server_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    from stt.jobs.store import SqliteJobStore
+
+    first = SqliteJobStore(tmp_path)
+    with pytest.raises(RuntimeError, match="in use by another server"):
+        SqliteJobStore(tmp_path)
+    first.close()
+    SqliteJobStore(tmp_path).close()  # free again once the first one closed
