@@ -390,3 +390,27 @@ def test_a_second_server_on_the_same_folder_is_refused(tmp_path: Path) -> None:
         SqliteJobStore(tmp_path)
     first.close()
     SqliteJobStore(tmp_path).close()  # free again once the first one closed
+
+
+async def test_a_clean_shutdown_puts_running_jobs_back_in_the_queue(aiohttp_client: Any, tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestServer as Server
+
+    from stt.http.app import PARSER_OPTIONS, create_app
+    from stt.jobs.store import SqliteJobStore
+    from tests.conftest import make_settings
+
+    engine = FakeEngine(delay=1.0)
+    server = Server(create_app(make_settings(jobs=jobs_section(tmp_path)), engine=engine))
+    await server.start_server(**PARSER_OPTIONS)
+    client = await aiohttp_client(server)
+    job_id = (await (await submit(client, wav(tone(440, 40.0, 16000)))).json())["id"]
+    await wait_for(client, job_id, ("processing",))
+    await asyncio.to_thread(engine.running.wait, 5)
+    await client.close()  # the app's cleanup: the runner stops and hands its job back
+    store = SqliteJobStore(tmp_path / "jobs")
+    try:
+        job = store.get(job_id)
+        assert job is not None and job.status == "queued" and job.attempts == 0  # that start does not count
+        assert len(store.audio(job_id)) > 0
+    finally:
+        store.close()

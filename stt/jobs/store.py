@@ -64,7 +64,13 @@ class SqlJobStore:
         raise NotImplementedError
 
     def _put_audio(self, cur: Any, job_id: str, audio: bytes) -> None:
-        raise NotImplementedError
+        """In the transaction that records the job (a database that keeps the audio)."""
+
+    def stage_audio(self, job_id: str, audio: bytes) -> None:
+        """Before that transaction, from any thread (audio kept as files: written without holding the database)."""
+
+    def unstage_audio(self, job_id: str) -> None:
+        """The job was not recorded after all (refused by a limit)."""
 
     def _drop_audio(self, cur: Any, job_ids: Sequence[str]) -> None:
         raise NotImplementedError
@@ -333,7 +339,7 @@ class SqliteJobStore(SqlJobStore):
     def _path(self, job_id: str) -> Path:
         return self.audio_dir / f"{job_id}.audio"
 
-    def _put_audio(self, cur: Any, job_id: str, audio: bytes) -> None:
+    def stage_audio(self, job_id: str, audio: bytes) -> None:
         # Written and flushed before the row commits: a job on record always has its audio.
         tmp = self._path(job_id).with_suffix(".tmp")
         with open(tmp, "wb") as f:
@@ -341,6 +347,9 @@ class SqliteJobStore(SqlJobStore):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self._path(job_id))
+
+    def unstage_audio(self, job_id: str) -> None:
+        self._path(job_id).unlink(missing_ok=True)
 
     def _drop_audio(self, cur: Any, job_ids: Sequence[str]) -> None:
         for job_id in job_ids:  # a crash before this commits leaves a file that _sweep_audio removes
@@ -374,6 +383,16 @@ class AsyncJobStore:
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         fn = getattr(self.sync, method)
         return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+
+    async def create(self, job: Job, audio: bytes, max_queued: int, max_disk_bytes: int) -> None:
+        """The audio is written (to a file, where the store keeps files) in a thread of its own, so a large
+        upload does not hold up the other database calls; JobsFull when a limit refuses the job."""
+        await asyncio.to_thread(self.sync.stage_audio, job.id, audio)
+        try:
+            await self.call("create", job, audio, max_queued, max_disk_bytes)
+        except BaseException:
+            await asyncio.to_thread(self.sync.unstage_audio, job.id)
+            raise
 
     async def close(self) -> None:
         await self.call("close")

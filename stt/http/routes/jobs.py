@@ -117,7 +117,7 @@ async def create_job(request: web.Request, face: str, params: list[tuple[str, st
               created_at=time.time(), audio_bytes=len(audio), callback_url=callback_url,
               callback_method=callback_method, meta=meta)
     try:
-        await jobs.store.call("create", job, audio, settings.max_queued, settings.max_disk_bytes)
+        await jobs.store.create(job, audio, settings.max_queued, settings.max_disk_bytes)
     except JobsFull as exc:
         raise Overloaded(exc.message, headers={"Retry-After": str(exc.retry_after_s)}) from None
     jobs.runner.wake()
@@ -185,7 +185,10 @@ DEEPGRAM_CALLBACK_PARAMS: tuple[Param, ...] = (
 async def deepgram_callback(request: web.Request, request_id: str) -> web.Response:
     """POST /v1/listen?callback=...: the request becomes a job whose result is Deepgram's response body."""
     settings = request.app[SETTINGS]
+    from stt.http.routes.deepgram_compat import refuse_url_body
+
     upload = await read_upload(request.clone(client_max_size=settings.jobs.max_upload_bytes))
+    refuse_url_body(request.content_type, upload.audio)
     pairs = request_pairs(request.query, upload.items)
     names = {p.name for p in DEEPGRAM_CALLBACK_PARAMS}
     callback = parse_params(DEEPGRAM_CALLBACK_PARAMS, [p for p in pairs if p[0] in names])
