@@ -208,7 +208,9 @@ async def kills_row(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     acknowledged = receiver.acknowledged()
     delays = [min(acknowledged[j]) - done[j]["finished_at"] for j in ids if j in acknowledged and j in done]
     retried = [j for j in delivered.values() if [a["status"] for a in j["callback"]["attempts"]][:2] == [500, 200]]
+    failed = [j["error"]["message"] for j in done.values() if j["status"] == "failed"]
     return {"jobs": len(ids), "kills": args.kills, "completed": len(completed), "lost": len(ids) - len(completed),
+            "failed": failed,
             "callbacks_acknowledged": len(acknowledged), "duplicates": receiver.duplicates(),
             "signatures_ok": sum(ok for _, _, ok, _ in receiver.calls), "calls": len(receiver.calls),
             "delay_p50_s": statistics.median(delays) if delays else float("nan"),

@@ -414,3 +414,24 @@ async def test_a_clean_shutdown_puts_running_jobs_back_in_the_queue(aiohttp_clie
         assert len(store.audio(job_id)) > 0
     finally:
         store.close()
+
+
+def test_a_job_that_keeps_dying_is_given_up_but_progress_resets_the_count(tmp_path: Path) -> None:
+    from stt.jobs.model import Job
+    from stt.jobs.store import SqliteJobStore
+
+    store = SqliteJobStore(tmp_path)
+    try:
+        store.create(Job(id="j", owner="o", face="native", status="queued", params=(), created_at=time.time()),
+                     b"", 10, 10**6)
+        for attempt in (1, 2, 3):
+            assert store.claim(f"w{attempt}", 60).attempts == attempt
+            store.requeue_interrupted()  # the server died
+        assert store.renew("j", "w3", 60) is False  # not ours any more
+        job = store.claim("w4", 60)
+        assert job.attempts == 4
+        assert store.renew("j", "w4", 60, windows=[(0, "{}")])  # a window finished
+        store.requeue_interrupted()
+        assert store.claim("w5", 60).attempts == 2
+    finally:
+        store.close()

@@ -138,8 +138,8 @@ class JobRunner:
         heartbeat = asyncio.create_task(self._heartbeat(job.id, asyncio.current_task()))
         try:
             if job.attempts > self._settings.max_attempts:
-                raise _GiveUp(f"The server stopped {job.attempts - 1} times while transcribing this job: "
-                              "given up")
+                raise _GiveUp(f"The server stopped {job.attempts - 1} times in a row while transcribing this "
+                              "job, each time before it got further: given up")
             log.info("job %s: started (attempt %d)", job.id, job.attempts)
             transcripts = await self._transcribe(job)
             await self._finish(job, COMPLETED, transcripts=transcripts)

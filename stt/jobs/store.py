@@ -154,7 +154,8 @@ class SqlJobStore:
 
     def claim(self, worker: str, lease_s: float) -> Job | None:
         """The oldest queued job, or one whose server stopped renewing its lease, now ours; None if none.
-        ``attempts`` counts the starts, this one included (the runner gives up on a job that keeps dying)."""
+        ``attempts`` counts the starts since its last finished window, this one included (the runner gives up
+        on a job that keeps taking its server down before it gets any further)."""
         now = time.time()
         with self._tx() as cur:
             row = self._exec(cur, "SELECT id FROM jobs WHERE status = ? OR (status = ? AND lease_until < ?) "
@@ -177,6 +178,8 @@ class SqlJobStore:
                               (time.time() + lease_s, done_s, total_s, job_id, PROCESSING, worker)).rowcount
             if not ours:
                 return False
+            if windows:  # progress: only starts that die before the next finished window count against it
+                self._exec(cur, "UPDATE jobs SET attempts = 1 WHERE id = ?", (job_id,))
             for idx, result in windows:
                 self._exec(cur, "DELETE FROM job_windows WHERE job_id = ? AND idx = ?", (job_id, idx))
                 self._exec(cur, "INSERT INTO job_windows (job_id, idx, result) VALUES (?, ?, ?)",
