@@ -50,7 +50,7 @@ EVENT_METRICS: tuple[Collector, ...] = (REQUESTS, LATENCY, QUEUE_WAIT, ENGINE_SE
                                         BATCH_WINDOWS, LIVE_FINAL_DELAY, AUTH_FAILURES, THROTTLED,
                                         REJECTED_UPLOADS)
 _FACES = (("/v1/audio/", "openai"), ("/v1/models", "openai"), ("/v1/listen", "deepgram"), ("/listen", "live"),
-          ("/stt", "native"), ("/detect-language", "native"), ("/ping", "native"))
+          ("/stt", "native"), ("/detect-language", "native"), ("/ping", "native"), ("/v1/jobs", "jobs"))
 
 
 def face_of(route: str, websocket: bool = False) -> str:

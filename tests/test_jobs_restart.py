@@ -110,3 +110,20 @@ async def test_sigkill_mid_job_then_restart_gives_the_uninterrupted_transcript(t
     headers, raw = calls[0]
     assert webhooks.verify(SECRET, headers, raw)
     assert json.loads(raw)["status"] == "completed"
+
+
+async def test_a_job_gives_the_transcript_of_a_synchronous_upload(make_client: Any, fw_tiny: Any,
+                                                                  tmp_path: Path) -> None:
+    """The same windows, decoded at another priority: the same words and timings as POST /stt."""
+    from tests.test_jobs import wait_for
+
+    client = await make_client(fw_tiny, jobs={"dir": str(tmp_path / "jobs")})
+    data = (AUDIO_DIR / "en" / "librispeech" / "1089-134686-0000.flac").read_bytes()
+    query = "?output=verbose_json&word_timestamps=true"
+    upload = await (await client.post(f"/stt{query}", data=data, headers=AUTH)).json()
+    job_id = (await (await client.post(f"/v1/jobs{query}", data=data, headers=AUTH)).json())["id"]
+    assert (await wait_for(client, job_id, timeout=120))["status"] == "completed"
+    result = await (await client.get(f"/v1/jobs/{job_id}/result", headers=AUTH)).json()
+    for body in (upload, result):
+        body.pop("proc_duration")
+    assert result == upload and "stew for dinner" in result["text"].lower()
