@@ -7,7 +7,7 @@ CONFIG ?= config.json
 PYTEST_ARGS ?=
 
 .PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-diarization bench-live bench-memory bench-load bench-fuzz bench-abuse \
-	bench-scale-out clean newman newman-run docker docker-wheels docker-base-debian docker-test
+	bench-scale-out bench-jobs clean newman newman-run docker docker-wheels docker-base-debian docker-test
 
 $(VENV)/.runtime: requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -88,6 +88,11 @@ newman-run: newman
 # Issue 8's inference-core targets side by side in one run (about 15 minutes): bench/bench_mixed.py
 bench-mixed: install-dev
 	$(PY) bench/bench_mixed.py
+
+# Issue 18's jobs targets against real servers: restart safety, kill cycles, callbacks, PostgreSQL replicas,
+# throughput against synchronous uploads, live delay while jobs run. BENCH_JOBS_ARGS=--quick: a reduced run.
+bench-jobs: install-dev ops-tools
+	$(PY) bench/bench_jobs.py $(BENCH_JOBS_ARGS)
 
 bench-memory: install-dev
 	$(PY) bench/bench_memory.py
