@@ -41,6 +41,8 @@ T = TypeVar("T")
 POLL_S = 1.0  # how often the queue is looked at without a wake-up (another replica's job, a lost lease)
 PURGE_EVERY_S = 60.0
 CHUNKS_IN_FLIGHT = 2  # a job's chunks handed to the batcher at once: one decoding, the next one waiting
+CHANNEL_KEYS = 1_000_000  # recorded windows of channel n are keyed n * CHANNEL_KEYS + window index
+SPEECH_KEY = CHANNEL_KEYS - 1  # ... and its speech ranges at n * CHANNEL_KEYS + SPEECH_KEY (never a window index)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +201,7 @@ class JobRunner:
         channels = await self._decode(job, multichannel)
         total = sum(len(c) for c in channels) / SAMPLE_RATE
         await self._renew(job, done_s=0.0 if not job.done_s else None, total_s=total)
-        stored = {idx: results.window_from_json(r) for idx, r in (await self._store.call("windows", job.id)).items()}
+        stored: dict[int, str] = await self._store.call("windows", job.id)
         out = []
         for number, audio in enumerate(channels):
             offset = number * len(channels[0]) / SAMPLE_RATE
@@ -225,15 +227,23 @@ class JobRunner:
             return [await asyncio.to_thread(decode_audio, data, limit)]
 
     async def _channel(self, job: Job, audio: np.ndarray, options: TranscribeOptions,
-                       stored: dict[int, WindowResult], channel: int, offset_s: float) -> Transcript:
+                       stored: dict[int, str], channel: int, offset_s: float) -> Transcript:
         engine = self._inf.engine
         if not options.vad_filter or options.temperature[:1] != (0.0,):
             # The engine's own sequential decoding, one scheduler job: it cannot resume mid-way.
             return await self._run_engine(lambda: engine.transcribe(audio, options))
-        speech = await self._run_engine(lambda: engine.find_speech(audio))
+        base = channel * CHANNEL_KEYS  # record keys of channel n: its windows, then its speech
+        # The speech found is recorded with the windows: a resumed job cuts exactly the windows it recorded
+        # results for (and does not search again).
+        if base + SPEECH_KEY in stored:
+            speech = [tuple(r) for r in json.loads(stored[base + SPEECH_KEY])]
+        else:
+            speech = await self._run_engine(lambda: engine.find_speech(audio))
+            layout = json.dumps([[int(start), int(end)] for start, end in speech])
+            await self._renew(job, windows=[(base + SPEECH_KEY, layout)])
         windows = cut_windows(speech, len(audio))
-        base = channel * 1_000_000  # window keys of channel n; a channel holds far fewer windows
-        done: dict[int, WindowResult] = {i: stored[base + i] for i in range(len(windows)) if base + i in stored}
+        done: dict[int, WindowResult] = {i: results.window_from_json(stored[base + i]) for i in range(len(windows))
+                                         if base + i in stored}
         todo = [i for i in range(len(windows)) if i not in done]
         if done:
             log.info("job %s: resuming: %d of %d windows were done before", job.id, len(done), len(windows))
