@@ -255,12 +255,8 @@ class SqlJobStore:
         """A clean shutdown: our running jobs go back to the queue at once (that start does not count)."""
         with self._tx() as cur:
             self._exec(cur, "UPDATE jobs SET status = ?, lease_owner = NULL, lease_until = NULL, "
-                            "attempts = attempts - 1 WHERE status = ? AND lease_owner = ?", (QUEUED, PROCESSING, worker))
-
-    def counts(self) -> dict[str, int]:
-        with self._tx() as cur:
-            rows = self._exec(cur, "SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
-        return {status: int(n) for status, n in rows}
+                            "attempts = attempts - 1 WHERE status = ? AND lease_owner = ?",
+                       (QUEUED, PROCESSING, worker))
 
     # --- callbacks -------------------------------------------------------------------------------------------
     def claim_delivery(self, lease_s: float) -> DueDelivery | None:
