@@ -6,6 +6,9 @@ import dataclasses
 import hashlib
 from typing import Any
 
+from stt.diarization.types import DiarizeOptions
+from stt.engines.base import TranscribeOptions
+
 QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED = "queued", "processing", "completed", "failed", "cancelled"
 STATUSES = (QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED)
 FINISHED = frozenset({COMPLETED, FAILED, CANCELLED})
@@ -15,6 +18,15 @@ NATIVE, DEEPGRAM = "native", "deepgram"  # the face a job came from: it shapes t
 def owner_of(token: str) -> str:
     """A job's owner: a hash of the token that created it (the token itself is never stored)."""
     return hashlib.sha256(token.encode("utf-8", errors="surrogateescape")).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class Work:
+    """What to do with a job's audio, decided by its face when it was submitted."""
+
+    options: TranscribeOptions
+    diarize: DiarizeOptions | None = None
+    max_channels: int = 0  # 0: mixed down to mono; n: each of up to n channels transcribed on its own
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +52,9 @@ class Job:
     owner: str
     face: str
     status: str
-    params: tuple[tuple[str, str], ...]  # the request's parameters as given, validated at submission
+    params: tuple[tuple[str, str], ...]  # the request's parameters as given (its face renders the result by them)
     created_at: float
+    work: Work = Work(TranscribeOptions())
     audio_bytes: int = 0
     started_at: float | None = None
     finished_at: float | None = None

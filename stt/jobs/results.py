@@ -1,4 +1,4 @@
-"""A job's transcripts stored as JSON, and rendered as the face the job came from answers."""
+"""A job's work, window results and transcripts as JSON, the way the store keeps them."""
 
 from __future__ import annotations
 
@@ -6,14 +6,24 @@ import dataclasses
 import json
 from typing import Any
 
-from stt import formats
-from stt.engines.base import Segment, Transcript, WindowResult, Word
-from stt.jobs.model import DEEPGRAM, Job
-from stt.options import deepgram_request, stt_request
+from stt.diarization.types import DiarizeOptions
+from stt.engines.base import Segment, TranscribeOptions, Transcript, WindowResult, Word
+from stt.jobs.model import Work
+
+
+def work_to_json(work: Work) -> str:
+    return json.dumps(dataclasses.asdict(work), separators=(",", ":"))
+
+
+def work_from_json(text: str) -> Work:
+    d = json.loads(text)
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in d["options"].items()}
+    diarize = DiarizeOptions(**d["diarize"]) if d["diarize"] is not None else None
+    return Work(TranscribeOptions(**options), diarize, d["max_channels"])
 
 
 def transcripts_to_json(transcripts: list[Transcript]) -> str:
-    """One transcript per channel (one unless Deepgram's multichannel)."""
+    """One transcript per channel (one unless each channel was transcribed on its own)."""
     return json.dumps([dataclasses.asdict(t) for t in transcripts], separators=(",", ":"))
 
 
@@ -34,39 +44,3 @@ def window_to_json(result: WindowResult) -> str:
 def window_from_json(text: str) -> WindowResult:
     d = json.loads(text)
     return WindowResult(d["text"], tuple(Word(**w) for w in d["words"]), d["language"], d["language_probability"])
-
-
-@dataclasses.dataclass(frozen=True)
-class Rendered:
-    body: str
-    content_type: str
-
-
-def render(job: Job, transcripts: list[Transcript], output: str | None, *, engine: str, model: str,
-           beam_size: int) -> Rendered:
-    """The result as the job's face answers: Deepgram's response body, or the native ``output``."""
-    if job.face == DEEPGRAM:
-        return Rendered(json.dumps(deepgram_body(job, transcripts, engine=engine, model=model,
-                                                 beam_size=beam_size)), "application/json")
-    parsed = stt_request(job.params, beam_size)
-    output = output or parsed.output
-    transcript = transcripts[0]
-    proc = round((job.finished_at or 0) - (job.started_at or 0), 3)
-    if output == "json":
-        return Rendered(json.dumps(formats.native_json(transcript, proc)), "application/json")
-    if output == "verbose_json":
-        body = formats.native_verbose_json(transcript, parsed.options.task, proc,
-                                           words=parsed.options.word_timestamps)
-        return Rendered(json.dumps(body), "application/json")
-    text = formats.render_text(output, transcript)
-    return Rendered(text.body, text.content_type)
-
-
-def deepgram_body(job: Job, transcripts: list[Transcript], *, engine: str, model: str,
-                  beam_size: int) -> dict[str, Any]:
-    parsed = deepgram_request(job.params, beam_size)
-    return formats.deepgram_json(transcripts if parsed.multichannel else transcripts[0], request_id=job.id,
-                                 sha256=job.meta.get("sha256", ""), engine=engine, model=model,
-                                 punctuate=parsed.punctuate, detected=parsed.detect_language,
-                                 diarize=parsed.diarize is not None, utterances=parsed.utterances,
-                                 paragraphs=parsed.paragraphs)

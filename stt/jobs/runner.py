@@ -30,11 +30,14 @@ from stt.inference.scheduler import Priority, Scheduler
 from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows, window_request
 from stt.inference.window_batcher import WindowBatcher
 from stt.jobs import results
-from stt.jobs.model import COMPLETED, DEEPGRAM, FAILED, Job
+from stt.jobs.model import COMPLETED, FAILED, Job
 from stt.jobs.store import AsyncJobStore
-from stt.options import MULTICHANNEL_MAX, deepgram_request, stt_request
 from stt.settings import JobsSettings
 from stt.diarization.types import DiarizeOptions
+
+# The body of a job's callback, in the shape of the face it came from (given by the server: the domain does
+# not render). ``transcripts`` is None when the job failed.
+CallbackBody = Callable[[Job, "list[Transcript] | None"], bytes]
 
 log = logging.getLogger("stt.jobs")
 T = TypeVar("T")
@@ -50,7 +53,6 @@ class Inference:
     engine: Engine
     scheduler: Scheduler
     batcher: WindowBatcher
-    beam_size: int  # asr.beam_size, the default of the options
     chunk_s: float  # audio handed to the batcher at a time (asr.upload_batch_seconds), recorded when done
 
 
@@ -64,8 +66,10 @@ def new_worker_id() -> str:
 
 class JobRunner:
     def __init__(self, store: AsyncJobStore, inference: Inference, settings: JobsSettings,
-                 worker: str | None = None, on_end: Callable[[], None] = lambda: None) -> None:
+                 callback_body: CallbackBody, worker: str | None = None,
+                 on_end: Callable[[], None] = lambda: None) -> None:
         """``on_end``: called when a job ended (its callback may be due)."""
+        self._callback_body = callback_body
         self._store = store
         self._on_end = on_end
         self._inf = inference
@@ -184,46 +188,27 @@ class JobRunner:
         else:
             log.info("job %s: ended here but no longer ours (cancelled or taken over): not recorded", job.id)
 
-    def _callback_body(self, job: Job, transcripts: list[Transcript] | None) -> bytes:
-        engine = self._inf.engine
-        if job.face == DEEPGRAM:
-            body: dict[str, Any] = (
-                results.deepgram_body(job, transcripts, engine=engine.name, model=engine.model_name,
-                                      beam_size=self._inf.beam_size) if transcripts is not None
-                else {"err_code": "INTERNAL_SERVER_ERROR" if job.error_code != "invalid_audio" else "Bad Request",
-                      "err_msg": job.error, "request_id": job.id})
-        else:
-            body = job.public(f"/v1/jobs/{job.id}/result")
-        return json.dumps(body).encode()
-
     async def _transcribe(self, job: Job) -> list[Transcript]:
-        options, diarize, multichannel = self._options(job)
-        channels = await self._decode(job, multichannel)
+        work = job.work
+        channels = await self._decode(job, work.max_channels)
         total = sum(len(c) for c in channels) / SAMPLE_RATE
         await self._renew(job, done_s=0.0 if not job.done_s else None, total_s=total)
         stored: dict[int, str] = await self._store.call("windows", job.id)
         out = []
         for number, audio in enumerate(channels):
             offset = number * len(channels[0]) / SAMPLE_RATE
-            transcript = await self._channel(job, audio, options, stored, number, offset)
-            if diarize is not None:
-                transcript = await self._label(transcript, audio, diarize)
+            transcript = await self._channel(job, audio, work.options, stored, number, offset)
+            if work.diarize is not None:
+                transcript = await self._label(transcript, audio, work.diarize)
             out.append(transcript)
         return out
 
-    def _options(self, job: Job) -> tuple[TranscribeOptions, DiarizeOptions | None, bool]:
-        if job.face == DEEPGRAM:
-            dg = deepgram_request(job.params, self._inf.beam_size)
-            return dg.options, dg.diarize, dg.multichannel
-        native = stt_request(job.params, self._inf.beam_size)
-        return native.options, native.diarize, False
-
-    async def _decode(self, job: Job, multichannel: bool) -> list[np.ndarray]:
+    async def _decode(self, job: Job, max_channels: int) -> list[np.ndarray]:
         data = await self._store.call("audio", job.id)
         limit = self._settings.max_audio_seconds
         async with self._decoding:
-            if multichannel:
-                return list(await asyncio.to_thread(decode_channels, data, limit, MULTICHANNEL_MAX))
+            if max_channels:
+                return list(await asyncio.to_thread(decode_channels, data, limit, max_channels))
             return [await asyncio.to_thread(decode_audio, data, limit)]
 
     async def _channel(self, job: Job, audio: np.ndarray, options: TranscribeOptions,

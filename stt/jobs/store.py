@@ -25,10 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from stt.jobs import results
 from stt.jobs.model import (CANCELLED, COMPLETED, FAILED, FINISHED, PROCESSING, QUEUED, Attempt, Delivery, Job,
                             JobsFull)
 
-JOB_COLUMNS = ("id", "owner", "face", "status", "params", "created_at", "audio_bytes", "started_at",
+JOB_COLUMNS = ("id", "owner", "face", "status", "params", "created_at", "work", "audio_bytes", "started_at",
                "finished_at", "done_s", "total_s", "error", "error_code", "attempts", "callback_url",
                "callback_method", "meta")
 SELECT_JOB = f"SELECT {', '.join('j.' + c for c in JOB_COLUMNS)}, d.url, d.method, d.state, d.attempt_log " \
@@ -89,7 +90,7 @@ class SqlJobStore:
         return [
             f"""CREATE TABLE IF NOT EXISTS jobs (
                 id TEXT PRIMARY KEY, owner TEXT NOT NULL, face TEXT NOT NULL, status TEXT NOT NULL,
-                params TEXT NOT NULL, created_at {real} NOT NULL, audio_bytes BIGINT NOT NULL DEFAULT 0,
+                params TEXT NOT NULL, created_at {real} NOT NULL, work TEXT NOT NULL, audio_bytes BIGINT NOT NULL DEFAULT 0,
                 started_at {real}, finished_at {real}, done_s {real} NOT NULL DEFAULT 0, total_s {real},
                 error TEXT, error_code TEXT, attempts INTEGER NOT NULL DEFAULT 0, callback_url TEXT,
                 callback_method TEXT NOT NULL DEFAULT 'POST', meta TEXT NOT NULL DEFAULT '{{}}',
@@ -128,9 +129,10 @@ class SqlJobStore:
             used = self._exec(cur, "SELECT COALESCE(SUM(audio_bytes + result_bytes), 0) FROM jobs").fetchone()[0]
             if used + len(audio) > max_disk_bytes:
                 raise JobsFull("Job storage is full: retry once earlier jobs are done", retry_after_s=300)
-            self._exec(cur, "INSERT INTO jobs (id, owner, face, status, params, created_at, audio_bytes, "
-                            "callback_url, callback_method, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (job.id, job.owner, job.face, QUEUED, json.dumps(job.params), job.created_at, len(audio),
+            self._exec(cur, "INSERT INTO jobs (id, owner, face, status, params, created_at, work, audio_bytes, "
+                            "callback_url, callback_method, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (job.id, job.owner, job.face, QUEUED, json.dumps(job.params), job.created_at,
+                        results.work_to_json(job.work), len(audio),
                         job.callback_url, job.callback_method, json.dumps(job.meta)))
             self._put_audio(cur, job.id, audio)
 
@@ -289,6 +291,7 @@ def _job(row: Sequence[Any]) -> Job:
     url, method, state, log = row[len(JOB_COLUMNS):]
     values["params"] = tuple(tuple(p) for p in json.loads(values["params"]))
     values["meta"] = json.loads(values["meta"])
+    values["work"] = results.work_from_json(values["work"])
     delivery = None if url is None else Delivery(url, method, state, tuple(Attempt(**a) for a in json.loads(log)))
     return Job(**values, delivery=delivery)
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -23,11 +24,14 @@ from auth.middleware import token_from_header
 from stt.errors import ApiError, BadRequest, Overloaded
 from stt.http.bodies import read_upload
 from stt.http.keys import ENGINE, SCHEDULER, SETTINGS, WINDOW_BATCHER
+from stt import formats
+from stt.engines.base import Engine, Transcript
 from stt.jobs import results, webhooks
-from stt.jobs.model import COMPLETED, DEEPGRAM, NATIVE, Job, JobsFull, owner_of
+from stt.jobs.model import COMPLETED, DEEPGRAM, NATIVE, Job, JobsFull, Work, owner_of
 from stt.jobs.runner import Inference, JobRunner
 from stt.jobs.store import AsyncJobStore, SqliteJobStore
-from stt.options import OUTPUTS, Param, check_model_support, deepgram_request, parse_params, request_pairs, stt_request
+from stt.options import (MULTICHANNEL_MAX, OUTPUTS, Param, check_model_support, deepgram_request, parse_params,
+                         request_pairs, stt_request)
 
 log = logging.getLogger("stt.http.jobs")
 PREFIX = "/v1/jobs"
@@ -96,11 +100,12 @@ async def submit(request: web.Request) -> web.Response:
     parsed = stt_request(params, settings.asr.beam_size)  # a 400 now, not a failed job later
     engine = request.app[ENGINE]
     check_model_support(parsed.options, engine.multilingual, engine.model_name)
-    job = await create_job(request, NATIVE, params, upload.audio, callback, "POST", str(uuid.uuid4()))
+    work = Work(parsed.options, parsed.diarize)
+    job = await create_job(request, NATIVE, params, work, upload.audio, callback, "POST", str(uuid.uuid4()))
     return web.json_response(job.public(result_url(job.id)), status=202, headers={"Location": f"{PREFIX}/{job.id}"})
 
 
-async def create_job(request: web.Request, face: str, params: list[tuple[str, str]], audio: bytes,
+async def create_job(request: web.Request, face: str, params: list[tuple[str, str]], work: Work, audio: bytes,
                      callback_url: str | None, callback_method: str, job_id: str) -> Job:
     """Shared by the faces that take jobs (native, Deepgram's ``callback``)."""
     jobs = _jobs(request)
@@ -114,7 +119,7 @@ async def create_job(request: web.Request, face: str, params: list[tuple[str, st
     if face == DEEPGRAM:
         meta["sha256"] = await asyncio.to_thread(lambda: hashlib.sha256(audio).hexdigest())
     job = Job(id=job_id, owner=_owner(request), face=face, status="queued", params=tuple(params),
-              created_at=time.time(), audio_bytes=len(audio), callback_url=callback_url,
+              created_at=time.time(), work=work, audio_bytes=len(audio), callback_url=callback_url,
               callback_method=callback_method, meta=meta)
     try:
         await jobs.store.create(job, audio, settings.max_queued, settings.max_disk_bytes)
@@ -156,8 +161,7 @@ async def get_result(request: web.Request) -> web.Response:
         raise NotFound("No such job")  # deleted in the meantime
     transcripts = await asyncio.to_thread(results.transcripts_from_json, text)
     engine = request.app[ENGINE]
-    rendered = await asyncio.to_thread(results.render, job, transcripts, output, engine=engine.name,
-                                       model=engine.model_name, beam_size=request.app[SETTINGS].asr.beam_size)
+    rendered = await asyncio.to_thread(render, job, transcripts, output, engine)
     return web.Response(text=rendered.body, content_type=rendered.content_type, charset="utf-8")
 
 
@@ -198,9 +202,51 @@ async def deepgram_callback(request: web.Request, request_id: str) -> web.Respon
     parsed = deepgram_request(params, settings.asr.beam_size)
     engine = request.app[ENGINE]
     check_model_support(parsed.options, engine.multilingual, engine.model_name)
-    await create_job(request, DEEPGRAM, params, upload.audio, callback["callback"],
+    work = Work(parsed.options, parsed.diarize, MULTICHANNEL_MAX if parsed.multichannel else 0)
+    await create_job(request, DEEPGRAM, params, work, upload.audio, callback["callback"],
                      callback["callback_method"].upper(), request_id)
     return web.json_response({"request_id": request_id}, headers={"dg-request-id": request_id})
+
+
+# --- rendering: a job's result and callback in its face's shape ------------------------------------------------
+
+def render(job: Job, transcripts: list[Transcript], output: str | None, engine: Engine) -> formats.Rendered:
+    """The result as the job's face answers: Deepgram's response body, or the native ``output``."""
+    if job.face == DEEPGRAM:
+        return formats.Rendered(json.dumps(deepgram_body(job, transcripts, engine)), "application/json")
+    output = output or dict(job.params).get("output", "json")  # the job's own output (validated at submission)
+    options = job.work.options
+    transcript = transcripts[0]
+    proc = round((job.finished_at or 0) - (job.started_at or 0), 3)
+    if output == "json":
+        return formats.Rendered(json.dumps(formats.native_json(transcript, proc)), "application/json")
+    if output == "verbose_json":
+        body = formats.native_verbose_json(transcript, options.task, proc, words=options.word_timestamps)
+        return formats.Rendered(json.dumps(body), "application/json")
+    return formats.render_text(output, transcript)
+
+
+def deepgram_body(job: Job, transcripts: list[Transcript], engine: Engine) -> dict[str, Any]:
+    parsed = deepgram_request(job.params, 5)  # its rendering flags (the beam size plays no part here)
+    return formats.deepgram_json(transcripts if parsed.multichannel else transcripts[0], request_id=job.id,
+                                 sha256=job.meta.get("sha256", ""), engine=engine.name, model=engine.model_name,
+                                 punctuate=parsed.punctuate, detected=parsed.detect_language,
+                                 diarize=parsed.diarize is not None, utterances=parsed.utterances,
+                                 paragraphs=parsed.paragraphs)
+
+
+def callback_body(engine: Engine) -> Callable[[Job, list[Transcript] | None], bytes]:
+    """What a job's callback carries: the job (native), or Deepgram's response body or error shape."""
+
+    def body(job: Job, transcripts: list[Transcript] | None) -> bytes:
+        if job.face != DEEPGRAM:
+            return json.dumps(job.public(result_url(job.id))).encode()
+        if transcripts is not None:
+            return json.dumps(deepgram_body(job, transcripts, engine)).encode()
+        code = "Bad Request" if job.error_code == "invalid_audio" else "INTERNAL_SERVER_ERROR"
+        return json.dumps({"err_code": code, "err_msg": job.error, "request_id": job.id}).encode()
+
+    return body
 
 
 # --- app lifetime ------------------------------------------------------------------------------------------------
@@ -239,15 +285,14 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     store = AsyncJobStore(await asyncio.to_thread(_open_store, settings.jobs))
-    inference = Inference(app[ENGINE], app[SCHEDULER], app[WINDOW_BATCHER], settings.asr.beam_size,
-                          settings.asr.upload_batch_seconds)
+    inference = Inference(app[ENGINE], app[SCHEDULER], app[WINDOW_BATCHER], settings.asr.upload_batch_seconds)
     # No proxies from the environment, no cookies: a callback goes straight to the listed host.
     session = aiohttp.ClientSession(trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
                                     connector=aiohttp.TCPConnector(limit=16))
     deliverer = webhooks.Deliverer(store, _sender(session, settings.jobs.callback_timeout_seconds),
                                    settings.jobs.webhook_secret or "", settings.jobs.callback_max_attempts,
                                    settings.jobs.callback_timeout_seconds + 30)
-    runner = JobRunner(store, inference, settings.jobs, on_end=deliverer.wake)
+    runner = JobRunner(store, inference, settings.jobs, callback_body(app[ENGINE]), on_end=deliverer.wake)
     app[JOBS] = Jobs(store, runner, deliverer)
     runner.start()
     deliverer.start()
