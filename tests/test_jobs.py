@@ -435,3 +435,34 @@ def test_a_job_that_keeps_dying_is_given_up_but_progress_resets_the_count(tmp_pa
         assert store.claim("w5", 60).attempts == 2
     finally:
         store.close()
+
+
+class BatchRecorder(FakeEngine):
+    """Records the windows of every batch as (loudness, seconds): whose audio it was, and how long."""
+
+    def __init__(self) -> None:
+        super().__init__(delay=0.02)
+        self.batches: list[tuple[tuple[float, int], ...]] = []
+
+    def decode_windows(self, requests: Any) -> Any:
+        self.batches.append(tuple((round(float(abs(r.audio).max()), 1), round(len(r.audio) / 16000))
+                                  for r in requests))
+        return super().decode_windows(requests)
+
+
+async def test_a_jobs_batches_are_its_own_chunks_whatever_else_runs(make_client: Any, tmp_path: Path) -> None:
+    """Batched decoding is not bit-exact across batch compositions: a job's windows are decoded in chunks cut
+    from its own window list (asr.upload_batch_seconds), never mixed with other work."""
+    engine = BatchRecorder()
+    client = await make(make_client, tmp_path, engine, concurrency=3)
+    # Windows of 30, 30, 30 and 10 s: chunks (30, 30) and (30, 10). Each job's audio has its own loudness.
+    ids = [(await (await submit(client, wav(tone(440, 100.0, 16000, amplitude=a)))).json())["id"]
+           for a in (0.5, 0.4, 0.3)]
+    upload = wav(tone(440, 100.0, 16000, amplitude=0.2))
+    await asyncio.gather(*(client.post("/stt", data=upload, headers=AUTH) for _ in range(2)))  # uploads meanwhile
+    for job_id in ids:
+        assert (await wait_for(client, job_id))["status"] == "completed"
+    for loudness in (0.5, 0.4, 0.3):
+        batches = [b for b in engine.batches if any(level == loudness for level, _ in b)]
+        assert sorted(tuple(seconds for _, seconds in b) for b in batches) == [(30, 10), (30, 30)], engine.batches
+        assert all(level == loudness for b in batches for level, _ in b)  # nothing else in a job's batches

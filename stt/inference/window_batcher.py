@@ -5,7 +5,6 @@ Each upload hands all its speech windows over at once, to one of two queues:
   reserved slot: an 11 s clip sent after a 4-hour file does not wait for the file's job in progress;
 - long uploads run at Priority.BATCH, on the ``workers`` slots only, in bigger jobs (batching pays most on
   long files, and nothing urgent waits behind them: live passes and short clips have the reserved slot).
-- asynchronous jobs (stt/jobs) run at Priority.JOBS, behind both, on the ``workers`` slots only.
 A job takes waiting windows one upload at a time in rotation (the upload after the one served last goes
 first) up to its audio budget, so four short clips sent together decode as one batch and two long files take
 turns. Windows whose client left are dropped when a job takes its windows; a job that already runs finishes.
@@ -49,14 +48,12 @@ class WindowBatcher:
         bound them too)."""
         self._short = _Queue(scheduler, engine, Priority.SHORT, short_jobs, short_job_audio_s)
         self._long = _Queue(scheduler, engine, Priority.BATCH, long_jobs, long_job_audio_s)
-        self._background = _Queue(scheduler, engine, Priority.JOBS, long_jobs, long_job_audio_s)
 
     async def decode(self, requests: Sequence[WindowRequest], owner: object,
-                     stats: JobStats | None = None, background: bool = False) -> list[WindowResult]:
-        """Results in order. Cancelling the caller drops its windows that no job has taken yet.
-        ``background``: an asynchronous job's windows, decoded when nothing a client waits on is queued."""
+                     stats: JobStats | None = None) -> list[WindowResult]:
+        """Results in order. Cancelling the caller drops its windows that no job has taken yet."""
         samples = sum(len(r.audio) for r in requests)
-        queue = self._background if background else self._short if samples <= self._short.budget else self._long
+        queue = self._short if samples <= self._short.budget else self._long
         return await queue.decode(requests, owner, stats if stats is not None else JobStats())
 
 

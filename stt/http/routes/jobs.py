@@ -23,7 +23,7 @@ from aiohttp import web
 from auth.middleware import token_from_header
 from stt.errors import ApiError, BadRequest, Overloaded
 from stt.http.bodies import read_upload
-from stt.http.keys import ENGINE, SCHEDULER, SETTINGS, WINDOW_BATCHER
+from stt.http.keys import ENGINE, SCHEDULER, SETTINGS
 from stt import formats
 from stt.engines.base import Engine, Transcript
 from stt.jobs import results, webhooks
@@ -285,7 +285,7 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     store = AsyncJobStore(await asyncio.to_thread(_open_store, settings.jobs))
-    inference = Inference(app[ENGINE], app[SCHEDULER], app[WINDOW_BATCHER], settings.asr.upload_batch_seconds)
+    inference = Inference(app[ENGINE], app[SCHEDULER], settings.asr.upload_batch_seconds)
     # No proxies from the environment, no cookies: a callback goes straight to the listed host.
     session = aiohttp.ClientSession(trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
                                     connector=aiohttp.TCPConnector(limit=16))
