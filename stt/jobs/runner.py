@@ -27,9 +27,11 @@ from typing import Any, TypeVar
 import numpy as np
 
 from stt.audio import SAMPLE_RATE, decode_audio, decode_channels
-from stt.engines.base import Engine, TranscribeOptions, Transcript, WindowResult
-from stt.errors import ApiError, EngineError
-from stt.inference.scheduler import Priority, Scheduler
+from stt.engines.base import TranscribeOptions, Transcript, WindowResult
+from stt.errors import ApiError
+from stt.inference.engine_calls import guarded
+from stt.inference.scheduler import Priority
+from stt.inference.transcriber import Transcriber
 from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows, window_request
 from stt.jobs import results
 from stt.jobs.model import COMPLETED, FAILED, Job
@@ -50,13 +52,6 @@ CHANNEL_KEYS = 1_000_000  # recorded windows of channel n are keyed n * CHANNEL_
 SPEECH_KEY = CHANNEL_KEYS - 1  # ... and its speech ranges at n * CHANNEL_KEYS + SPEECH_KEY (never a window index)
 
 
-@dataclasses.dataclass(frozen=True)
-class Inference:
-    engine: Engine
-    scheduler: Scheduler
-    chunk_s: float  # audio decoded in one batch (asr.upload_batch_seconds), recorded when done
-
-
 class Lost(Exception):
     """The job is no longer ours: cancelled, or taken over by another replica after our lease ran out."""
 
@@ -66,14 +61,16 @@ def new_worker_id() -> str:
 
 
 class JobRunner:
-    def __init__(self, store: AsyncJobStore, inference: Inference, settings: JobsSettings,
+    def __init__(self, store: AsyncJobStore, transcriber: Transcriber, chunk_s: float, settings: JobsSettings,
                  callback_body: CallbackBody, worker: str | None = None,
                  on_end: Callable[[], None] = lambda: None) -> None:
-        """``on_end``: called when a job ended (its callback may be due)."""
+        """``chunk_s``: audio decoded in one batch (asr.upload_batch_seconds), recorded when done; ``on_end``:
+        called when a job ended (its callback may be due)."""
         self._callback_body = callback_body
         self._store = store
         self._on_end = on_end
-        self._inf = inference
+        self._transcriber = transcriber
+        self._chunk = int(chunk_s * SAMPLE_RATE)
         self._settings = settings
         self.worker = worker or new_worker_id()
         self._wake = asyncio.Event()
@@ -214,7 +211,7 @@ class JobRunner:
 
     async def _channel(self, job: Job, audio: np.ndarray, options: TranscribeOptions,
                        stored: dict[int, str], channel: int, offset_s: float) -> Transcript:
-        engine = self._inf.engine
+        engine = self._transcriber.engine
         if not options.vad_filter or options.temperature[:1] != (0.0,):
             # The engine's own sequential decoding, one scheduler job: it cannot resume mid-way.
             return await self._run_engine(lambda: engine.transcribe(audio, options))
@@ -233,7 +230,7 @@ class JobRunner:
         if done:
             log.info("job %s: resuming: %d of %d windows were done before", job.id, len(done), len(windows))
         # Chunks cut from all the windows, then those not done: a resumed job decodes the same batches.
-        chunks = [todo for chunk in _chunks(windows, list(range(len(windows))), int(self._inf.chunk_s * SAMPLE_RATE))
+        chunks = [todo for chunk in _chunks(windows, list(range(len(windows))), self._chunk)
                   if (todo := [i for i in chunk if i not in done])]
         pending: set[asyncio.Task[tuple[list[int], list[WindowResult]]]] = set()
         try:
@@ -254,7 +251,7 @@ class JobRunner:
     async def _decode_chunk(self, job: Job, windows: list[SpeechWindow], indices: list[int], audio: np.ndarray,
                             options: TranscribeOptions) -> tuple[list[int], list[WindowResult]]:
         requests = [window_request(windows[i], audio, options) for i in indices]
-        engine = self._inf.engine
+        engine = self._transcriber.engine
         return indices, await self._run_engine(lambda: engine.decode_windows(requests))
 
     async def _renew(self, job: Job, **progress: Any) -> None:
@@ -262,32 +259,15 @@ class JobRunner:
             raise Lost(job.id)
 
     async def _label(self, transcript: Transcript, audio: np.ndarray, diarize: DiarizeOptions) -> Transcript:
-        def label() -> Transcript:
-            from stt.diarization.diarizer import shared_diarizer  # torch + scikit-learn, only when asked for
-
-            return shared_diarizer().label(transcript, audio, diarize)
-
-        return await self._run_engine(label)
+        diarizer = self._transcriber.diarizer  # torch + scikit-learn loaded on first use, in the worker
+        return await self._run_engine(lambda: diarizer.get().label(transcript, audio, diarize))
 
     async def _run_engine(self, job: Callable[[], T]) -> T:
-        return await self._inf.scheduler.run(_guarded(job), priority=Priority.JOBS, bounded=False)
+        return await self._transcriber.scheduler.run(guarded(job), priority=Priority.JOBS, bounded=False)
 
 
 class _GiveUp(Exception):
     pass
-
-
-def _guarded(job: Callable[[], T]) -> Callable[[], T]:
-    def run() -> T:
-        try:
-            return job()
-        except ApiError:
-            raise
-        except Exception as exc:
-            log.exception("engine failed on a job")
-            raise EngineError(f"Transcription failed: {type(exc).__name__}") from exc
-
-    return run
 
 
 def _chunks(windows: list[SpeechWindow], todo: list[int], budget: int) -> list[list[int]]:
