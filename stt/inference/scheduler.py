@@ -2,9 +2,9 @@
 
 A job first waits for one of ``workers + reserved`` slots (bounded by ``max_queue`` waiters and a timeout),
 then runs in a thread. Waiters are served by priority, then in arrival order: a live pass that makes an
-utterance final, then other live passes, then an upload's search for speech, short uploads, and long
-uploads' windows, then asynchronous jobs' windows last (uploads are decoded a few windows per job, each job queued anew, so two uploads take
-turns). Long uploads' jobs hold at most ``workers`` slots: the ``reserved`` ones (an engine replica of their
+utterance final, then other live passes, then an upload's search for speech, short uploads, long uploads'
+windows, and asynchronous jobs' windows last (uploads are decoded a few windows per job, each job queued anew,
+so two uploads take turns). Long uploads' jobs hold at most ``workers`` slots: the ``reserved`` ones (an engine replica of their
 own) stay free for everything else, so a live final or an 11 s clip never waits for a long upload's job,
 which cannot be interrupted. On 2 cores, a second CTranslate2 replica decoding a live pass beside a 30 s
 beam-5 window slowed neither (measured: the pass took 0.19-0.32 s, as alone): one call does not keep two
@@ -51,8 +51,8 @@ class JobStats:
 
 class Scheduler:
     def __init__(self, workers: int, max_queue: int, queue_timeout: float, reserved: int = 0) -> None:
-        """``reserved``: slots long uploads' (Priority.BATCH) and asynchronous jobs' (Priority.JOBS) never take; the engine must be able to run
-        ``workers + reserved`` calls at once (Engine.parallel_calls)."""
+        """``reserved``: slots long uploads' (Priority.BATCH) and asynchronous jobs' (Priority.JOBS) jobs never
+        take; the engine must be able to run ``workers + reserved`` calls at once (Engine.parallel_calls)."""
         self._workers = workers
         self._max_queue = max_queue
         self._queue_timeout = queue_timeout
