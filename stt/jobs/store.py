@@ -91,7 +91,8 @@ class SqlJobStore:
             f"""CREATE TABLE IF NOT EXISTS jobs (
                 id TEXT PRIMARY KEY, owner TEXT NOT NULL, face TEXT NOT NULL, status TEXT NOT NULL,
                 params TEXT NOT NULL, created_at {real} NOT NULL, work TEXT NOT NULL,
-                audio_bytes BIGINT NOT NULL DEFAULT 0, started_at {real}, finished_at {real}, done_s {real} NOT NULL DEFAULT 0, total_s {real},
+                audio_bytes BIGINT NOT NULL DEFAULT 0, started_at {real}, finished_at {real},
+                done_s {real} NOT NULL DEFAULT 0, total_s {real},
                 error TEXT, error_code TEXT, attempts INTEGER NOT NULL DEFAULT 0, callback_url TEXT,
                 callback_method TEXT NOT NULL DEFAULT 'POST', meta TEXT NOT NULL DEFAULT '{{}}',
                 lease_owner TEXT, lease_until {real}, result TEXT, result_bytes BIGINT NOT NULL DEFAULT 0)""",
