@@ -6,9 +6,9 @@ utterance final, then other live passes, then an upload's search for speech, sho
 windows, and asynchronous jobs' windows last (uploads are decoded a few windows per job, each job queued anew,
 so two uploads take turns). Long uploads' and asynchronous jobs' jobs hold at most ``workers`` slots: the
 ``reserved`` ones (an engine replica of their own) stay free for everything else, so a live final or an 11 s
-clip never waits for a long upload's job, which cannot be interrupted. On 2 cores, a second CTranslate2 replica decoding a live pass beside a 30 s
-beam-5 window slowed neither (measured: the pass took 0.19-0.32 s, as alone): one call does not keep two
-cores busy.
+clip never waits for a long upload's job, which cannot be interrupted. On 2 cores, a second CTranslate2
+replica decoding a live pass beside a 30 s beam-5 window slowed neither (measured: the pass took 0.19-0.32 s,
+as alone): one call does not keep two cores busy.
 A waiter that is cancelled (its client went away) leaves the queue and its job never runs. A running job
 cannot be interrupted, so its slot is released only when the thread really finishes: otherwise cancelled
 requests would let more jobs than cores run at once.
