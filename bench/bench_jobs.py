@@ -305,7 +305,9 @@ async def live_row(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             ids = [await submit(http, server.url, data, language="en") for _ in range(10)]
             await wait_all(http, server.url, ids[:1], 600, lambda j: j["status"] == "processing")
             _, loaded = await bench_live.replay(server.port, audio, tail_silence_s=3.0)
-            progress = sum((await get(http, server.url, j))["progress"]["done_seconds"] for j in ids)
+            progress = 0.0
+            for job_id in ids:
+                progress += (await get(http, server.url, job_id))["progress"]["done_seconds"]
         finally:
             server.stop()
     p95 = [bench_live.pct(bench_live.analyse(m, chunks)["values"], 95) for m in (alone, loaded)]
