@@ -466,3 +466,24 @@ async def test_a_jobs_batches_are_its_own_chunks_whatever_else_runs(make_client:
         batches = [b for b in engine.batches if any(level == loudness for level, _ in b)]
         assert sorted(tuple(seconds for _, seconds in b) for b in batches) == [(30, 10), (30, 30)], engine.batches
         assert all(level == loudness for b in batches for level, _ in b)  # nothing else in a job's batches
+
+
+def test_results_are_kept_for_the_retention_then_removed(tmp_path: Path) -> None:
+    from stt.jobs.model import Attempt, Job
+    from stt.jobs.store import SqliteJobStore
+
+    store = SqliteJobStore(tmp_path)
+    try:
+        for job_id, url in (("done", None), ("calling", "http://hooks.example/x")):
+            store.create(Job(id=job_id, owner="o", face="native", status="queued", params=(),
+                             created_at=time.time(), callback_url=url), b"a", 10, 10**6)
+            assert store.claim("w", 60).id == job_id
+            assert store.finish(job_id, "w", "completed", "[]", callback_body=b"{}")
+        assert store.purge(retention_s=3600) == 0  # within the retention
+        time.sleep(0.05)
+        assert store.purge(retention_s=0.01) == 1  # past it; the callback still pending keeps its job
+        assert store.get("done") is None and store.get("calling") is not None
+        store.record_attempt("calling", Attempt(time.time(), 200), True, None)
+        assert store.purge(retention_s=0.01) == 1 and store.get("calling") is None
+    finally:
+        store.close()
