@@ -97,7 +97,7 @@ class JobsSettings:
     max_audio_seconds: float = 12 * 3600.0  # one job's audio (uploads' limit: limits.max_audio_seconds)
     retention_hours: float = 24.0  # results (and the job record) kept after the job ended
     concurrency: int = 2  # jobs transcribed at once, taking turns window by window (230 MB of audio per hour each)
-    max_attempts: int = 5  # a job whose server died under it this many times in a row, without finishing a
+    max_attempts: int = 10  # a job whose server died under it this many times in a row, without finishing a
     # window in between, fails instead of starting again (it may be what takes the server down)
     lease_seconds: float = 60.0  # a replica that stops renewing its job's lease loses it to another replica
     webhook_secret: str | None = None  # HMAC-SHA256 key that signs callbacks
