@@ -39,6 +39,7 @@ COVER_MARGIN_S = 0.15  # a pass must reach this far past the end of speech to st
 FINAL_PAD_S = 0.3  # audio after the end of speech given to a final pass
 MIN_ENDPOINTING_S = 0.25
 SENTENCE_ENDS = ".!?…。！？"
+PAST_AUDIO_S = 0.04  # two steps of Whisper's word alignment (20 ms frames)
 SAME_WORD_S = 0.1  # Whisper's word ends from two windows differ by about this much for the same word
 
 
@@ -326,9 +327,9 @@ class StreamSession:
         """The result of ``done`` (None when the pass failed: an interim is skipped, a final sent as heard)."""
         self._inflight = [p for p in self._inflight if p is not done]
         offset = done.start / SAMPLE_RATE
-        words = [] if result is None else self._unsaid([
+        words = [] if result is None else self._unsaid(_heard([
             Word(w.start + offset, min(w.end + offset, done.end / SAMPLE_RATE), w.word, w.probability)
-            for w in result.words], done.cut)
+            for w in result.words], done.end / SAMPLE_RATE), done.cut)
         if done.final is not None:
             if not any(f is done.final for f in self._finals):
                 return []  # a pass that ran beside it already made that final
@@ -394,6 +395,17 @@ class StreamSession:
                            is_final=True, speech_final=speech_final, from_finalize=from_finalize)
 
 
+def _heard(words: list[Word], end: float) -> list[Word]:
+    """``words`` without the trailing ones Whisper's aligner places at the very end of the window, after all
+    the audio: text the decoder went on writing into the silence padded after the window, typically its
+    last words once more ("Mr. Burke. Mr. Burke." where the audio holds "Mr. Burke"). A word really spoken
+    there could not be recognised from so little of it; the next pass hears it whole."""
+    keep = len(words)
+    while keep and words[keep - 1].start >= end - PAST_AUDIO_S:
+        keep -= 1
+    return words[:keep]
+
+
 def _already_said(word: Word, said: Word, continues: bool) -> bool:
     """``word`` of a new window is ``said`` (a word of the last final) heard again: it ends within it. After a
     cut in the middle of speech (``continues``) a word the cut split in two may also be the same word said
@@ -409,15 +421,23 @@ def _text(words: list[Word] | tuple[Word, ...]) -> str:
 
 
 def _tail_start(committed: list[Word], words: list[Word]) -> int:
-    """Index of the first word of ``words`` after the committed text, compared letters only, so that a
-    hypothesis that hyphenates or splits the committed words differently does not repeat them."""
+    """Index of the first word of ``words`` after the committed text. Compared letters only, so that a
+    hypothesis that hyphenates or splits the committed words differently does not repeat them; when the new
+    hypothesis words them otherwise ("Collier gives him" against "Coddier gives a"), the tail is what Whisper
+    places after the last committed word (counting words by position repeated or dropped words there)."""
     target = _letters(committed)
     seen = ""
     for i, word in enumerate(words):
         if len(seen) >= len(target):
-            return i if seen == target else min(len(committed), len(words))
+            return i if seen == target else _after(committed, words)
         seen += _letters([word])
-    return len(words) if seen == target else min(len(committed), len(words))
+    return len(words) if seen == target else _after(committed, words)
+
+
+def _after(committed: list[Word], words: list[Word]) -> int:
+    """Index of the first word of ``words`` said after the committed words: its middle lies past their end."""
+    end = committed[-1].end if committed else 0.0
+    return next((i for i, w in enumerate(words) if (w.start + w.end) / 2 > end), len(words))
 
 
 def _letters(words: list[Word]) -> str:
