@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import aiohttp
+import jiwer
 import numpy as np
 
 from stt.audio import SAMPLE_RATE, decode_audio
@@ -92,3 +93,11 @@ async def collect(ws: aiohttp.ClientWebSocketResponse, started: float | None = N
         elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
             break
     return Received(messages, ws.close_code, reason)
+
+
+def words_lost(reference: str, hypothesis: str) -> int:
+    """Reference words missing from the hypothesis (deletions after Whisper's normaliser): what a stream lost,
+    apart from words the model heard wrong."""
+    from tests.helpers import _EN
+
+    return jiwer.process_words(_EN(reference), _EN(hypothesis)).deletions
