@@ -1,6 +1,6 @@
 """Finalize in the middle of speech: words lost, and the WER of the finals beside the same clip without it.
 
-    .venv/bin/python bench/bench_finalize.py [--model base] [--cuts 0.4,0.6]
+    .venv/bin/python bench/bench_finalize.py [--model base] [--cuts 0.4,0.6] [--interim 0.3]
 
 Each shared LibriSpeech test-clean clip (and JFK) of 4 s or more goes through the live session (the speech
 detector and the engine's batched window decoding, in process, no network) as issue 17's client sends it:
@@ -32,8 +32,8 @@ from tests.helpers import _EN, manifest  # noqa: E402
 CHUNK = SAMPLE_RATE // 10
 
 
-def stream(engine: Engine, detector: SpeechDetector, audio: np.ndarray, cut: int | None) -> str:
-    session = StreamSession(StreamConfig(), detector)
+def stream(engine: Engine, detector: SpeechDetector, audio: np.ndarray, cut: int | None, interim_s: float) -> str:
+    session = StreamSession(StreamConfig(interim_interval_s=interim_s), detector)
     events: list = []
 
     def feed(samples: np.ndarray) -> None:
@@ -61,6 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="base")
     parser.add_argument("--cuts", default="0.4,0.6", help="cut positions, as fractions of each clip")
+    parser.add_argument("--interim", type=float, default=0.3,
+                        help="seconds of audio between interim passes (the server's 0.3 s; more: a quicker run)")
     args = parser.parse_args()
     from stt.engines.factory import load_engine
     from tests.conftest import make_settings
@@ -77,11 +79,11 @@ def main() -> None:
     for clip in clips:
         audio = decode_audio(clip.path.read_bytes())
         refs.append(_EN(clip.transcript))
-        plain.append(_EN(stream(engine, detector, audio, None)))
+        plain.append(_EN(stream(engine, detector, audio, None, args.interim)))
         for f in fractions:
-            cut_hyps[f].append(_EN(stream(engine, detector, audio, int(f * len(audio)))))
+            cut_hyps[f].append(_EN(stream(engine, detector, audio, int(f * len(audio)), args.interim)))
     print(f"{len(clips)} clips, {sum(len(r.split()) for r in refs)} reference words, model {args.model}, "
-          f"{time.monotonic() - started:.0f} s")
+          f"interim passes every {args.interim:g} s, {time.monotonic() - started:.0f} s")
     base = jiwer.process_words(refs, plain)
     print(f"{'stream':<28} {'words lost':>10} {'WER %':>7}")
     print(f"{'no Finalize':<28} {base.deletions:>10} {100 * base.wer:>7.2f}")
