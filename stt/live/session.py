@@ -419,8 +419,8 @@ def _already_said(word: Word, said: Word, continues: bool) -> bool:
     """``word`` of a new window is ``said`` (a word of the last final) heard again: it ends within it. After a
     cut in the middle of speech (``continues``) a word the cut split in two may also be the same word said
     whole: the same text over overlapping audio (after a pause no word can straddle the boundary)."""
-    if said.start - SAME_WORD_S <= word.end <= said.end + SAME_WORD_S:
-        return True
+    if word.start < said.end and said.start - SAME_WORD_S <= word.end <= said.end + SAME_WORD_S:
+        return True  # (a short word said just after the last final's end starts after it: it is new)
     return continues and _normal(word.word) == _normal(said.word) and word.start < said.end < word.end
 
 
