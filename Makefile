@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CONFIG ?= config.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-diarization bench-live bench-memory bench-load bench-fuzz bench-abuse \
+.PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-finalize bench-diarization bench-live bench-memory bench-load bench-fuzz bench-abuse \
 	bench-scale-out bench-jobs clean newman newman-run docker docker-wheels docker-base-debian docker-test
 
 $(VENV)/.runtime: requirements.txt requirements-nodeps.txt
@@ -57,6 +57,9 @@ bench: install-dev
 # Hardening: 1,000 mixed requests at concurrency 16 against a real server (tiny.en), and a long fuzz run.
 bench-close: install-dev
 	$(PY) bench/bench_close.py --rounds 2
+
+bench-finalize: install-dev
+	$(PY) bench/bench_finalize.py
 
 bench-diarization: install-dev
 	$(PY) bench/bench_diarization.py
