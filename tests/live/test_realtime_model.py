@@ -97,3 +97,24 @@ async def test_wrong_subprotocol_key_is_refused(make_client: Any, fw_base: Any) 
     with pytest.raises(aiohttp.WSServerHandshakeError) as info:
         await client.ws_connect(PATH, protocols=("realtime", "openai-insecure-api-key.wrong"))
     assert info.value.status == 401
+
+
+async def test_a_commit_in_the_middle_of_speech_loses_no_words(make_client: Any, fw_base: Any) -> None:
+    """turn_detection null, a commit 4 s into a sentence, the rest, a second commit: the two items hold every
+    word of the clip, in order (the session goes on after a commit, as after Deepgram's Finalize)."""
+    client = await make_client(fw_base)
+    ws = await client.ws_connect(PATH, headers={"Authorization": f"Bearer {TOKEN}"})
+    await ws.send_str(json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {
+        "input": {"turn_detection": None}}}}))
+    await receive_until(ws, "session.updated")
+    data = clip_pcm24(CLIPS[0], silence_after_s=0.5)
+    cut = 4 * 24000 * 2
+    texts = []
+    for part in (data[:cut], data[cut:]):
+        await send_audio(ws, part, speed=4)
+        await ws.send_str(json.dumps({"type": "input_audio_buffer.commit"}))
+        done = await receive_until(ws, "conversation.item.input_audio_transcription.completed", timeout=120)
+        texts.append(done["transcript"])
+    assert all(texts), texts
+    assert wer(manifest()[CLIPS[0]].transcript, " ".join(texts)) <= 0.15, texts
+    await ws.close()
