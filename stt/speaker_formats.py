@@ -20,10 +20,13 @@ _SENTENCE_END = re.compile(r"[.!?…]['\")\]]*$")
 
 
 def speaker_letter(speaker: int | None) -> str:
-    """OpenAI labels speakers A, B, ..., Z, then AA, AB, ..."""
-    n = speaker or 0
-    letters = string.ascii_uppercase
-    return letters[n] if n < 26 else letters[n // 26 - 1] + letters[n % 26]
+    """OpenAI labels speakers A, B, ..., Z, then AA, AB, ..., ZZ, AAA, ... (bijective base 26: any count)."""
+    n = max(speaker or 0, 0) + 1
+    label = ""
+    while n:
+        n, digit = divmod(n - 1, 26)
+        label = string.ascii_uppercase[digit] + label
+    return label
 
 
 def openai_diarized_json(t: Transcript) -> dict[str, Any]:

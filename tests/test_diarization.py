@@ -206,3 +206,12 @@ def test_audio_shorter_than_a_frame_has_no_speakers() -> None:
     t = Transcript("a", (Segment(0, 0.0, 0.01, " a", words=(Word(0.0, 0.01, " a", 0.9),)),), "en", 0.9, 0.01)
     out = shared_diarizer().label(t, np.zeros(100, dtype=np.float32), DiarizeOptions())
     assert out.segments[0].words[0].speaker is None
+
+
+def test_speaker_letters_never_run_out() -> None:
+    """Issue 19 P13: 702 speakers and more (ZZ is the 702nd) used to raise IndexError."""
+    letter = speaker_formats.speaker_letter
+    assert [letter(n) for n in (None, 0, 1, 25, 26, 27, 51, 52, 701, 702, 703, 18277, 18278)] == [
+        "A", "A", "B", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA", "AAB", "ZZZ", "AAAA"]
+    labels = [letter(n) for n in range(20000)]
+    assert len(set(labels)) == len(labels)  # one label per speaker
