@@ -15,7 +15,7 @@ from stt import formats, speaker_formats
 from stt.diarization.assign import split_by_speaker, with_speakers
 from stt.diarization.clustering import cluster
 from stt.diarization.encoder import load_encoder, weights_path
-from stt.diarization.pipeline import DiarizeOptions, Turn, speech_spans, word_turns
+from stt.diarization.pipeline import MAX_UNIT_S, DiarizeOptions, Turn, speech_spans, word_turns
 from stt.engines.base import Segment, Transcript, Word
 from stt.models import ModelError
 from stt.http.routes.deepgram_compat import refuse_url_body
@@ -55,10 +55,11 @@ def test_speech_spans_join_short_gaps_and_cut_long_stretches() -> None:
     probs[10:100] = 0.9  # 2.88 s
     probs[102:110] = 0.9  # gap of 64 ms: joined
     probs[150:460] = 0.9  # 9.9 s: cut in three
-    spans = speech_spans(probs, frame)
+    spans = speech_spans(probs, frame, max_unit_s=4.0)
     assert spans[0] == pytest.approx((0.32, 3.52))
     assert len(spans) == 4 and all(b - a <= 4.0 for a, b in spans)
     assert spans[1][0] == pytest.approx(4.8) and spans[-1][1] == pytest.approx(14.72)
+    assert all(b - a <= MAX_UNIT_S + 1e-9 for a, b in speech_spans(probs, frame))  # the default: shorter
 
 
 def test_words_take_the_turn_they_overlap_most_or_the_nearest() -> None:
