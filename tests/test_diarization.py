@@ -35,11 +35,24 @@ def voices(n_speakers: int, per_speaker: int, noise: float = 0.05, seed: int = 0
 
 
 def test_cluster_finds_the_speakers_and_numbers_them_in_order() -> None:
-    x, truth = voices(4, 12, noise=0.3)
+    x, truth = voices(4, 12, noise=0.2)
     labels = cluster(x)
     assert len(set(labels)) == 4 and labels[0] == 0
     # one label per true speaker, whatever the numbering
     assert all(len(set(labels[truth == k])) == 1 for k in range(4))
+
+
+def test_one_voice_stays_one_and_two_close_voices_are_two() -> None:
+    """The 2-means check: one voice's stretches vary around one centre; two close voices (below the
+    agglomerative threshold) are still split when their halves are SPLIT_DISTANCE apart on average."""
+    one, _ = voices(1, 30, noise=0.3)
+    assert len(set(cluster(one))) == 1
+    rng = np.random.default_rng(1)
+    a, b = np.abs(rng.normal(size=(2, 64)))
+    close = np.vstack([a + 0.2 * np.abs(rng.normal(size=(10, 64))), b + 0.2 * np.abs(rng.normal(size=(10, 64)))])
+    close /= np.linalg.norm(close, axis=1, keepdims=True)
+    labels = cluster(close)
+    assert len(set(labels)) == 2 and len(set(labels[:10])) == 1 and len(set(labels[10:])) == 1
 
 
 def test_cluster_honours_speaker_bounds() -> None:
