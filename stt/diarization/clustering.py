@@ -20,12 +20,13 @@ from sklearn.cluster import AgglomerativeClustering, KMeans
 
 from stt.diarization.types import DISTANCE_THRESHOLD
 
-MIN_CLUSTER_FRACTION = 0.03  # of all windows; smaller clusters are not taken for speakers
+MIN_CLUSTER_FRACTION = 0.03  # of all stretches (from 67 on); smaller clusters are not taken for speakers
+# A single distinct stretch is kept as a speaker in shorter recordings: a short turn (tests/test_diarization_real.py).
 SPLIT_DISTANCE = 0.30  # one voice or two: mean cosine distance between the halves of a 2-means split (0.28-0.32)
 
 
 def cluster(embeddings: np.ndarray, min_speakers: int = 1, max_speakers: int | None = None,
-            threshold: float | None = None, min_windows: int = 2) -> np.ndarray:
+            threshold: float | None = None, min_windows: int = 1) -> np.ndarray:
     """(n, d) L2-normed embeddings -> n labels 0..k-1, numbered by first appearance."""
     n = len(embeddings)
     if n < 2:
