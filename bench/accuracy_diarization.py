@@ -299,6 +299,7 @@ def _report(args: argparse.Namespace, url: str, token: str, cases: list[Case]) -
     rows = []
     for concurrency in args.concurrency:
         rows += evaluate(url, token, concurrency, tuple(args.faces), cases)
+        print(f"-- {concurrency} at once: done", flush=True)
     print_table(rows)
     if args.counts:
         for r in rows:
