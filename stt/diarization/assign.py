@@ -1,6 +1,7 @@
 """Speaker turns -> speakers on a transcript's words and segments, and segments split where the speaker changes.
 
-Pure numpy (no torch, no scikit-learn): renderers import it."""
+Pure numpy (no torch, no scikit-learn): the renderers use ``split_by_speaker`` on the event loop.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +14,19 @@ import numpy as np
 from stt.diarization.types import Turn
 from stt.engines.base import Segment, Transcript, Word, join_segments
 
-Span = tuple[float, float]
+
+def with_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript:
+    """Every word gets its turn's speaker, every segment the speaker of most of its words."""
+    words = [w for s in transcript.segments for w in s.words]
+    found = iter(word_turns(turns, [(w.start, w.end) for w in words]))
+    segments = []
+    for s in transcript.segments:
+        spoken = tuple(_spoken(w, next(found)) for w in s.words)
+        segments.append(dataclasses.replace(s, words=spoken, speaker=_majority(spoken, s, turns)))
+    return dataclasses.replace(transcript, segments=tuple(segments))
 
 
-def word_turns(turns: Sequence[Turn], words: Sequence[Span]) -> list[Turn | None]:
+def word_turns(turns: Sequence[Turn], words: Sequence[tuple[float, float]]) -> list[Turn | None]:
     """Each word's speaker: the turn it overlaps most, else the nearest one (a word in a detector's gap)."""
     if not turns:
         return [None] * len(words)
@@ -29,17 +39,6 @@ def word_turns(turns: Sequence[Turn], words: Sequence[Span]) -> list[Turn | None
         best = int(np.argmax(overlap)) if overlap.max() > 0 else int(np.argmin(distance))
         out.append(turns[best])
     return out
-
-
-def with_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript:
-    """Every word gets its turn's speaker, every segment the speaker of most of its words."""
-    words = [w for s in transcript.segments for w in s.words]
-    found = iter(word_turns(turns, [(w.start, w.end) for w in words]))
-    segments = []
-    for s in transcript.segments:
-        spoken = tuple(_spoken(w, next(found)) for w in s.words)
-        segments.append(dataclasses.replace(s, words=spoken, speaker=_majority(spoken, s, turns)))
-    return dataclasses.replace(transcript, segments=tuple(segments))
 
 
 def _spoken(word: Word, turn: Turn | None) -> Word:

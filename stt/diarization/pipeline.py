@@ -21,9 +21,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from stt.diarization.assign import word_turns  # pure numpy: renderers use it without torch
 from stt.diarization.clustering import centroids, cluster
 from stt.diarization.encoder import HOP, SAMPLE_RATE, SpeakerEncoder, speech_gain
-from stt.diarization.assign import word_turns
 from stt.diarization.types import DiarizeOptions, Turn
 
 __all__ = ["DiarizeOptions", "Turn", "diarize", "word_turns"]
