@@ -37,7 +37,6 @@ MAX_UNIT_S = 2.0  # longer stretches are cut in equal pieces: a short turn insid
 MIN_CLUSTERED_S = 1.0  # stretches shorter than this are too noisy to shape the clusters
 MAX_CLUSTERED = 600  # stretches that shape the clusters at most (an even sample beyond): bounds clustering
 BATCH = 256  # windows per forward pass: bounds memory on long files
-PAD_SHORT = False
 
 
 Span = tuple[float, float]
@@ -98,7 +97,7 @@ def embed_spans(encoder: SpeakerEncoder, audio: np.ndarray, spans: Sequence[Span
         lengths = torch.tensor([len(w) for w in windows])
         batch = torch.stack([torch.nn.functional.pad(w, (0, 0, 0, WINDOW_FRAMES - len(w))) for w in windows])
         with torch.inference_mode():
-            embedded = encoder(batch, None if PAD_SHORT else lengths).numpy()
+            embedded = encoder(batch, lengths).numpy()
         np.add.at(sums, np.array(owners), embedded)
         owners.clear()
         windows.clear()
@@ -111,11 +110,6 @@ def embed_spans(encoder: SpeakerEncoder, audio: np.ndarray, spans: Sequence[Span
     if windows:
         flush()
     return sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-8)
-
-
-def embed_units(encoder: SpeakerEncoder, audio: np.ndarray, spans: Sequence[Span]) -> np.ndarray:
-    """Kept for callers of the earlier name: the embeddings of ``spans`` of ``audio``."""
-    return embed_spans(encoder, audio, spans)
 
 
 def diarize(encoder: SpeakerEncoder, audio: np.ndarray, probabilities: np.ndarray, frame_s: float,
