@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import Engine, WindowRequest, WindowResult
@@ -46,9 +46,35 @@ class WindowBatcher:
     async def decode(self, requests: Sequence[WindowRequest], owner: object,
                      stats: JobStats | None = None) -> list[WindowResult]:
         """Results in order. Cancelling the caller drops its windows that no job has taken yet."""
+        futures = self._queue_for(requests).submit(requests, owner, stats if stats is not None else JobStats())
+        try:
+            return list(await asyncio.gather(*futures))
+        finally:
+            _drop(futures)
+
+    async def stream(self, requests: Sequence[WindowRequest], owner: object,
+                     stats: JobStats | None = None) -> AsyncGenerator[WindowResult, None]:
+        """Results one by one in order, each as soon as it (and those before it) is decoded. The first window
+        goes to the short clips' queue on its own, so a long upload's first text comes as soon as a short
+        clip's would; the others as ``decode`` would send them. Leaving early drops the windows not taken."""
+        stats = stats if stats is not None else JobStats()
+        first, rest = requests[:1], requests[1:]
+        futures = self._short.submit(first, owner, stats) + (
+            self._queue_for(rest).submit(rest, owner, stats) if rest else [])
+        try:
+            for future in futures:
+                yield await future
+        finally:
+            _drop(futures)
+
+    def _queue_for(self, requests: Sequence[WindowRequest]) -> _Queue:
         samples = sum(len(r.audio) for r in requests)
-        queue = self._short if samples <= self._short.budget else self._long
-        return await queue.decode(requests, owner, stats if stats is not None else JobStats())
+        return self._short if samples <= self._short.budget else self._long
+
+
+def _drop(futures: Sequence[asyncio.Future[WindowResult]]) -> None:
+    for future in futures:
+        future.cancel()  # no-op when done; otherwise the window is dropped when a job would take it
 
 
 class _Queue(WindowQueue[_Waiting]):
@@ -60,16 +86,13 @@ class _Queue(WindowQueue[_Waiting]):
         self.budget = int(job_audio_s * SAMPLE_RATE)
         self._last_owner: object | None = None
 
-    async def decode(self, requests: Sequence[WindowRequest], owner: object,
-                     stats: JobStats) -> list[WindowResult]:
+    def submit(self, requests: Sequence[WindowRequest], owner: object,
+               stats: JobStats) -> list[asyncio.Future[WindowResult]]:
+        """The windows join the queue; their results' futures, in order."""
         loop = asyncio.get_running_loop()
         waiting = [_Waiting(r, loop.create_future(), owner, stats) for r in requests]
         self.add(waiting)
-        try:
-            return list(await asyncio.gather(*(w.future for w in waiting)))
-        finally:
-            for w in waiting:
-                w.future.cancel()  # no-op when done; otherwise the windows are dropped
+        return [w.future for w in waiting]
 
     def choose(self, pending: Sequence[_Waiting]) -> list[_Waiting]:
         """The next batch: one window per upload in turn, until the audio budget (at least one window)."""
