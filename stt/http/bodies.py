@@ -102,7 +102,10 @@ def _read_form(body: bytes, boundary: str, field: str, limit: int) -> Upload:
     items: list[tuple[str, str]] = []
     parts: list[tuple[multipart.MultipartSegment, bytearray]] = []
     try:
-        with multipart.PushMultipartParser(boundary, max_segment_count=MAX_PARTS, max_segment_size=limit) as parser:
+        # Part headers as Latin-1, which decodes any bytes: a filename in another charset (never used) must not
+        # refuse the upload; names are turned back into UTF-8 below.
+        with multipart.PushMultipartParser(boundary, max_segment_count=MAX_PARTS, max_segment_size=limit,
+                                           header_charset="latin-1") as parser:
             for event in parser.parse(body):
                 if isinstance(event, multipart.MultipartSegment):
                     parts.append((event, bytearray()))
@@ -115,12 +118,13 @@ def _read_form(body: bytes, boundary: str, field: str, limit: int) -> Upload:
     for segment, data in parts:
         if (segment.content_type or "").lower().startswith("multipart/"):
             raise BadRequest("Nested multipart bodies are not supported")
-        if segment.name == field:
+        name = segment.name.encode("latin-1").decode("utf-8", errors="replace")
+        if name == field:
             if audio is not None:
                 raise BadRequest(f"More than one '{field}' field in the form", param=field)
             audio = bytes(data)
-        elif segment.name:
-            items.append((segment.name, data.decode("utf-8", errors="replace")))
+        elif name:
+            items.append((name, data.decode("utf-8", errors="replace")))
     if audio is None:
         raise BadRequest(f"Multipart form has no '{field}' field with the audio", param=field)
     return Upload(audio, tuple(items))
