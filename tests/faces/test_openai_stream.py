@@ -252,3 +252,28 @@ def test_openapi_documents_stream_and_chunking() -> None:
     assert "text/event-stream" in op["responses"]["200"]["content"]
     translation = spec["paths"]["/v1/audio/translations"]["post"]
     assert "stream" not in translation["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+
+
+def test_openai_sdk_iterator_yields_the_events_and_raises_the_error_event() -> None:
+    """The official SDK's stream=True iterator parses these events into its own types, and turns an error event
+    midway into an APIError after the deltas before it."""
+    import openai
+
+    from stt.http.app import create_app
+    from tests.conftest import make_settings
+    from tests.live_server import serve_in_thread
+
+    engine = WindowedEngine()
+    with serve_in_thread(create_app(make_settings(), engine=engine)) as url:
+        client = openai.OpenAI(api_key=TOKEN, base_url=f"{url}/v1", max_retries=0, timeout=60)
+        events = list(client.audio.transcriptions.create(model="whisper-1", file=("a.wav", AUDIO), stream=True))
+        assert [type(e).__name__ for e in events] == ["TranscriptionTextDeltaEvent"] * 3 + [
+            "TranscriptionTextDoneEvent"]
+        assert events[-1].text == "window 21. window 22. window 23."
+        engine.fail_at = 23
+        got: list[str] = []
+        with pytest.raises(openai.APIError, match="Transcription failed"):
+            for event in client.audio.transcriptions.create(model="whisper-1", file=("a.wav", AUDIO),
+                                                            stream=True):
+                got.append(event.delta)  # type: ignore[union-attr]
+        assert got == ["window 21."]  # windows 22 and 23 were decoded in one batch: both failed
