@@ -277,3 +277,4 @@ def test_openai_sdk_iterator_yields_the_events_and_raises_the_error_event() -> N
                                                             stream=True):
                 got.append(event.delta)  # type: ignore[union-attr]
         assert got == ["window 21."]  # windows 22 and 23 were decoded in one batch: both failed
+
