@@ -278,3 +278,35 @@ def test_openai_sdk_iterator_yields_the_events_and_raises_the_error_event() -> N
                 got.append(event.delta)  # type: ignore[union-attr]
         assert got == ["window 21."]  # windows 22 and 23 were decoded in one batch: both failed
 
+
+
+class TwoSpeakers:
+    """A stand-in diarizer: the first window's segments are speaker 0, the others speaker 1."""
+
+    def label(self, transcript: Any, audio: Any, options: Any) -> Any:
+        import dataclasses
+
+        def speaker(start: float) -> int:
+            return 0 if start < 23 else 1
+
+        return dataclasses.replace(transcript, segments=tuple(
+            dataclasses.replace(s, speaker=speaker(s.start), words=tuple(
+                dataclasses.replace(w, speaker=speaker(w.start)) for w in s.words)) for s in transcript.segments))
+
+
+async def test_diarized_json_streams_deltas_then_segments_then_done(make_client: Any,
+                                                                    engine: WindowedEngine) -> None:
+    from stt.http.keys import TRANSCRIBER
+
+    client = await make_client(engine)
+    client.app[TRANSCRIBER].diarizer.get = TwoSpeakers  # type: ignore[method-assign]
+    resp = await client.post("/v1/audio/transcriptions", data=form(stream="true", response_format="diarized_json"),
+                             headers=BEARER)
+    events = await read_events(resp)
+    assert [e["type"] for e in events] == ["transcript.text.delta"] * 3 + ["transcript.text.segment"] * 3 + [
+        "transcript.text.done"]
+    segments = events[3:6]
+    assert [(s["id"], s["speaker"], s["text"]) for s in segments] == [
+        ("seg_0", "A", "window 21."), ("seg_1", "B", "window 22."), ("seg_2", "B", "window 23.")]
+    assert segments[1]["start"] >= 24.0 and segments[2]["end"] <= LENGTH_S
+    assert events[-1]["text"] == "window 21. window 22. window 23."
