@@ -55,14 +55,20 @@ class WindowBatcher:
     async def stream(self, requests: Sequence[WindowRequest], owner: object,
                      stats: JobStats | None = None) -> AsyncGenerator[WindowResult, None]:
         """Results one by one in order, each as soon as it (and those before it) is decoded. The first window
-        goes to the short clips' queue on its own, so a long upload's first text comes as soon as a short
-        clip's would; the others as ``decode`` would send them. Leaving early drops the windows not taken."""
+        goes to the short clips' queue on its own, and the others only once it is decoded: a long upload's
+        first text comes as soon as a short clip's would, its decoding not slowed by the upload's own next job
+        on the same cores (2 of them here: a second job beside it made it up to twice as slow). Leaving early
+        drops the windows not taken."""
         stats = stats if stats is not None else JobStats()
-        first, rest = requests[:1], requests[1:]
-        futures = self._short.submit(first, owner, stats) + (
-            self._queue_for(rest).submit(rest, owner, stats) if rest else [])
+        futures = self._short.submit(requests[:1], owner, stats)
         try:
-            for future in futures:
+            first = await futures[0] if futures else None
+            rest = requests[1:]
+            if rest:
+                futures += self._queue_for(rest).submit(rest, owner, stats)
+            if first is not None:
+                yield first
+            for future in futures[1:]:
                 yield await future
         finally:
             _drop(futures)
