@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from contextlib import aclosing
 from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from typing import TypeVar
 
 import numpy as np
@@ -66,7 +66,8 @@ class Transcriber:
         else:
             transcript = await transcribe_windows(
                 self.engine, audio, options, lambda job: self.run(job, stats, Priority.SPEECH),
-                lambda windows: self.windows.decode(windows, owner=owner, stats=stats), chunking)
+                lambda windows, speech: self.windows.decode(windows, owner=owner, stats=stats,
+                                                            upload_samples=speech), chunking)
         return await self._speakers(transcript, audio, diarize, stats)
 
     async def stream(self, audio: np.ndarray, options: TranscribeOptions, diarize: DiarizeOptions | None,
@@ -79,8 +80,10 @@ class Transcriber:
             yield await self.transcribe(audio, options, diarize, stats, owner)
             return
         transcript: Transcript | None = None
-        events = stream_windows(self.engine, audio, options, lambda job: self.run(job, stats, Priority.SPEECH),
-                                lambda windows: self.windows.stream(windows, owner=owner, stats=stats), chunking)
+        events = stream_windows(
+            self.engine, audio, options, lambda job: self.run(job, stats, Priority.SPEECH),
+            lambda windows, speech, alone: self.windows.submit(windows, owner=owner, stats=stats,
+                                                               upload_samples=speech, alone=alone), chunking)
         async with aclosing(events):  # a client that leaves drops the windows not decoded yet, at once
             async for event in events:
                 if isinstance(event, Transcript):

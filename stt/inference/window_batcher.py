@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import Engine, WindowRequest, WindowResult
@@ -44,43 +44,24 @@ class WindowBatcher:
         self._long = _Queue(scheduler, engine, Priority.BATCH, long_jobs, long_job_audio_s)
 
     async def decode(self, requests: Sequence[WindowRequest], owner: object,
-                     stats: JobStats | None = None) -> list[WindowResult]:
-        """Results in order. Cancelling the caller drops its windows that no job has taken yet."""
-        futures = self._queue_for(requests).submit(requests, owner, stats if stats is not None else JobStats())
+                     stats: JobStats | None = None, upload_samples: int | None = None) -> list[WindowResult]:
+        """Results in order. Cancelling the caller drops its windows that no job has taken yet.
+        ``upload_samples``: all the upload's speech when it hands its windows over a group at a time (the
+        queue is chosen by the upload, not by the group)."""
+        futures = self.submit(requests, owner, stats, upload_samples)
         try:
             return list(await asyncio.gather(*futures))
         finally:
-            _drop(futures)
+            for future in futures:
+                future.cancel()  # no-op when done; otherwise the window is dropped when a job would take it
 
-    async def stream(self, requests: Sequence[WindowRequest], owner: object,
-                     stats: JobStats | None = None) -> AsyncGenerator[WindowResult, None]:
-        """Results one by one in order, each as soon as it (and those before it) is decoded. The first window
-        goes to the short clips' queue on its own, and the others only once it is decoded: a long upload's
-        first text comes as soon as a short clip's would, its decoding not slowed by the upload's own next job
-        on the same cores (2 of them here: a second job beside it made it up to twice as slow). Leaving early
-        drops the windows not taken."""
-        stats = stats if stats is not None else JobStats()
-        futures = self._short.submit(requests[:1], owner, stats)
-        try:
-            first = await futures[0] if futures else None
-            rest = requests[1:]
-            if rest:
-                futures += self._queue_for(rest).submit(rest, owner, stats)
-            if first is not None:
-                yield first
-            for future in futures[1:]:
-                yield await future
-        finally:
-            _drop(futures)
-
-    def _queue_for(self, requests: Sequence[WindowRequest]) -> _Queue:
-        samples = sum(len(r.audio) for r in requests)
-        return self._short if samples <= self._short.budget else self._long
-
-
-def _drop(futures: Sequence[asyncio.Future[WindowResult]]) -> None:
-    for future in futures:
-        future.cancel()  # no-op when done; otherwise the window is dropped when a job would take it
+    def submit(self, requests: Sequence[WindowRequest], owner: object, stats: JobStats | None = None,
+               upload_samples: int | None = None, alone: bool = False) -> list[asyncio.Future[WindowResult]]:
+        """The windows join their queue; their results to come, in order (cancel one to drop its window).
+        ``alone``: to the short clips' queue whatever the upload's size (a streamed upload's first window)."""
+        samples = upload_samples if upload_samples is not None else sum(len(r.audio) for r in requests)
+        queue = self._short if alone or samples <= self._short.budget else self._long
+        return queue.submit(requests, owner, stats if stats is not None else JobStats())
 
 
 class _Queue(WindowQueue[_Waiting]):
@@ -94,7 +75,6 @@ class _Queue(WindowQueue[_Waiting]):
 
     def submit(self, requests: Sequence[WindowRequest], owner: object,
                stats: JobStats) -> list[asyncio.Future[WindowResult]]:
-        """The windows join the queue; their results' futures, in order."""
         loop = asyncio.get_running_loop()
         waiting = [_Waiting(r, loop.create_future(), owner, stats) for r in requests]
         self.add(waiting)
