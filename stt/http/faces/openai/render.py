@@ -4,10 +4,12 @@ shared renderers of ``stt/http/formats.py``)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import string
+from collections.abc import Iterable
 from typing import Any
 
-from stt.engines.base import Transcript
+from stt.engines.base import Transcript, Word
 from stt.http.formats import (all_words, clamped_ms, language_name, rounded_s, segment_json, speaker_segments,
                               word_json)
 
@@ -44,3 +46,12 @@ def openai_diarized_json(t: Transcript) -> dict[str, Any]:
                 for i, s in enumerate(speaker_segments(t)) if s.text.strip()]
     return {"task": "transcribe", "duration": rounded_s(t.duration), "text": t.text, "segments": segments,
             "usage": {"type": "duration", "seconds": rounded_s(t.duration)}}
+
+
+MIN_PROBABILITY = 1e-10  # log(0) is not JSON
+
+
+def word_logprobs(words: Iterable[Word]) -> list[dict[str, Any]]:
+    """OpenAI's ``logprobs`` ({token, logprob, bytes}) from Whisper's word probabilities: one entry per word."""
+    return [{"token": w.word, "logprob": round(math.log(max(w.probability, MIN_PROBABILITY)), 6),
+             "bytes": list(w.word.encode())} for w in words]
