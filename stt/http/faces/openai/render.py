@@ -29,10 +29,13 @@ def verbose_json(t: Transcript, task: str, *, segments: bool = True, words: bool
 
 
 def speaker_letter(speaker: int | None) -> str:
-    """OpenAI labels speakers A, B, ..., Z, then AA, AB, ..."""
-    n = speaker or 0
-    letters = string.ascii_uppercase
-    return letters[n] if n < 26 else letters[n // 26 - 1] + letters[n % 26]
+    """OpenAI labels speakers A, B, ..., Z, then AA, AB, ..., ZZ, AAA, ... (bijective base 26: any count)."""
+    n = max(speaker or 0, 0) + 1
+    label = ""
+    while n:
+        n, digit = divmod(n - 1, 26)
+        label = string.ascii_uppercase[digit] + label
+    return label
 
 
 def openai_diarized_json(t: Transcript) -> dict[str, Any]:
