@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncGenerator
 
 import numpy as np
 from aiohttp import web
@@ -15,9 +16,10 @@ from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
 from stt.http.keys import SETTINGS, TRANSCRIBER
 from stt.http.stats import request_stats
+from stt.inference.chunking import Chunking
 from stt.inference.scheduler import JobStats
 from stt.inference.transcriber import Transcriber
-from stt.inference.uploads import window_bytes_in_flight
+from stt.inference.uploads import WindowText, window_bytes_in_flight
 
 async def decode(request: web.Request, data: bytes) -> np.ndarray:
     """Decode in a thread: a long MP3 takes long enough to stall every other client."""
@@ -57,11 +59,21 @@ def transcriber(request: web.Request) -> Transcriber:
 
 
 async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions,
-                     diarize: DiarizeOptions | None = None) -> Transcript:
+                     diarize: DiarizeOptions | None = None, chunking: Chunking | None = None) -> Transcript:
     """The app's Transcriber does the work; the request's stats (access log, metrics) add up its times. The
     copies of its speech windows in flight (a bounded group at a time) are reserved in the memory budget."""
     memory_hold(request).take(window_bytes_in_flight(audio))
-    return await transcriber(request).transcribe(audio, options, diarize, _job_stats(request), owner=request)
+    return await transcriber(request).transcribe(audio, options, diarize, _job_stats(request), owner=request,
+                                                 chunking=chunking)
+
+
+def stream(request: web.Request, audio: np.ndarray, options: TranscribeOptions, diarize: DiarizeOptions | None,
+           chunking: Chunking | None = None) -> AsyncGenerator[WindowText | Transcript, None]:
+    """As ``transcribe``: each speech window's text as soon as it is decoded (in order), then the Transcript;
+    the windows in flight reserved in the memory budget the same way."""
+    memory_hold(request).take(window_bytes_in_flight(audio))
+    return transcriber(request).stream(audio, options, diarize, _job_stats(request), owner=request,
+                                       chunking=chunking)
 
 
 async def detect_language(request: web.Request, audio: np.ndarray) -> list[tuple[str, float]]:

@@ -34,6 +34,8 @@ DEEPGRAM_PARAMS: tuple[Param, ...] = (
           max_length=200, ignored=True),
     Param("tag", "string", "Accepted for compatibility; ignored.", max_length=200, repeated=True, ignored=True),
     Param("mip_opt_out", "boolean", "Accepted for compatibility; nothing is ever kept.", ignored=True),
+    Param("numerals", "boolean", "Accepted for compatibility, as on the live WebSocket; numbers are written as "
+          "Whisper writes them (digits for most, words for some small ones).", ignored=True),
     Param("diarize", "boolean", "Label speakers: `speaker` and `speaker_confidence` on every word.",
           default=False),
     Param("utterances", "boolean", "Add `results.utterances`: the words cut at pauses and speaker changes.",
