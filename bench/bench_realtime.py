@@ -6,8 +6,8 @@ several at once, words lost and WER beside the single session, in one run.
 One server (python server.py: base int8, 2 threads, as in bench_mixed). Each session is shared LibriSpeech
 clips joined with 1 s of silence (so every utterance's end is known), sent as 24 kHz PCM16 in 100 ms
 `input_audio_buffer.append` events paced at real time, with OpenAI's default server VAD (500 ms of silence
-ends a turn). An utterance's delay is the arrival of the last `completed` item whose audio ends inside it,
-minus the moment its last sample was sent; an utterance with no completed text is counted as lost. Sessions
+ends a turn) and `language: "en"`. An utterance's delay is the arrival of the last `completed` item whose
+audio ends inside it, minus the moment its last sample was sent; an utterance with no completed text is counted as lost. Sessions
 of a level run at once and send different clips.
 """
 
@@ -71,6 +71,12 @@ async def session(url: str, clips: list[Clip]) -> dict[str, Any]:
         async with http.ws_connect(url.replace("http", "ws", 1) + PATH,
                                    headers={"Authorization": f"Bearer {TOKEN}"}, max_msg_size=0) as ws:
             await ws.receive()  # session.created
+            # English, as the baseline's language=en (OpenAI: "supplying the input language improves accuracy and
+            # latency"; without it every pass detects the language first).
+            await ws.send_str(json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {
+                "input": {"transcription": {"model": "whisper-1", "language": "en"}}}}}))
+            while json.loads((await ws.receive()).data)["type"] != "session.updated":
+                pass
             started = time.monotonic()
 
             async def receive() -> None:
