@@ -19,7 +19,7 @@ from stt.http.stats import request_stats
 log = logging.getLogger("stt.errors")
 
 STATUS = {  # domain error code -> HTTP status
-    "bad_request": 400, "invalid_audio": 400, "model_not_found": 404, "too_large": 413,
+    "bad_request": 400, "invalid_audio": 400, "unknown_model": 400, "model_not_found": 404, "too_large": 413,
     "unsupported_encoding": 415, "overloaded": 503, "engine_error": 500, "internal_error": 500,
 }
 HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions
-from stt.errors import BadRequest
-from stt.http.params import (LANGUAGES, OUTPUTS, PROMPT_MAX_CHARS, Param, diarize_options, parse_params,
-                             temperature_schedule)
+from stt.errors import BadRequest, ModelNotFound
+from stt.http.params import (LANGUAGES, OUTPUTS, PROMPT_MAX_CHARS, Param, diarize_options, model_param,
+                             parse_params, temperature_schedule)
+
+ALIAS = "whisper-1"  # the id OpenAI clients send by default
+# OpenAI's own transcription models: a client written for OpenAI sends them; they mean the default model.
+OPENAI_MODELS = (ALIAS, "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-transcribe-diarize")
 
 OPENAI_FORMATS = (*OUTPUTS, "diarized_json")  # the native renderers, and speaker segments (transcriptions)
 GRANULARITIES = ("segment", "word")
 
 OPENAI_FIELDS: tuple[Param, ...] = (
-    Param("model", "string", "Model id. Any id is served by the loaded model (see `GET /v1/models`); "
-          "`whisper-1` is the usual one.", required=True, max_length=200),
+    model_param("Model id: one of `GET /v1/models`. `whisper-1` (and OpenAI's `gpt-4o-transcribe`, "
+                "`gpt-4o-mini-transcribe`, `gpt-4o-transcribe-diarize`) means the server's default model; a name "
+                "of the config's `asr.models` selects that model (loaded on first use). Any other is a 404 "
+                "`model_not_found`.", required=True),
     Param("language", "string", "Spoken language (ISO-639-1). Omit to detect it.", enum=LANGUAGES),
     Param("prompt", "string", "Text to guide the style or continue a previous segment.",
           max_length=PROMPT_MAX_CHARS),
@@ -44,6 +50,7 @@ class OpenAIRequest:
     response_format: str
     granularities: tuple[str, ...]
     diarize: DiarizeOptions | None = None
+    model: str = ALIAS
 
 
 def openai_request(pairs: Iterable[tuple[str, str]], task: str, default_beam_size: int) -> OpenAIRequest:
@@ -57,4 +64,15 @@ def openai_request(pairs: Iterable[tuple[str, str]], task: str, default_beam_siz
         language=v.get("language"), task=task, beam_size=default_beam_size, initial_prompt=v["prompt"],
         word_timestamps="word" in granularities or diarize is not None,
         temperature=temperature_schedule(v["temperature"]))
-    return OpenAIRequest(options, v["response_format"], granularities, diarize)
+    return OpenAIRequest(options, v["response_format"], granularities, diarize, v["model"])
+
+
+def openai_model(model_id: str, configured: Collection[str]) -> str | None:
+    """OpenAI's ``model`` -> the configured model to use (None: the default); 404 ``model_not_found`` as
+    OpenAI answers an id it does not have. A configured name wins over OpenAI's own names."""
+    if model_id in configured:
+        return model_id
+    if model_id in OPENAI_MODELS:
+        return None
+    shown = model_id if len(model_id) <= 40 else model_id[:40] + "..."
+    raise ModelNotFound(f"The model `{shown}` does not exist or you do not have access to it.", param="model")

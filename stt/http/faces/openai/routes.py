@@ -16,12 +16,12 @@ from stt.http import apidoc as doc
 from stt.http import formats, service
 from stt.http.apidoc import AUTH_ERRORS, JSON, STR
 from stt.http.bodies import read_upload
-from stt.http.faces.openai.params import OPENAI_FIELDS, OPENAI_TRANSLATION_FIELDS, openai_request
+from stt.http.faces.openai.params import (ALIAS, OPENAI_FIELDS, OPENAI_TRANSLATION_FIELDS, openai_model,
+                                         openai_request)
 from stt.http.faces.openai.render import openai_diarized_json, verbose_json
-from stt.http.keys import ENGINE, SETTINGS, STARTED_AT
+from stt.http.keys import MODELS, SETTINGS, STARTED_AT
 from stt.http.params import Param, check_model_support, request_pairs
 
-ALIAS = "whisper-1"  # the id OpenAI clients send by default
 OWNER = "stt-server"
 routes = web.RouteTableDef()
 
@@ -54,10 +54,10 @@ async def translations(request: web.Request) -> web.Response:
 async def _audio(request: web.Request, task: str) -> web.Response:
     upload = await read_upload(request)
     parsed = openai_request(request_pairs(request.query, upload.items), task, request.app[SETTINGS].asr.beam_size)
-    engine = request.app[ENGINE]
-    check_model_support(parsed.options, engine.multilingual, engine.model_name)
-    audio = await service.decode(request, upload.audio)
-    transcript = await service.transcribe(request, audio, parsed.options, parsed.diarize)
+    async with service.model(request, openai_model(parsed.model, request.app[MODELS].sources)) as model:
+        check_model_support(parsed.options, model.engine.multilingual, model.engine.model_name)
+        audio = await service.decode(request, upload.audio)
+        transcript = await service.transcribe(request, audio, parsed.options, parsed.diarize)
     fmt = parsed.response_format
     if fmt == "diarized_json":
         return web.json_response(openai_diarized_json(transcript))
@@ -73,22 +73,30 @@ async def _audio(request: web.Request, task: str) -> web.Response:
     return web.Response(text=rendered.body, content_type=rendered.content_type, charset="utf-8")
 
 
-def _model_ids(request: web.Request) -> list[str]:
-    name = request.app[ENGINE].model_name
-    return [ALIAS] if name == ALIAS else [ALIAS, name]
+def _models(request: web.Request) -> dict[str, dict[str, Any]]:
+    """``whisper-1`` (the default model) and every configured model, with whether it is in memory now."""
+    states = request.app[MODELS].states()
+    default = next(s for s in states if s.default)
+    listed = {ALIAS: _model(request, ALIAS, default.loaded, True)}
+    for state in states:
+        listed.setdefault(state.name, _model(request, state.name, state.loaded, state.default))
+    return listed
 
 
-def _model(request: web.Request, model_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": int(request.app[STARTED_AT]), "owned_by": OWNER}
+def _model(request: web.Request, model_id: str, loaded: bool, default: bool) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": int(request.app[STARTED_AT]), "owned_by": OWNER,
+            "loaded": loaded, "default": default}
 
 
 @routes.get("/v1/models")
-@doc.describe(doc.op("openai", "List models (OpenAI-compatible)", "The ids this server answers to.",
+@doc.describe(doc.op("openai", "List models (OpenAI-compatible)",
+                     "`whisper-1` (the default model) and every model of the config's `asr.models`, with "
+                     "`loaded` (in memory now) and `default`. Every face takes these names as `model`.",
                      operationId="listModels",
                      responses={"200": {"description": "Models", "content": {JSON: {
                          "schema": doc.ref("OpenAIModelList")}}}, **doc.errors("OpenAIError", AUTH_ERRORS)}))
 async def models(request: web.Request) -> web.Response:
-    return web.json_response({"object": "list", "data": [_model(request, m) for m in _model_ids(request)]})
+    return web.json_response({"object": "list", "data": list(_models(request).values())})
 
 
 @routes.get("/v1/models/{model}")
@@ -100,6 +108,7 @@ async def models(request: web.Request) -> web.Response:
                **doc.errors("OpenAIError", AUTH_ERRORS)}))
 async def model(request: web.Request) -> web.Response:
     model_id = request.match_info["model"]
-    if model_id not in _model_ids(request):
-        raise ModelNotFound(f"The model '{model_id}' does not exist", param="model")
-    return web.json_response(_model(request, model_id))
+    listed = _models(request)
+    if model_id not in listed:
+        raise ModelNotFound(f"The model '{model_id[:40]}' does not exist", param="model")
+    return web.json_response(listed[model_id])
