@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from stt import metrics
 from stt.errors import EngineError, Overloaded, UnknownModel
 from stt.inference.transcriber import Transcriber
+from stt.memory_budget import give_back_to_the_system
 
 log = logging.getLogger("stt.inference.registry")
 
@@ -266,17 +267,5 @@ def _close(transcriber: Transcriber, owned: bool, wait: bool) -> None:
         transcriber.engine.close()
     del transcriber
     gc.collect()
-    trim_heap()
+    give_back_to_the_system()  # glibc keeps freed memory in its arenas unless asked
 
-
-def trim_heap() -> None:
-    """glibc keeps freed memory in its arenas unless asked; the weights of an unloaded model must leave the
-    process (RSS back to where it was before the load). Blocking: run it in a thread."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        ctypes.CDLL(name).malloc_trim(0) if name else None
-    except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
-        pass
