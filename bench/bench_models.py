@@ -14,13 +14,15 @@ before the load.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import psutil
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -34,13 +36,16 @@ AUTH = {"Authorization": f"Token {TOKEN}"}
 
 def timed_post(url: str, model: str, audio: bytes) -> float:
     started = time.monotonic()
-    resp = requests.post(f"{url}/stt", params={"model": model}, data=audio, headers=AUTH, timeout=600)
-    resp.raise_for_status()
+    query = urllib.parse.urlencode({"model": model})
+    request = urllib.request.Request(f"{url}/stt?{query}", data=audio, headers=AUTH, method="POST")
+    with urllib.request.urlopen(request, timeout=600) as resp:  # an HTTP error raises
+        resp.read()
     return time.monotonic() - started
 
 
 def loaded(url: str, model: str) -> bool:
-    data = requests.get(f"{url}/v1/models", headers=AUTH, timeout=30).json()["data"]
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/v1/models", headers=AUTH), timeout=30) as resp:
+        data = json.load(resp)["data"]
     return next(m["loaded"] for m in data if m["id"] == model)
 
 

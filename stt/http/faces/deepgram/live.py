@@ -45,8 +45,9 @@ def _operation(operation_id: str, error_schema: str) -> dict[str, Any]:
     return doc.op("live", "Live transcription over a WebSocket (Deepgram's live API)",
                   "Upgrade with `Authorization: Token|Bearer <t>` or the subprotocol pair `[\"token\", \"<t>\"]`; "
                   "send binary audio, `KeepAlive`, `Finalize`, `CloseStream`; receive `Results`, `SpeechStarted`, "
-                  "`UtteranceEnd` and `Metadata` (see the README's Live transcription section). `model` is chosen at "
-                  "connect. Other Deepgram parameters are accepted and ignored. A plain GET without the upgrade is a 400.",
+                  "`UtteranceEnd` and `Metadata` (see the README's Live transcription section). `model` is chosen "
+                  "at connect. Other Deepgram parameters are accepted and ignored. A plain GET without the "
+                  "upgrade is a 400.",
                   operationId=operation_id, parameters=doc.query(LIVE_PARAMS),
                   responses={"101": {"description": "Switching to the WebSocket protocol"},
                              **doc.errors(error_schema, (400, 401, 403, 429))})
