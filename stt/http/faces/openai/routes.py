@@ -33,8 +33,10 @@ def _audio_operation(summary: str, path: str, operation_id: str, fields: Iterabl
                   operationId=operation_id,
                   requestBody={"required": True, "content": {"multipart/form-data": {
                       "schema": doc.form(fields, "The audio file")}}},
-                  responses=doc.transcript_responses(["OpenAITranscription", "OpenAIVerboseTranscription"],
-                                                     "OpenAIError", answer))
+                  responses={**doc.transcript_responses(["OpenAITranscription", "OpenAIVerboseTranscription"],
+                                                        "OpenAIError", answer),
+                             "404": {"description": "`model_not_found`: no such model (see `GET /v1/models`)",
+                                     "content": {JSON: {"schema": doc.ref("OpenAIError")}}}})
 
 
 @routes.post("/v1/audio/transcriptions")
