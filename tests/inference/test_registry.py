@@ -18,7 +18,7 @@ from stt.http.app import PARSER_OPTIONS, create_app, model_sources
 from stt.http.keys import MODELS
 from stt.inference.registry import ModelRegistry, Policy
 from stt.inference.transcriber import Budget, Transcriber
-from stt.settings import AsrSettings
+from stt.settings import AsrSettings, ConfigError
 from tests.conftest import AUTH, make_settings
 from tests.faces.test_api_contract import BEARER, form, wav
 from tests.helpers import FakeEngine
@@ -261,3 +261,19 @@ async def test_models_list_health_and_metrics(served: Any) -> None:
     text = await (await served.get("/metrics", headers=AUTH)).text()
     assert 'stt_model_loads_total{model="tiny.en"}' in text and "stt_models_loaded 2.0" in text
 
+
+
+@pytest.mark.parametrize(("asr", "message"), [
+    ({"models": {"fast": 3}}, "asr.models: expected an object of strings"),
+    ({"models": ["tiny.en"]}, "asr.models: expected an object of strings"),
+    ({"models": {"": "tiny.en"}}, "asr.models: names and sources must not be empty"),
+    ({"max_loaded_models": 0}, "asr.max_loaded_models: must be at least 1"),
+    ({"model_ttl_seconds": 0}, "asr.model_ttl_seconds: must be more than 0"),
+])
+def test_model_settings_are_validated(asr: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make_settings(asr=asr)
+
+
+def test_ttl_may_be_null() -> None:
+    assert make_settings(asr={"model_ttl_seconds": None}).asr.model_ttl_seconds is None
