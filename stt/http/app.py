@@ -176,6 +176,7 @@ async def _load(asr: AsrSettings, factory: EngineFactory | None) -> Engine:
 
 def unfinished_work(app: web.Application) -> int:
     """After the app stopped: accepted requests that got no answer, or transcriptions still running."""
-    scheduler = app.get(SCHEDULER)
+    registry = app.get(MODELS)
+    running = registry.running() if registry is not None else 0  # over every model, loaded or just closed
     # A cut-off request's transcription may still be running: the larger count, not the sum.
-    return max(app[LIFECYCLE].cut_off, scheduler.running if scheduler is not None else 0)
+    return max(app[LIFECYCLE].cut_off, running)

@@ -74,6 +74,7 @@ class ModelRegistry:
         self._changed = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
+        self._abandoned = 0  # transcriptions still running when close() gave up on them
 
     # --- what callers use -----------------------------------------------------------------------------------
 
@@ -127,6 +128,10 @@ class ModelRegistry:
     def loaded(self) -> list[Transcriber]:
         return [e.transcriber for e in self._entries.values() if e.transcriber is not None]
 
+    def running(self) -> int:
+        """Transcriptions running now, over every model (after ``close``: those it abandoned)."""
+        return sum(t.scheduler.running for t in self.loaded()) + self._abandoned
+
     def loaded_count(self) -> int:
         """Models in memory or on their way in or out: what ``max_loaded`` bounds."""
         return len(self._entries) + len(self._unloading)
@@ -163,6 +168,7 @@ class ModelRegistry:
             await asyncio.to_thread(_close, transcriber, entry.owned, drained)
             self._entries.pop(entry.name, None)
             metrics.MODEL_UNLOADS.labels(entry.name, "shutdown").inc()
+        self._abandoned = abandoned
         return abandoned
 
     # --- inside ---------------------------------------------------------------------------------------------

@@ -3,9 +3,11 @@ shared clip, and the memory of an unloaded model given back to the system (RSS).
 
 from __future__ import annotations
 
-import asyncio
+import json
 import time
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -18,15 +20,14 @@ from tests.conftest import AUTH, make_settings
 from tests.faces.test_api_contract import BEARER, form
 from tests.helpers import AUDIO_DIR, manifest, wer
 from tests.live_helpers import load_pcm16, stream
+from tests.serverproc import ServerProcess
 
 pytestmark = pytest.mark.model
 
 CLIP = "en/jfk.flac"
 TTL_S = 3.0
 MiB = 1024 * 1024
-# The issue's target is 50 MB; the test allows a little more for what the test process itself allocates
-# between the two readings (bench/bench_models.py measures a real server process).
-RSS_SLACK = 60 * MiB
+RSS_LIMIT = 50 * MiB  # the issue's target, measured on a real server process
 
 
 @pytest.fixture(scope="module")
@@ -68,30 +69,42 @@ async def test_both_models_on_every_face_in_one_server(served: Any, clip: tuple[
     assert {s.name: s.loaded for s in served.app[MODELS].states()}["base"]  # the pinned default stays
 
 
-def _rss() -> int:
-    return psutil.Process().memory_info().rss
-
-
-async def _unloaded(client: Any, name: str) -> None:
-    deadline = time.monotonic() + 4 * TTL_S + 10
-    while any(s.name == name and (s.loaded or s.loading) for s in client.app[MODELS].states()):
-        assert time.monotonic() < deadline, f"{name} not unloaded after its TTL"
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(0.5)  # the unload's thread (close, gc, malloc_trim) has finished
-
-
-async def test_unloaded_model_gives_its_memory_back(served: Any, clip: tuple[bytes, str]) -> None:
+def test_unloaded_model_gives_its_memory_back(tmp_path: Path, clip: tuple[bytes, str]) -> None:
+    """A real server process (default tiny.en) loads and unloads base (the larger model) three times: RSS after
+    each unload within 50 MB of before the loads. With glibc's arenas limited, as the README says to run a
+    server whose models come and go (with the default arenas the unloads leave 50-80 MB that creeps up: see
+    bench/bench_models.py)."""
     audio, _ = clip
-    # One cycle first: what the first use of any model allocates for good (the speech detector, FFmpeg's
-    # decoder, thread stacks) is not the model's.
-    await served.post("/stt", params={"model": "tiny.en"}, data=audio, headers=AUTH)
-    await _unloaded(served, "tiny.en")
-    before = _rss()
-    resp = await served.post("/stt", params={"model": "tiny.en"}, data=audio, headers=AUTH)
-    assert resp.status == 200
-    loaded = _rss()
-    await _unloaded(served, "tiny.en")
-    after = _rss()
-    print(f"RSS before load {before / MiB:.0f} MB, loaded {loaded / MiB:.0f} MB, after unload {after / MiB:.0f} MB")
-    assert loaded - before > 20 * MiB  # the load is visible, so its return is measured
-    assert after - before < RSS_SLACK
+    config = {"asr": {"model": "tiny.en", "models": {"base": "base", "tiny.en": "tiny.en"}, "threads": 2,
+                      "beam_size": 1, "model_ttl_seconds": TTL_S}}
+    with ServerProcess(config, tmp_path, env={"MALLOC_ARENA_MAX": "2"}) as server:
+        assert server.proc is not None
+        proc = psutil.Process(server.proc.pid)
+        # One cycle first: what the first use of any model allocates for good (the speech detector's session,
+        # FFmpeg's decoder, thread stacks) is not the model's.
+        _post(server.url, "base", audio)
+        _wait_unloaded(server.url, "base")
+        before = proc.memory_info().rss
+        for _ in range(3):
+            _post(server.url, "base", audio)
+            _wait_unloaded(server.url, "base")
+            after = proc.memory_info().rss
+            print(f"RSS before the loads {before / MiB:.0f} MB, after an unload {after / MiB:.0f} MB")
+            assert after - before < RSS_LIMIT
+
+
+def _post(url: str, model: str, audio: bytes) -> None:
+    request = urllib.request.Request(f"{url}/stt?model={model}", data=audio, headers=AUTH, method="POST")
+    with urllib.request.urlopen(request, timeout=300) as resp:
+        assert resp.status == 200
+
+
+def _wait_unloaded(url: str, model: str) -> None:
+    deadline = time.monotonic() + 4 * TTL_S + 30
+    while True:
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/v1/models", headers=AUTH), timeout=30) as r:
+            if not next(m["loaded"] for m in json.load(r)["data"] if m["id"] == model):
+                break
+        assert time.monotonic() < deadline, f"{model} not unloaded after its TTL"
+        time.sleep(0.2)
+    time.sleep(1.0)  # the unload's thread (close, gc, malloc_trim) finishes after the state changes
