@@ -30,7 +30,10 @@ COPY deploy/docker-config.json /etc/stt/config.json
 # sha256, so a broken image fails here, not at its first start. The same check runs again at every start.
 COPY deploy/verify_weights.py /tmp/verify_weights.py
 RUN PYTHONPATH=/app python3 /tmp/verify_weights.py /opt/stt-cache && rm /tmp/verify_weights.py \
- && chown -R stt /opt/stt-cache
+ && chown -R stt /opt/stt-cache \
+ && mkdir -p /var/lib/stt/jobs && chown -R stt /var/lib/stt
+# Jobs (their audio and SQLite database) live here: mount a volume to keep them across containers.
+VOLUME /var/lib/stt/jobs
 USER stt
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \

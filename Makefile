@@ -6,8 +6,8 @@ PIP := $(VENV)/bin/pip
 CONFIG ?= config.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-diarization bench-live bench-memory bench-load bench-fuzz bench-abuse \
-	bench-scale-out clean newman newman-run docker docker-wheels docker-base-debian docker-test
+.PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-finalize bench-diarization bench-live bench-memory bench-load bench-fuzz bench-abuse \
+	bench-scale-out bench-jobs clean newman newman-run docker docker-wheels docker-base-debian docker-test
 
 $(VENV)/.runtime: requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,13 +32,15 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 		|| echo "chromium not installed (needs root + apt): the browser test will be skipped"; }
 
-# nginx and Prometheus (Debian's) for the deployment tests and bench/scale_out.py; skipped with a reason where
-# they cannot be installed.
+# nginx, Prometheus and PostgreSQL (Debian's) for the deployment tests, the jobs' PostgreSQL mode and
+# bench/scale_out.py; skipped with a reason where they cannot be installed.
 ops-tools:
 	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { (apt-get update -qq && apt-get install -y -qq nginx) \
 		>/dev/null 2>&1 || echo "nginx not installed (needs root + apt): its tests will be skipped"; }
 	@command -v prometheus >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq prometheus) >/dev/null 2>&1 \
 		|| echo "prometheus not installed (needs root + apt): the Prometheus test will be skipped"; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq postgresql) \
+		>/dev/null 2>&1 || echo "postgresql not installed (needs root + apt): the jobs' PostgreSQL tests will be skipped"; }
 
 run: install
 	$(PY) server.py --config $(CONFIG)
@@ -55,6 +57,9 @@ bench: install-dev
 # Hardening: 1,000 mixed requests at concurrency 16 against a real server (tiny.en), and a long fuzz run.
 bench-close: install-dev
 	$(PY) bench/bench_close.py --rounds 2
+
+bench-finalize: install-dev
+	$(PY) bench/bench_finalize.py
 
 bench-diarization: install-dev
 	$(PY) bench/bench_diarization.py
@@ -86,6 +91,11 @@ newman-run: newman
 # Issue 8's inference-core targets side by side in one run (about 15 minutes): bench/bench_mixed.py
 bench-mixed: install-dev
 	$(PY) bench/bench_mixed.py
+
+# Issue 18's jobs targets against real servers: restart safety, kill cycles, callbacks, PostgreSQL replicas,
+# throughput against synchronous uploads, live delay while jobs run. BENCH_JOBS_ARGS=--quick: a reduced run.
+bench-jobs: install-dev ops-tools
+	$(PY) bench/bench_jobs.py $(BENCH_JOBS_ARGS)
 
 bench-memory: install-dev
 	$(PY) bench/bench_memory.py

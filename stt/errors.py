@@ -40,6 +40,16 @@ class EngineError(ApiError):
     code = "engine_error"
 
 
+class NotFound(ApiError):
+    code = "not_found"
+
+
+class NotReady(ApiError):
+    """The thing exists but is not in a state to give what was asked (a job's result before it completed)."""
+
+    code = "not_ready"
+
+
 class ModelNotFound(ApiError):
     code = "model_not_found"
 

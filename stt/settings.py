@@ -22,6 +22,8 @@ ENGINES = ("faster-whisper", "openai-whisper")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 TOKENS_ENV = "STT_TOKENS"
+# Secrets of the jobs settings may come from the environment (a Kubernetes Secret) rather than the config file.
+JOBS_ENV = {"STT_JOBS_DATABASE_URL": "database_url", "STT_JOBS_WEBHOOK_SECRET": "webhook_secret"}
 MiB = 1024 * 1024
 MODEL_NAME_MAX = 200  # a model name in a request is bounded by the same length
 
@@ -96,6 +98,27 @@ class LimitsSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class JobsSettings:
+    """Asynchronous jobs (stt/jobs): submitted, transcribed in the background, fetched or called back."""
+
+    dir: str | None = None  # audio and the SQLite database; None (and no database_url): no jobs API (503)
+    database_url: str | None = None  # postgresql://...: replicas share one queue; None: SQLite in ``dir``
+    max_queued: int = 100  # jobs waiting (queued) before new ones get 503
+    max_disk_bytes: int = 10 * 1024 * MiB  # audio and results held for jobs, in all
+    max_upload_bytes: int = 1024 * MiB  # one job's request body (uploads' limit: server.http.request_max_size)
+    max_audio_seconds: float = 12 * 3600.0  # one job's audio (uploads' limit: limits.max_audio_seconds)
+    retention_hours: float = 24.0  # results (and the job record) kept after the job ended
+    concurrency: int = 2  # jobs transcribed at once, taking turns window by window (230 MB of audio per hour each)
+    max_attempts: int = 10  # a job whose server died under it this many times in a row, without finishing a
+    # window in between, fails instead of starting again (it may be what takes the server down)
+    lease_seconds: float = 60.0  # a replica that stops renewing its job's lease loses it to another replica
+    webhook_secret: str | None = None  # HMAC-SHA256 key that signs callbacks
+    callback_allowed_hosts: tuple[str, ...] = ()  # "host" or "host:port"; empty: callbacks refused (400)
+    callback_max_attempts: int = 6  # deliveries tried at 1, 2, 4, 8... s after a failure
+    callback_timeout_seconds: float = 10.0  # one delivery attempt, connection to response
+
+
+@dataclasses.dataclass(frozen=True)
 class LoggingSettings:
     format: str = "text"  # or "json": one object per line, for log shippers
     level: str = "INFO"
@@ -106,6 +129,7 @@ class Settings:
     server: ServerSettings = ServerSettings()
     asr: AsrSettings = AsrSettings()
     limits: LimitsSettings = LimitsSettings()
+    jobs: JobsSettings = JobsSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @property
@@ -128,8 +152,14 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
 def settings_from_dict(raw: Any, env: Mapping[str, str] | None = None) -> Settings:
     settings = _build(Settings, raw, "")
     settings = _with_env_tokens(settings, env or {})
+    settings = _with_env_jobs(settings, env or {})
     validate(settings)
     return settings
+
+
+def _with_env_jobs(settings: Settings, env: Mapping[str, str]) -> Settings:
+    changes = {key: env[name] for name, key in JOBS_ENV.items() if env.get(name)}
+    return dataclasses.replace(settings, jobs=dataclasses.replace(settings.jobs, **changes)) if changes else settings
 
 
 def _with_env_tokens(settings: Settings, env: Mapping[str, str]) -> Settings:
@@ -224,6 +254,7 @@ def validate(s: Settings) -> None:
         (s.limits.stream_idle_seconds > 0, "limits.stream_idle_seconds: must be positive"),
         (s.limits.auth_max_failures >= 1, "limits.auth_max_failures: must be at least 1"),
         (s.limits.auth_window_seconds > 0, "limits.auth_window_seconds: must be positive"),
+        *_jobs_checks(s.jobs),
         (s.logging.format in LOG_FORMATS, f"logging.format: must be one of {', '.join(LOG_FORMATS)}"),
         (s.logging.level.upper() in LOG_LEVELS, f"logging.level: must be one of {', '.join(LOG_LEVELS)}"),
     ]
@@ -237,6 +268,27 @@ def validate(s: Settings) -> None:
         parse_networks(s.http.trusted_proxies)
     except ValueError as exc:
         raise ConfigError(f"server.http.trusted_proxies: {exc}") from exc
+
+
+def _jobs_checks(j: JobsSettings) -> list[tuple[bool, str]]:
+    return [
+        (j.database_url is None or j.database_url.startswith(("postgresql://", "postgres://")),
+         "jobs.database_url: must start with postgresql://"),
+        (j.max_queued >= 1, "jobs.max_queued: must be at least 1"),
+        (j.max_disk_bytes > 0, "jobs.max_disk_bytes: must be positive (bytes)"),
+        (j.max_upload_bytes > 0, "jobs.max_upload_bytes: must be positive (bytes)"),
+        (j.max_audio_seconds > 0, "jobs.max_audio_seconds: must be positive"),
+        (j.retention_hours > 0, "jobs.retention_hours: must be positive"),
+        (j.concurrency >= 1, "jobs.concurrency: must be at least 1"),
+        (j.max_attempts >= 1, "jobs.max_attempts: must be at least 1"),
+        (j.lease_seconds >= 5, "jobs.lease_seconds: must be at least 5"),
+        (1 <= j.callback_max_attempts <= 20, "jobs.callback_max_attempts: must be between 1 and 20"),
+        (j.callback_timeout_seconds > 0, "jobs.callback_timeout_seconds: must be positive"),
+        (not j.callback_allowed_hosts or bool(j.webhook_secret),
+         "jobs.webhook_secret: needed when jobs.callback_allowed_hosts is set (callbacks are always signed)"),
+        (all(h and "/" not in h and "@" not in h for h in j.callback_allowed_hosts),
+         "jobs.callback_allowed_hosts: entries are host names or host:port"),
+    ]
 
 
 def _is_sha256_hex(text: str) -> bool:

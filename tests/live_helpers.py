@@ -113,3 +113,9 @@ def recovered(reference: str, hypothesis: str) -> float:
     """The share of the reference's words found in the hypothesis (aligned hits, after Whisper's normalizer)."""
     out = jiwer.process_words(_EN(reference), _EN(hypothesis))
     return out.hits / max(1, out.hits + out.substitutions + out.deletions)
+
+
+def words_lost(reference: str, hypothesis: str) -> int:
+    """Reference words missing from the hypothesis (deletions after Whisper's normaliser): what a stream lost,
+    apart from words the model heard wrong."""
+    return jiwer.process_words(_EN(reference), _EN(hypothesis)).deletions

@@ -126,14 +126,92 @@ function show(message) {
   }
 }
 
+// Uploads go through the jobs API: the upload's progress (XMLHttpRequest reports it, fetch does not), then the
+// transcription's (polling the job), then the text and download buttons. Without jobs on the server, /stt.
+const POLL_MS = 1000;
+
+function showJob(stage, fraction) {
+  $('job').hidden = false;
+  $('job-stage').textContent = stage;
+  if (fraction === null) $('job-progress').removeAttribute('value');
+  else $('job-progress').value = fraction;
+}
+
+function send(method, url, body, onUpload) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, url);
+    xhr.setRequestHeader('Authorization', `Token ${token()}`);
+    if (onUpload) xhr.upload.onprogress = (e) => { if (e.lengthComputable) onUpload(e.loaded / e.total); };
+    xhr.onload = () => resolve({ status: xhr.status, text: xhr.responseText,
+                                 type: xhr.getResponseHeader('Content-Type') || '' });
+    xhr.onerror = () => reject(new Error('network error'));
+    xhr.send(body);
+  });
+}
+
 async function upload(event) {
   event.preventDefault();
   const file = $('file').files[0];
   if (!file) return;
-  $('upload-result').textContent = 'transcribing…';
+  $('downloads').hidden = true;
+  $('upload-result').textContent = '';
   const form = new FormData();
   form.append('file', file);
+  showJob('uploading 0 %', 0);
+  const sent = await send('POST', '/v1/jobs', form, (f) => showJob(`uploading ${Math.round(f * 100)} %`, f));
+  const body = JSON.parse(sent.text || '{}');
+  if (sent.status === 503 && /not enabled/.test(body.message || '')) return uploadDirect(form);
+  if (sent.status !== 202) { fail(sent.status, body.message); return; }
+  await follow(body.id);
+}
+
+async function follow(id) {
+  for (;;) {
+    const got = await send('GET', `/v1/jobs/${id}`);
+    const job = JSON.parse(got.text || '{}');
+    if (got.status !== 200) { fail(got.status, job.message); return; }
+    const { done_seconds: done, total_seconds: total } = job.progress;
+    if (job.status === 'completed') break;
+    if (job.status === 'failed' || job.status === 'cancelled') {
+      fail(job.status, job.error ? job.error.message : job.status);
+      return;
+    }
+    if (job.status === 'queued') showJob('queued', null);
+    else showJob(total ? `transcribing ${Math.round((100 * done) / total)} % (${done.toFixed(0)} of ${total.toFixed(0)} s)`
+                       : 'transcribing', total ? done / total : null);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  const result = await send('GET', `/v1/jobs/${id}/result?output=json`);
+  showJob('done', 1);
+  $('upload-result').textContent = JSON.parse(result.text).text;
+  for (const button of $('downloads').querySelectorAll('button')) {
+    button.onclick = () => download(id, button.dataset.output, button.dataset.ext);
+  }
+  $('downloads').hidden = false;
+}
+
+async function download(id, output, ext) {
+  // A link cannot carry the Authorization header: fetch the result, then save it from a blob URL.
+  const got = await send('GET', `/v1/jobs/${id}/result?output=${output}`);
+  if (got.status !== 200) { fail(got.status, JSON.parse(got.text || '{}').message); return; }
+  const name = ($('file').files[0] ? $('file').files[0].name.replace(/\.[^.]*$/, '') : 'transcript') + `.${ext}`;
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(new Blob([got.text], { type: got.type }));
+  link.download = name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+function fail(status, message) {
+  showJob('failed', 0);
+  $('upload-result').textContent = `error ${status}: ${message}`;
+}
+
+async function uploadDirect(form) {
+  showJob('transcribing', null);
   const response = await fetch('/stt', { method: 'POST', headers: { Authorization: `Token ${token()}` }, body: form });
   const body = await response.json();
+  showJob(response.ok ? 'done' : 'failed', response.ok ? 1 : 0);
   $('upload-result').textContent = response.ok ? body.text : `error ${response.status}: ${body.message}`;
 }

@@ -13,6 +13,7 @@ from stt.engines.base import Transcript
 from stt.live.speech_detector import FRAME, SpeechDetector
 
 SAMPLE_RATE = 16000
+CHUNK_FRAMES = 1875  # 60 s of 32 ms frames per speech-detector call
 
 
 class Diarizer:
@@ -27,10 +28,15 @@ class Diarizer:
         return self._encoder
 
     def speech(self, audio: np.ndarray) -> np.ndarray:
-        """Speech probability of each 32 ms frame (none for audio shorter than a frame)."""
-        if len(audio) < FRAME:
-            return np.zeros(0, dtype=np.float32)
-        return self._detector.probabilities(audio, 0, len(audio) // FRAME)
+        """Speech probability of each 32 ms frame (none for audio shorter than a frame), CHUNK_FRAMES at a
+        time: the detector's buffers stay the size of a chunk whatever the upload's length (the detector
+        is given the audio before each chunk, so the result is the same as in one piece)."""
+        frames = len(audio) // FRAME
+        out = np.zeros(frames, dtype=np.float32)
+        for first in range(0, frames, CHUNK_FRAMES):
+            count = min(CHUNK_FRAMES, frames - first)
+            out[first:first + count] = self._detector.probabilities(audio, first, count)
+        return out
 
     def label(self, transcript: Transcript, audio: np.ndarray, options: DiarizeOptions) -> Transcript:
         probabilities = self.speech(audio)

@@ -10,6 +10,7 @@ scheduler's workers.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,14 +50,20 @@ class SpeakerEncoder(nn.Module):
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
         self.register_buffer("mel_filters", torch.from_numpy(_mel_filters()), persistent=False)
 
-    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+    def forward(self, mels: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths``: each window's real frame count (the rest is padding the LSTM never reads)."""
+        if lengths is not None:
+            mels = nn.utils.rnn.pack_padded_sequence(mels, lengths, batch_first=True, enforce_sorted=False)
         _, (hidden, _) = self.lstm(mels)
         raw = self.relu(self.linear(hidden[-1]))
         return raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-8)
 
-    def mel(self, audio: np.ndarray) -> torch.Tensor:
-        """16 kHz mono float32 -> (frames, 40) mel power, one frame per 10 ms, as Resemblyzer computes it."""
-        wav = torch.from_numpy(normalize_volume(audio))
+    def mel(self, audio: np.ndarray, gain: float | None = None) -> torch.Tensor:
+        """16 kHz mono float32 -> (frames, 40) mel power, one frame per 10 ms, as Resemblyzer computes it.
+        ``gain``: the volume gain to apply (default: Resemblyzer's, from this audio's own level). Call it on
+        bounded pieces: the STFT holds about 20 times the piece's bytes."""
+        scaled = normalize_volume(audio) if gain is None else (audio * gain).astype(np.float32)
+        wav = torch.from_numpy(scaled)
         spec = torch.stft(wav, N_FFT, HOP, window=self.window, center=True, pad_mode="constant",
                           return_complex=True).abs() ** 2
         return (self.mel_filters @ spec).T.contiguous()
@@ -76,6 +83,20 @@ def normalize_volume(audio: np.ndarray) -> np.ndarray:
         return audio.astype(np.float32, copy=False)
     gain = 10 ** ((TARGET_DBFS - 20 * np.log10(rms)) / 20)
     return (audio * max(gain, 1.0)).astype(np.float32)
+
+
+def speech_gain(audio: np.ndarray, spans: Sequence[tuple[float, float]]) -> float:
+    """Resemblyzer's volume gain (raise to -30 dBFS, never lower) from the level of the speech alone: a
+    recording's silence must not change how its voices sound to the encoder. One span at a time: no copy."""
+    total, count = 0.0, 0
+    for start, end in spans:
+        piece = audio[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
+        total += float(np.dot(piece.astype(np.float64, copy=False), piece))
+        count += len(piece)
+    rms = np.sqrt(total / count) if count else 0.0
+    if rms <= 1e-6:
+        return 1.0
+    return max(1.0, float(10 ** ((TARGET_DBFS - 20 * np.log10(rms)) / 20)))
 
 
 def load_encoder(path: Path | None = None, expected_sha256: str = WEIGHTS_SHA256) -> SpeakerEncoder:

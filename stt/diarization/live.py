@@ -90,15 +90,15 @@ class SpeakerTracker:
 
     def label(self, audio: np.ndarray, offset_s: float, words: Sequence[Word]) -> list[Word]:
         from stt.diarization.diarizer import shared_diarizer  # torch is loaded only once diarization is used
-        from stt.diarization.pipeline import embed_units, speech_spans, word_turns
+        from stt.diarization.pipeline import embed_spans, speech_spans, word_turns
         from stt.live.speech_detector import FRAME
 
         if len(audio) < FRAME:  # nothing to hear (a final of a few ms): no speaker rather than a guess
             return list(words)
         diarizer = (self._diarizer or shared_diarizer)()
-        # The same stretches as the batch pipeline: the speech detector's, cut at pauses and at 4 s.
+        # The same stretches as the batch pipeline: the speech detector's, cut at pauses and at 2 s.
         spans = speech_spans(diarizer.speech(audio), FRAME / SAMPLE_RATE) or [(0.0, len(audio) / SAMPLE_RATE)]
-        embeddings = embed_units(diarizer.encoder, diarizer.encoder.mel(audio), spans)
+        embeddings = embed_spans(diarizer.encoder, audio, spans)
         numbers, confidence = self._assign(list(embeddings), [end - start for start, end in spans])
         turns = [Turn(start + offset_s, end + offset_s, n, c)
                  for (start, end), n, c in zip(spans, numbers, confidence)]

@@ -5,20 +5,25 @@ most ``MAX_UNIT_S`` long. Each stretch gets one embedding, the mean over 1.6 s w
 Resemblyzer's encoder was trained on), which is far steadier than one window's. Stretches long enough to be
 trusted are clustered; the short rest join the nearest speaker.
 
+Bounded work on any upload: mel frames are computed one stretch at a time (never for the whole file), the
+volume gain comes from the speech alone, and at most ``MAX_CLUSTERED`` stretches shape the clusters (an even
+sample over the file when there are more); every other stretch joins its nearest speaker, so clustering cost
+does not grow with the square of the upload's length.
+
 Engine-independent: it needs the audio and speech probabilities, nothing of Whisper; words come after. Blocking; run it in the
 scheduler's workers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from stt.diarization.assign import word_turns  # pure numpy: renderers use it without torch
 from stt.diarization.clustering import centroids, cluster
-from stt.diarization.encoder import HOP, SAMPLE_RATE, SpeakerEncoder
+from stt.diarization.encoder import HOP, SAMPLE_RATE, SpeakerEncoder, speech_gain
 from stt.diarization.types import DiarizeOptions, Turn
 
 __all__ = ["DiarizeOptions", "Turn", "diarize", "word_turns"]
@@ -28,17 +33,18 @@ WINDOW_FRAMES = 160  # 1.6 s: the length Resemblyzer's encoder was trained on
 STEP_FRAMES = 40  # windows every 0.4 s inside a stretch
 PAUSE_S = 0.15  # a gap in speech at least this long may be a change of speaker
 SPEECH_THRESHOLD = 0.5  # speech-detector probability
-MAX_UNIT_S = 4.0  # longer stretches are cut in equal pieces
-MIN_CLUSTERED_S = 1.5  # stretches shorter than this are too noisy to shape the clusters
+MAX_UNIT_S = 2.0  # longer stretches are cut in equal pieces: a short turn inside a long run gets its own
+MIN_CLUSTERED_S = 1.0  # stretches shorter than this are too noisy to shape the clusters
+MAX_CLUSTERED = 600  # stretches that shape the clusters at most (an even sample beyond): bounds clustering
 BATCH = 256  # windows per forward pass: bounds memory on long files
 
 
 Span = tuple[float, float]
 
 
-def speech_spans(probabilities: np.ndarray, frame_s: float) -> list[Span]:
+def speech_spans(probabilities: np.ndarray, frame_s: float, max_unit_s: float = MAX_UNIT_S) -> list[Span]:
     """Speech-detector frame probabilities -> stretches of speech: joined over gaps shorter than PAUSE_S,
-    then cut into pieces of at most MAX_UNIT_S (a missed pause then costs little)."""
+    then cut into pieces of at most ``max_unit_s`` (a missed pause then costs little)."""
     speech = np.r_[0, (probabilities >= SPEECH_THRESHOLD).astype(np.int8), 0]
     edges = np.flatnonzero(np.diff(speech))
     runs: list[list[float]] = []
@@ -49,7 +55,7 @@ def speech_spans(probabilities: np.ndarray, frame_s: float) -> list[Span]:
             runs.append([start, end])
     out: list[Span] = []
     for start, end in runs:
-        pieces = max(1, int(np.ceil((end - start) / MAX_UNIT_S)))
+        pieces = max(1, int(np.ceil((end - start) / max_unit_s - 1e-9)))
         bounds = np.linspace(start, end, pieces + 1)
         out.extend((float(a), float(b)) for a, b in zip(bounds[:-1], bounds[1:]))
     return out
@@ -65,25 +71,44 @@ def window_starts(first: int, last: int) -> list[int]:
     return starts
 
 
-def embed_units(encoder: SpeakerEncoder, mel: torch.Tensor, spans: Sequence[Span]) -> np.ndarray:
-    """One L2-normed embedding per (start, end) span: the mean of its windows' embeddings."""
-    windows: list[tuple[int, int]] = []  # (start frame, last frame): copied into tensors one batch at a time
-    owner: list[int] = []
+def _windows(encoder: SpeakerEncoder, audio: np.ndarray, spans: Sequence[Span],
+             gain: float) -> Iterator[tuple[int, torch.Tensor]]:
+    """(span index, window of mel frames) for every span, the mel computed from that span's audio alone.
+    A span shorter than a window gives one window of its own length."""
     for index, (start, end) in enumerate(spans):
-        first = max(0, int(start * FRAMES_PER_S))
-        last = min(len(mel), max(first + 1, int(np.ceil(end * FRAMES_PER_S))))
-        for s in window_starts(first, last):
-            windows.append((s, min(s + WINDOW_FRAMES, last)))
-            owner.append(index)
+        first = max(0, int(start * SAMPLE_RATE))
+        last = min(len(audio), max(first + HOP, int(np.ceil(end * SAMPLE_RATE))))
+        mel = encoder.mel(audio[first:last], gain)
+        for s in window_starts(0, len(mel)):
+            yield index, mel[s:s + WINDOW_FRAMES]
 
-    def batch(i: int) -> torch.Tensor:
-        return torch.stack([torch.nn.functional.pad(mel[a:b], (0, 0, 0, WINDOW_FRAMES - (b - a)))
-                            for a, b in windows[i:i + BATCH]])
 
-    with torch.inference_mode():
-        embedded = np.concatenate([encoder(batch(i)).numpy() for i in range(0, len(windows), BATCH)])
-    sums = np.zeros((len(spans), embedded.shape[1]), dtype=np.float64)
-    np.add.at(sums, np.array(owner), embedded)
+def embed_spans(encoder: SpeakerEncoder, audio: np.ndarray, spans: Sequence[Span],
+                gain: float | None = None) -> np.ndarray:
+    """One L2-normed embedding per (start, end) span: the mean of its windows' embeddings. Memory: one batch
+    of windows at a time, whatever the audio's length. Short windows are not padded to 1.6 s: the LSTM
+    reads only their frames (packed), so a short turn sounds like its speaker and costs its own length."""
+    gain = speech_gain(audio, spans) if gain is None else gain
+    sums = np.zeros((len(spans), encoder.linear.out_features), dtype=np.float64)
+    owners: list[int] = []
+    windows: list[torch.Tensor] = []
+
+    def flush() -> None:
+        lengths = torch.tensor([len(w) for w in windows])
+        batch = torch.stack([torch.nn.functional.pad(w, (0, 0, 0, WINDOW_FRAMES - len(w))) for w in windows])
+        with torch.inference_mode():
+            embedded = encoder(batch, lengths).numpy()
+        np.add.at(sums, np.array(owners), embedded)
+        owners.clear()
+        windows.clear()
+
+    for owner, window in _windows(encoder, audio, spans, gain):
+        owners.append(owner)
+        windows.append(window)
+        if len(windows) == BATCH:
+            flush()
+    if windows:
+        flush()
     return sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-8)
 
 
@@ -93,7 +118,7 @@ def diarize(encoder: SpeakerEncoder, audio: np.ndarray, probabilities: np.ndarra
     spans = speech_spans(probabilities, frame_s)
     if not spans:
         return []
-    embeddings = embed_units(encoder, encoder.mel(audio), spans)
+    embeddings = embed_spans(encoder, audio, spans)
     labels, similarity = label_units(embeddings, np.array([end - start for start, end in spans]), options)
     return [Turn(start, end, label, round(max(0.0, min(1.0, sim)), 4))
             for (start, end), label, sim in zip(spans, _renumber([int(x) for x in labels]), similarity)]
@@ -101,11 +126,13 @@ def diarize(encoder: SpeakerEncoder, audio: np.ndarray, probabilities: np.ndarra
 
 def label_units(embeddings: np.ndarray, seconds: np.ndarray,
                 options: DiarizeOptions) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster the stretches long enough to trust, then give every stretch its nearest speaker.
-    Returns the labels and each stretch's similarity to its speaker's centroid."""
-    trusted = seconds >= MIN_CLUSTERED_S
-    if trusted.sum() < 2:
-        trusted = np.ones(len(seconds), dtype=bool)
+    """Cluster the stretches long enough to trust (at most MAX_CLUSTERED of them, evenly spread), then give
+    every stretch its nearest speaker. Returns the labels and each stretch's similarity to its speaker."""
+    trusted = np.flatnonzero(seconds >= MIN_CLUSTERED_S)
+    if len(trusted) < 2:
+        trusted = np.arange(len(seconds))
+    if len(trusted) > MAX_CLUSTERED:
+        trusted = trusted[np.linspace(0, len(trusted) - 1, MAX_CLUSTERED).round().astype(int)]
     labels = cluster(embeddings[trusted], options.min_speakers, options.max_speakers)
     similarity = embeddings @ centroids(embeddings[trusted], labels).T
     return np.argmax(similarity, axis=1), similarity.max(axis=1)

@@ -69,11 +69,26 @@ DG_RESPONSE = obj(("metadata", "results"), metadata=obj(
 DG_ERROR = obj(("err_code", "err_msg", "request_id"), err_code=STR, err_msg=STR,
                 request_id={"type": "string", "format": "uuid"})
 
+NULLABLE_NUM = {"type": ["number", "null"]}
+JOB = obj(("id", "status", "created_at", "progress", "options", "face"), id=STR,
+          status={"enum": ["queued", "processing", "completed", "failed", "cancelled"]},
+          created_at=NUM, started_at=NULLABLE_NUM, finished_at=NULLABLE_NUM,
+          progress=obj(("done_seconds", "total_seconds"), done_seconds=NUM, total_seconds=NULLABLE_NUM),
+          options={"type": "object"}, face={"enum": ["native", "deepgram"]}, result_url=STR,
+          error=obj(("message",), message=STR, code={"type": ["string", "null"]}),
+          callback=obj(("url", "method", "state", "attempts"), url=STR, method=STR,
+                       state={"enum": ["waiting", "pending", "delivered", "failed"]},
+                       attempts={"type": "array", "items": obj(("at", "status"), at=NUM,
+                                                                status={"type": ["integer", "null"]},
+                                                                error={"type": ["string", "null"]})}))
+JOB_LIST = obj(("jobs", "next_before"), jobs={"type": "array", "items": ref("Job")}, next_before=NULLABLE_NUM)
+
 SCHEMAS = {"Word": WORD, "Segment": SEGMENT, "Usage": USAGE, "Transcript": NATIVE,
            "VerboseTranscript": NATIVE_VERBOSE, "Languages": LANGUAGES, "Error": NATIVE_ERROR,
            "OpenAITranscription": OPENAI_JSON, "OpenAIVerboseTranscription": OPENAI_VERBOSE,
            "OpenAIModel": OPENAI_MODEL, "OpenAIModelList": OPENAI_MODELS, "OpenAIError": OPENAI_ERROR,
-           "DeepgramWord": DG_WORD, "DeepgramResponse": DG_RESPONSE, "DeepgramError": DG_ERROR}
+           "DeepgramWord": DG_WORD, "DeepgramResponse": DG_RESPONSE, "DeepgramError": DG_ERROR,
+           "Job": JOB, "JobList": JOB_LIST}
 
 ERROR_TEXT = {400: "Invalid parameter or undecodable audio", 401: "Missing Authorization header",
               403: "Unknown token or scheme", 413: "Body or audio over the limit",

@@ -185,7 +185,10 @@ def _read_form(pieces: Iterator[bytes], boundary: str, field: str, limit: int, h
     current: list[bytes] | bytearray | None = None  # the part being read: audio pieces, or another field
     name = ""
     try:
-        with multipart.PushMultipartParser(boundary, max_segment_count=MAX_PARTS, max_segment_size=limit) as parser:
+        # Part headers as Latin-1, which decodes any bytes: a filename in another charset (never used) must not
+        # refuse the upload; names are turned back into UTF-8 in _start_part.
+        with multipart.PushMultipartParser(boundary, max_segment_count=MAX_PARTS, max_segment_size=limit,
+                                           header_charset="latin-1") as parser:
             for chunk in pieces:
                 for event in parser.parse(chunk):
                     if isinstance(event, multipart.MultipartSegment):
@@ -214,12 +217,13 @@ def _start_part(segment: multipart.MultipartSegment, field: str, have_audio: boo
                 items: list[tuple[str, bytearray]]) -> tuple[list[bytes] | bytearray | None, str]:
     if (segment.content_type or "").lower().startswith("multipart/"):
         raise BadRequest("Nested multipart bodies are not supported")
-    if segment.name == field:
+    name = segment.name.encode("latin-1").decode("utf-8", errors="replace")
+    if name == field:
         if have_audio:
             raise BadRequest(f"More than one '{field}' field in the form", param=field)
         return [], field
-    if segment.name:
+    if name:
         value = bytearray()
-        items.append((segment.name, value))
-        return value, segment.name
+        items.append((name, value))
+        return value, name
     return None, ""

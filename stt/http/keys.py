@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from stt.engines.base import Engine
@@ -21,3 +23,5 @@ SCHEDULER = web.AppKey("scheduler", Scheduler)
 STARTED_AT = web.AppKey("started_at", float)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 LIVE_STREAMS = web.AppKey("live_streams", set)  # the open LiveStream connections
+# POST /v1/listen?callback=...: Deepgram's asynchronous mode, served by the jobs face (it sets the handler).
+DEEPGRAM_CALLBACK = web.AppKey("deepgram_callback", Callable[[web.Request], Awaitable[web.StreamResponse]])

@@ -49,7 +49,7 @@ def build_spec() -> dict[str, Any]:
                                 "Every endpoint but `/health`, `/ready`, `/openapi.json` and `/docs` needs "
                                 "`Authorization: Token <token>` (or `Bearer <token>`)."},
         "servers": [{"url": "/"}],
-        "tags": [{"name": "native"}, {"name": "openai"}, {"name": "deepgram"}, {"name": "ops"}, {"name": "docs"},
+        "tags": [{"name": "native"}, {"name": "jobs"}, {"name": "openai"}, {"name": "deepgram"}, {"name": "ops"}, {"name": "docs"},
                  {"name": "live"}, {"name": "page"}],
         "security": [{"token": []}],
         "paths": paths(),

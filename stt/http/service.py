@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import numpy as np
 from aiohttp import web
@@ -17,9 +17,10 @@ from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
 from stt.http.keys import MODELS, SETTINGS
 from stt.http.stats import request_stats
+from stt.inference.chunking import Chunking
 from stt.inference.scheduler import JobStats
 from stt.inference.transcriber import Transcriber
-from stt.inference.uploads import window_bytes_in_flight
+from stt.inference.uploads import WindowText, window_bytes_in_flight
 
 async def decode(request: web.Request, data: bytes) -> np.ndarray:
     """Decode in a thread: a long MP3 takes long enough to stall every other client."""
@@ -87,12 +88,28 @@ async def _current(request: web.Request) -> AsyncIterator[Transcriber]:
 
 
 async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions,
-                     diarize: DiarizeOptions | None = None) -> Transcript:
+                     diarize: DiarizeOptions | None = None, chunking: Chunking | None = None) -> Transcript:
     """The request's model does the work; the request's stats (access log, metrics) add up its times. The
     copies of its speech windows in flight (a bounded group at a time) are reserved in the memory budget."""
     memory_hold(request).take(window_bytes_in_flight(audio))
     async with _current(request) as transcriber:
-        return await transcriber.transcribe(audio, options, diarize, _job_stats(request), owner=request)
+        return await transcriber.transcribe(audio, options, diarize, _job_stats(request), owner=request,
+                                            chunking=chunking)
+
+
+def stream(request: web.Request, audio: np.ndarray, options: TranscribeOptions, diarize: DiarizeOptions | None,
+           chunking: Chunking | None = None) -> AsyncGenerator[WindowText | Transcript, None]:
+    """As ``transcribe``: each speech window's text as soon as it is decoded (in order), then the Transcript;
+    the windows in flight reserved in the memory budget the same way."""
+    memory_hold(request).take(window_bytes_in_flight(audio))
+
+    async def windows() -> AsyncGenerator[WindowText | Transcript, None]:
+        async with _current(request) as transcriber:
+            async for item in transcriber.stream(audio, options, diarize, _job_stats(request), owner=request,
+                                                 chunking=chunking):
+                yield item
+
+    return windows()
 
 
 async def detect_language(request: web.Request, audio: np.ndarray) -> list[tuple[str, float]]:

@@ -2,13 +2,13 @@
 
 A job first waits for one of ``workers + reserved`` slots (bounded by ``max_queue`` waiters and a timeout),
 then runs in a thread. Waiters are served by priority, then in arrival order: a live pass that makes an
-utterance final, then other live passes, then an upload's search for speech, short uploads, and long
-uploads' windows last (uploads are decoded a few windows per job, each job queued anew, so two uploads take
-turns). Long uploads' jobs hold at most ``workers`` slots: the ``reserved`` ones (an engine replica of their
-own) stay free for everything else, so a live final or an 11 s clip never waits for a long upload's job,
-which cannot be interrupted. On 2 cores, a second CTranslate2 replica decoding a live pass beside a 30 s
-beam-5 window slowed neither (measured: the pass took 0.19-0.32 s, as alone): one call does not keep two
-cores busy.
+utterance final, then other live passes, then an upload's search for speech, short uploads, long uploads'
+windows, and asynchronous jobs' windows last (uploads are decoded a few windows per job, each job queued anew,
+so two uploads take turns). Long uploads' and asynchronous jobs' jobs hold at most ``workers`` slots: the
+``reserved`` ones (an engine replica of their own) stay free for everything else, so a live final or an 11 s
+clip never waits for a long upload's job, which cannot be interrupted. On 2 cores, a second CTranslate2
+replica decoding a live pass beside a 30 s beam-5 window slowed neither (measured: the pass took 0.19-0.32 s,
+as alone): one call does not keep two cores busy.
 A waiter that is cancelled (its client went away) leaves the queue and its job never runs. A running job
 cannot be interrupted, so its slot is released only when the thread really finishes: otherwise cancelled
 requests would let more jobs than cores run at once.
@@ -40,6 +40,7 @@ class Priority(enum.IntEnum):
     SPEECH = 2  # an upload's search for its speech: short, and its windows then join the next batch
     SHORT = 3  # windows of an upload that fits in one job: a new clip is not queued behind a long file
     BATCH = 4  # long uploads' windows, language detection, anything else: never on a reserved slot
+    JOBS = 5  # asynchronous jobs (stt/jobs): behind everything a client waits on; never on a reserved slot
 
 
 @dataclasses.dataclass
@@ -50,8 +51,8 @@ class JobStats:
 
 class Scheduler:
     def __init__(self, workers: int, max_queue: int, queue_timeout: float, reserved: int = 0) -> None:
-        """``reserved``: slots long uploads' (Priority.BATCH) jobs never take; the engine must be able to run
-        ``workers + reserved`` calls at once (Engine.parallel_calls)."""
+        """``reserved``: slots long uploads' (Priority.BATCH) and asynchronous jobs' (Priority.JOBS) jobs never
+        take; the engine must be able to run ``workers + reserved`` calls at once (Engine.parallel_calls)."""
         self._workers = workers
         self._max_queue = max_queue
         self._queue_timeout = queue_timeout
@@ -96,15 +97,15 @@ class Scheduler:
         return await asyncio.wrap_future(self._detection.submit(job))
 
     def _may_take(self, priority: int) -> bool:
-        return self._free > 0 and (priority != Priority.BATCH or self._batch_free > 0)
+        return self._free > 0 and (priority < Priority.BATCH or self._batch_free > 0)
 
     def _take(self, priority: int) -> None:
         self._free -= 1
-        self._batch_free -= priority == Priority.BATCH
+        self._batch_free -= priority >= Priority.BATCH
 
     def _put_back(self, priority: int) -> None:
         self._free += 1
-        self._batch_free += priority == Priority.BATCH
+        self._batch_free += priority >= Priority.BATCH
 
     async def _acquire(self, priority: Priority, bounded: bool) -> None:
         # Whoever waits could not take a slot when it last changed hands (see _hand_over): a job that may

@@ -69,14 +69,21 @@ def window_request(window: SpeechWindow, upload: np.ndarray, options: Transcribe
                          words=True)
 
 
+def window_segments(window: SpeechWindow, result: WindowResult, first_id: int = 0) -> list[Segment]:
+    """One decoded window's segments on the upload's timeline, numbered from ``first_id``."""
+    segments: list[Segment] = []
+    for start, end, text, words in _pieces(window, result):
+        if text.strip():
+            segments.append(Segment(first_id + len(segments), round(start, 3), round(end, 3), text, words,
+                                    temperature=0.0))
+    return segments
+
+
 def assemble(windows: Sequence[SpeechWindow], results: Sequence[WindowResult], upload: np.ndarray,
              options: TranscribeOptions) -> Transcript:
     segments: list[Segment] = []
     for window, result in zip(windows, results):
-        for start, end, text, words in _pieces(window, result):
-            if text.strip():
-                segments.append(Segment(len(segments), round(start, 3), round(end, 3), text, words,
-                                        temperature=0.0))
+        segments += window_segments(window, result, len(segments))
     language, probability = _language(results, options)
     text = "".join(s.text for s in segments).strip()
     return Transcript(text, tuple(segments), language, probability, duration_seconds(upload))

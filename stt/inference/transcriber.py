@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from typing import TypeVar
 
 import numpy as np
@@ -19,10 +20,11 @@ from stt.diarization.lazy import LazyDiarizer
 from stt.diarization.live import LiveSpeakers
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import Engine, TranscribeOptions, Transcript
+from stt.inference.chunking import Chunking
 from stt.inference.engine_calls import guarded
 from stt.inference.pass_batcher import PassBatcher
 from stt.inference.scheduler import JobStats, Priority, Scheduler
-from stt.inference.uploads import transcribe_windows
+from stt.inference.uploads import WindowText, stream_windows, transcribe_windows
 from stt.inference.window_batcher import WindowBatcher
 
 log = logging.getLogger("stt.inference")
@@ -53,19 +55,50 @@ class Transcriber:
         self.diarizer = LazyDiarizer()
 
     async def transcribe(self, audio: np.ndarray, options: TranscribeOptions, diarize: DiarizeOptions | None,
-                         stats: JobStats, owner: object) -> Transcript:
+                         stats: JobStats, owner: object, chunking: Chunking | None = None) -> Transcript:
         """Speech windows decoded in batches (the default); ``vad_filter=false``, or a temperature above 0 asked
         for (windows are decoded at 0 only): the engine's own sequential decoding of the whole audio in one job.
         Speakers, when asked for, are labelled in one more job under the same worker budget. ``stats`` adds up
-        the time queued and in the engine; ``owner``: whose windows they are (uploads take turns)."""
-        engine = self.engine
-        if not options.vad_filter or options.temperature[:1] != (0.0,):
-            transcript = await self.run(lambda: engine.transcribe(audio, options), stats)
+        the time queued and in the engine; ``owner``: whose windows they are (uploads take turns);
+        ``chunking``: the client's say in where windows are cut (OpenAI's server_vad)."""
+        if self._whole(options):
+            transcript = await self.run(lambda: self.engine.transcribe(audio, options), stats)
         else:
             transcript = await transcribe_windows(
-                engine, audio, options, lambda job: self.run(job, stats, Priority.SPEECH),
+                self.engine, audio, options, lambda job: self.run(job, stats, Priority.SPEECH),
                 lambda windows, speech: self.windows.decode(windows, owner=owner, stats=stats,
-                                                            upload_samples=speech))
+                                                            upload_samples=speech), chunking)
+        return await self._speakers(transcript, audio, diarize, stats)
+
+    async def stream(self, audio: np.ndarray, options: TranscribeOptions, diarize: DiarizeOptions | None,
+                     stats: JobStats, owner: object,
+                     chunking: Chunking | None = None) -> AsyncGenerator[WindowText | Transcript, None]:
+        """As ``transcribe``, with each speech window's text as soon as it and those before it are decoded,
+        then the whole Transcript (the same ``transcribe`` answers; with speakers when asked for). The engine's
+        sequential decoding has no windows: its Transcript alone."""
+        if self._whole(options):
+            yield await self.transcribe(audio, options, diarize, stats, owner)
+            return
+        transcript: Transcript | None = None
+        events = stream_windows(
+            self.engine, audio, options, lambda job: self.run(job, stats, Priority.SPEECH),
+            lambda windows, speech, alone: self.windows.submit(windows, owner=owner, stats=stats,
+                                                               upload_samples=speech, alone=alone), chunking)
+        async with aclosing(events):  # a client that leaves drops the windows not decoded yet, at once
+            async for event in events:
+                if isinstance(event, Transcript):
+                    transcript = event
+                else:
+                    yield event
+        assert transcript is not None  # stream_windows always ends with it
+        yield await self._speakers(transcript, audio, diarize, stats)
+
+    @staticmethod
+    def _whole(options: TranscribeOptions) -> bool:
+        return not options.vad_filter or options.temperature[:1] != (0.0,)
+
+    async def _speakers(self, transcript: Transcript, audio: np.ndarray, diarize: DiarizeOptions | None,
+                        stats: JobStats) -> Transcript:
         if not diarize:
             return transcript
         # Speaker embeddings run under the same worker budget as the transcription: one budget for all inference.

@@ -8,21 +8,30 @@ A window's audio is a copy of its speech pieces (a view when it is one piece): t
 ``GROUP_S`` at a time, at most ``GROUPS_IN_FLIGHT`` groups at once, so the copies never grow with the upload
 (all of a 4 h upload's windows at once were a second copy of its speech). Each window is decoded on its own,
 so the grouping changes nothing in the transcript.
+
+``stream_windows`` gives each window's text as soon as it and the windows before it are decoded (OpenAI's
+``stream=true``), then the whole transcript, the same as ``transcribe_windows`` answers. Its first window goes
+alone, to the short clips' queue, and the others only once it is decoded: the first text comes as soon as a
+short clip's would, not slowed by the upload's own next job on the same cores.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import dataclasses
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 import numpy as np
 
-from stt.engines.base import Engine, TranscribeOptions, Transcript, WindowRequest, WindowResult
+from stt.engines.base import Engine, Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult
 from stt.audio import SAMPLE_RATE
-from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows, window_request
+from stt.inference.chunking import Chunking
+from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows, window_request, window_segments
 
 FindSpeech = Callable[[Callable[[], list[tuple[int, int]]]], Awaitable[list[tuple[int, int]]]]
 Decode = Callable[[Sequence[WindowRequest], int], Awaitable[list[WindowResult]]]  # windows, the upload's speech
+# Windows, the upload's speech, alone (to the short clips' queue) -> each window's result to come, in order.
+Submit = Callable[[Sequence[WindowRequest], int, bool], list["asyncio.Future[WindowResult]"]]
 GROUP_S = 120.0  # seconds of windows handed to the batcher at once (two long jobs' worth)
 GROUPS_IN_FLIGHT = 2  # the next group waits in the batcher's queue while one decodes: no gap between jobs
 BYTES_PER_SAMPLE = 4
@@ -33,10 +42,30 @@ def window_bytes_in_flight(audio: np.ndarray) -> int:
     return min(audio.nbytes, int(GROUPS_IN_FLIGHT * GROUP_S * SAMPLE_RATE * BYTES_PER_SAMPLE))
 
 
+@dataclasses.dataclass(frozen=True)
+class WindowText:
+    """One speech window decoded (in the upload's order): its segments on the upload's timeline, numbered
+    on from the windows before it. Its text may be empty (a window of noise)."""
+
+    index: int
+    segments: tuple[Segment, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments)
+
+
+async def _windows(engine: Engine, audio: np.ndarray, run: FindSpeech,
+                   chunking: Chunking | None) -> list[SpeechWindow]:
+    speech = await run(lambda: engine.find_speech(audio))
+    return cut_windows(chunking.apply(speech, len(audio)) if chunking else speech, len(audio))
+
+
 async def transcribe_windows(engine: Engine, audio: np.ndarray, options: TranscribeOptions,
-                             run: FindSpeech, decode: Decode) -> Transcript:
-    """``run`` runs a blocking job under the scheduler; ``decode`` hands windows to the batcher."""
-    windows = cut_windows(await run(lambda: engine.find_speech(audio)), len(audio))
+                             run: FindSpeech, decode: Decode, chunking: Chunking | None = None) -> Transcript:
+    """``run`` runs a blocking job under the scheduler; ``decode`` hands windows to the batcher; ``chunking``:
+    the client's say in the cuts (OpenAI's server_vad)."""
+    windows = await _windows(engine, audio, run, chunking)
     speech = sum(w.samples for w in windows)
     pending: list[asyncio.Future[list[WindowResult]]] = []
     results: list[WindowResult] = []
@@ -63,3 +92,39 @@ def _groups(windows: Sequence[SpeechWindow]) -> list[list[SpeechWindow]]:
         groups[-1].append(window)
         size += window.samples
     return groups
+
+
+async def stream_windows(engine: Engine, audio: np.ndarray, options: TranscribeOptions, run: FindSpeech,
+                         submit: Submit,
+                         chunking: Chunking | None = None) -> AsyncGenerator[WindowText | Transcript, None]:
+    """Each window's text in order, then the whole Transcript (the same as ``transcribe_windows``'s): the first
+    window alone, then groups as ``transcribe_windows`` hands them over, at most GROUPS_IN_FLIGHT at once."""
+    windows = await _windows(engine, audio, run, chunking)
+    speech = sum(w.samples for w in windows)
+    groups = [[windows[0]], *_groups(windows[1:])] if windows else []
+    in_flight: list[list[asyncio.Future[WindowResult]]] = []
+    results: list[WindowResult] = []
+    segments = 0
+
+    def decoded(result: WindowResult) -> WindowText:
+        nonlocal segments
+        piece = window_segments(windows[len(results)], result, segments)
+        results.append(result)
+        segments += len(piece)
+        return WindowText(len(results) - 1, tuple(piece))
+
+    try:
+        for at, group in enumerate(groups):
+            in_flight.append(submit([window_request(w, audio, options) for w in group], speech, at == 0))
+            if at > 0 and len(in_flight) < GROUPS_IN_FLIGHT:
+                continue  # the next group waits in the batcher's queue while this one decodes
+            for future in in_flight.pop(0):
+                yield decoded(await future)
+        while in_flight:
+            for future in in_flight.pop(0):
+                yield decoded(await future)
+    finally:
+        for group in in_flight:
+            for future in group:
+                future.cancel()  # a client that left: its windows not taken yet are dropped
+    yield assemble(windows, results, audio, options)

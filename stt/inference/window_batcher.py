@@ -48,9 +48,20 @@ class WindowBatcher:
         """Results in order. Cancelling the caller drops its windows that no job has taken yet.
         ``upload_samples``: all the upload's speech when it hands its windows over a group at a time (the
         queue is chosen by the upload, not by the group)."""
+        futures = self.submit(requests, owner, stats, upload_samples)
+        try:
+            return list(await asyncio.gather(*futures))
+        finally:
+            for future in futures:
+                future.cancel()  # no-op when done; otherwise the window is dropped when a job would take it
+
+    def submit(self, requests: Sequence[WindowRequest], owner: object, stats: JobStats | None = None,
+               upload_samples: int | None = None, alone: bool = False) -> list[asyncio.Future[WindowResult]]:
+        """The windows join their queue; their results to come, in order (cancel one to drop its window).
+        ``alone``: to the short clips' queue whatever the upload's size (a streamed upload's first window)."""
         samples = upload_samples if upload_samples is not None else sum(len(r.audio) for r in requests)
-        queue = self._short if samples <= self._short.budget else self._long
-        return await queue.decode(requests, owner, stats if stats is not None else JobStats())
+        queue = self._short if alone or samples <= self._short.budget else self._long
+        return queue.submit(requests, owner, stats if stats is not None else JobStats())
 
 
 class _Queue(WindowQueue[_Waiting]):
@@ -62,16 +73,12 @@ class _Queue(WindowQueue[_Waiting]):
         self.budget = int(job_audio_s * SAMPLE_RATE)
         self._last_owner: object | None = None
 
-    async def decode(self, requests: Sequence[WindowRequest], owner: object,
-                     stats: JobStats) -> list[WindowResult]:
+    def submit(self, requests: Sequence[WindowRequest], owner: object,
+               stats: JobStats) -> list[asyncio.Future[WindowResult]]:
         loop = asyncio.get_running_loop()
         waiting = [_Waiting(r, loop.create_future(), owner, stats) for r in requests]
         self.add(waiting)
-        try:
-            return list(await asyncio.gather(*(w.future for w in waiting)))
-        finally:
-            for w in waiting:
-                w.future.cancel()  # no-op when done; otherwise the windows are dropped
+        return [w.future for w in waiting]
 
     def choose(self, pending: Sequence[_Waiting]) -> list[_Waiting]:
         """The next batch: one window per upload in turn, until the audio budget (at least one window)."""

@@ -38,6 +38,9 @@ HANGOVER_S = 0.25  # silence that closes speech (the utterance itself waits for 
 COVER_MARGIN_S = 0.15  # a pass must reach this far past the end of speech to stand as the final
 FINAL_PAD_S = 0.3  # audio after the end of speech given to a final pass
 MIN_ENDPOINTING_S = 0.25
+SENTENCE_ENDS = ".!?…。！？"
+PAST_AUDIO_S = 0.04  # two steps of Whisper's word alignment (20 ms frames)
+SAME_WORD_S = 0.1  # Whisper's word ends from two windows differ by about this much for the same word
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +93,18 @@ class _Utterance:
     previous: list[str] = dataclasses.field(default_factory=list)  # last hypothesis, normalised words
     hypothesis: list[Word] = dataclasses.field(default_factory=list)
     covered: int = 0  # absolute sample the latest hypothesis reached
+    # A continuation (cut by Finalize or by length in the middle of speech, no pause before it) starts its
+    # own speech here; its window may start earlier (see flush). None: the utterance began after a pause.
+    cut: int | None = None
+
+    @property
+    def continues(self) -> bool:
+        return self.cut is not None
+
+    @property
+    def begins(self) -> int:
+        """Where its own speech starts: the start its results report."""
+        return max(self.start, self.cut or 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +126,7 @@ class Pass:
     end: int
     final: _FinalDue | None = None
     urgent: bool = False  # an utterance's final waits on it: run it before other streams' interims
+    cut: int | None = None  # its utterance goes on from this cut in the middle of speech
 
 
 class StreamSession:
@@ -129,6 +145,7 @@ class StreamSession:
         self._inflight: list[Pass] = []  # one interim and one urgent pass at most
         self._last_pass_end = 0
         self._context = ""
+        self._said: list[Word] = []  # the words of the last final, absolute times (see _unsaid)
         self._last_word_end: float | None = None
         self._utterance_end_sent = True
         self._ids = itertools.count(1)
@@ -215,11 +232,11 @@ class StreamSession:
             return []
         cut = _seconds_to_sample(utt.committed[-1].end) if utt.committed else 0
         if cut - utt.start >= SAMPLE_RATE:  # at least a second of agreed words: they are the final
-            event = self._final_event(utt.start, cut, utt.committed, speech_final=False)
-            self._utt = _Utterance(next(self._ids), cut)
+            event = self._final_event(utt.begins, cut, utt.committed, speech_final=False)
+            self._utt = _Utterance(next(self._ids), cut, cut=cut)
             return [event]
         # Nothing agreed in a whole window (noise, or a hesitant model): decode it all once and move on.
-        self._utt = _Utterance(next(self._ids), self._total)
+        self._utt = _Utterance(next(self._ids), self._total, cut=self._total)
         return self._finish(_FinalDue(utt, self._total, self._total, speech_final=False))
 
     def _check_utterance_end(self) -> list[Event]:
@@ -258,7 +275,7 @@ class StreamSession:
             due = self._finals[0]
             return self._start_pass(due.utterance, due.end, due, urgent=True)
         utt = self._utt
-        if utt is None or self._speech_end - utt.start < self.config.min_speech_s * SAMPLE_RATE:
+        if utt is None or self._speech_end - utt.begins < self.config.min_speech_s * SAMPLE_RATE:
             return None
         # Right after speech stops, a pass that covers its end lets the endpoint finalize without waiting.
         cover = self._speech_end + int(COVER_MARGIN_S * SAMPLE_RATE)
@@ -271,7 +288,9 @@ class StreamSession:
         return None
 
     def flush(self, from_finalize: bool = True) -> list[Event]:
-        """Finalize / CloseStream: everything heard so far must come out as a final (nothing lost)."""
+        """Everything heard so far comes out as a final (nothing lost), and the stream goes on as before:
+        speech still open continues in a new utterance that later audio extends (Deepgram's Finalize,
+        OpenAI's commit). ``from_finalize=False`` is the flush at the end of the stream (CloseStream)."""
         events = self._score_speech(pad=True)
         utt = self._utt
         if utt is not None:
@@ -280,33 +299,51 @@ class StreamSession:
             # is waiting (Deepgram's SDK stops listening 0.5 s after CloseStream), so nothing is re-decoded.
             need = self._total if self._in_speech else min(
                 self._total, self._speech_end + int(COVER_MARGIN_S * SAMPLE_RATE))
-            due = _FinalDue(utt, self._total, need, speech_final=True, from_finalize=from_finalize)
+            # speech_final means the speaker paused; a Finalize in the middle of speech is no pause.
+            paused = not (from_finalize and self._in_speech)
+            due = _FinalDue(utt, self._total, need, speech_final=paused, from_finalize=from_finalize)
             events += self._finish(due)
+        if self._in_speech:
+            # The speaker goes on: the words after the cut belong to a new utterance, opened now (the speech
+            # detector does not report an onset in the middle of speech). Its window starts a pre-roll before
+            # the cut so a word cut in two is heard whole; words the final already holds are not said twice
+            # (see _unsaid).
+            begin = max(self._buf_start, self._total - int(self.config.preroll_s * SAMPLE_RATE))
+            self._utt = _Utterance(next(self._ids), begin, cut=self._total)
         return events
 
     def _start_pass(self, utt: _Utterance, end: int, due: _FinalDue | None, urgent: bool = False) -> Pass:
         end = max(end, utt.start)
         audio = self._audio[utt.start - self._buf_start:end - self._buf_start]
-        prompt = self._context[-self.config.context_chars:].strip() or None
-        request = WindowRequest(audio, self.config.language, prompt, self.config.beam_size)
-        step = Pass(request, utt.id, utt.start, end, due, urgent)
+        request = WindowRequest(audio, self.config.language, self._prompt(utt), self.config.beam_size)
+        step = Pass(request, utt.id, utt.start, end, due, urgent, utt.cut)
         self._inflight.append(step)
         self._last_pass_end = max(self._last_pass_end, end)
         self.passes += 1
         return step
 
+    def _prompt(self, utt: _Utterance) -> str | None:
+        """The earlier finals' text, the context Whisper spells names and style by. After a pause it is
+        closed as a sentence: a prompt that stops mid-sentence makes Whisper read the new audio as its
+        continuation and drop words it hears again ("... carrots and" + "And so my fellow" gave "so my
+        fellow"). A continuation (cut by Finalize or length in the middle of speech) gets it as it is."""
+        prompt = self._context[-self.config.context_chars:].strip()
+        if prompt and not utt.continues and prompt[-1] not in SENTENCE_ENDS:
+            prompt += "."
+        return prompt or None
+
     def apply(self, done: Pass, result: WindowResult | None) -> list[Event]:
         """The result of ``done`` (None when the pass failed: an interim is skipped, a final sent as heard)."""
         self._inflight = [p for p in self._inflight if p is not done]
         offset = done.start / SAMPLE_RATE
-        words = [] if result is None else [
+        words = [] if result is None else self._unsaid(_heard([
             Word(w.start + offset, min(w.end + offset, done.end / SAMPLE_RATE), w.word, w.probability)
-            for w in result.words]
+            for w in result.words], done.end / SAMPLE_RATE), done.cut)
         if done.final is not None:
             if not any(f is done.final for f in self._finals):
                 return []  # a pass that ran beside it already made that final
             self._finals = [f for f in self._finals if f is not done.final]
-            return [self._final_event(done.start, done.end, words or done.final.utterance.hypothesis,
+            return [self._final_event(done.final.utterance.begins, done.end, words or done.final.utterance.hypothesis,
                                       done.final.speech_final, done.final.from_finalize)]
         due = next((f for f in self._finals if f.utterance.id == done.utterance_id), None)
         utt = due.utterance if due else self._utt
@@ -316,8 +353,8 @@ class StreamSession:
         if due is not None and done.end >= due.need:
             # This pass already heard the whole utterance: it is the final, no further decoding.
             self._finals.remove(due)
-            return [self._final_event(utt.start, done.end, words, due.speech_final, due.from_finalize)]
-        return [Transcribed(round(utt.start / SAMPLE_RATE, 3), round(done.end / SAMPLE_RATE, 3),
+            return [self._final_event(utt.begins, done.end, words, due.speech_final, due.from_finalize)]
+        return [Transcribed(round(utt.begins / SAMPLE_RATE, 3), round(done.end / SAMPLE_RATE, 3),
                             _text(shown), tuple(shown), is_final=False)] if shown else []
 
     def _agree(self, utt: _Utterance, words: list[Word], end: int) -> list[Word]:
@@ -330,10 +367,27 @@ class StreamSession:
         utt.previous, utt.hypothesis, utt.covered = current, words, end
         return utt.committed + words[_tail_start(utt.committed, words):]
 
+    def _unsaid(self, words: list[Word], cut: int | None) -> list[Word]:
+        """``words`` without the leading ones the last final already holds. A window that starts before the
+        end of the previous final (a new utterance's pre-roll, the overlap after a cut in the middle of
+        speech) hears the end of its words again. Compared by where Whisper places them, not by text alone,
+        so an utterance that starts with the words the last one ended with ("... carrots and" / "And so ...")
+        keeps them. The end of a word is what counts: Whisper stretches a window's first word back to the
+        window's start, so its start says little; after a cut, the words kept start no earlier than it."""
+        start = 0
+        while start < len(words) and any(_already_said(words[start], w, cut is not None) for w in self._said):
+            start += 1
+        if cut is None:
+            return words[start:]
+        at = cut / SAMPLE_RATE
+        return [Word(max(w.start, at), max(w.end, at), w.word, w.probability) for w in words[start:]]
+
     def _finish(self, due: _FinalDue) -> list[Event]:
         utt = due.utterance
+        if utt.cut is not None and self._speech_end - utt.cut < START_FRAMES * FRAME:
+            return []  # speech stopped right at the cut: its pre-roll holds only words already final
         if utt.hypothesis and utt.covered >= due.need:
-            return [self._final_event(utt.start, utt.covered, utt.hypothesis, due.speech_final,
+            return [self._final_event(utt.begins, utt.covered, utt.hypothesis, due.speech_final,
                                       due.from_finalize)]
         if utt.hypothesis or self._speech_end > utt.start or due.from_finalize:
             self._finals.append(due)
@@ -345,8 +399,29 @@ class StreamSession:
         if text:
             self._context = (self._context + " " + text)[-4 * self.config.context_chars:]
             self._last_word_end = words[-1].end
+            self._said = list(words)
         return Transcribed(round(start / SAMPLE_RATE, 3), round(end / SAMPLE_RATE, 3), text, tuple(words),
                            is_final=True, speech_final=speech_final, from_finalize=from_finalize)
+
+
+def _heard(words: list[Word], end: float) -> list[Word]:
+    """``words`` without the trailing ones Whisper's aligner places at the very end of the window, after all
+    the audio: text the decoder went on writing into the silence padded after the window, typically its
+    last words once more ("Mr. Burke. Mr. Burke." where the audio holds "Mr. Burke"). A word really spoken
+    there could not be recognised from so little of it; the next pass hears it whole."""
+    keep = len(words)
+    while keep and words[keep - 1].start >= end - PAST_AUDIO_S:
+        keep -= 1
+    return words[:keep]
+
+
+def _already_said(word: Word, said: Word, continues: bool) -> bool:
+    """``word`` of a new window is ``said`` (a word of the last final) heard again: it ends within it. After a
+    cut in the middle of speech (``continues``) a word the cut split in two may also be the same word said
+    whole: the same text over overlapping audio (after a pause no word can straddle the boundary)."""
+    if word.start < said.end and said.start - SAME_WORD_S <= word.end <= said.end + SAME_WORD_S:
+        return True  # (a short word said just after the last final's end starts after it: it is new)
+    return continues and _normal(word.word) == _normal(said.word) and word.start < said.end < word.end
 
 
 def _text(words: list[Word] | tuple[Word, ...]) -> str:
@@ -355,15 +430,23 @@ def _text(words: list[Word] | tuple[Word, ...]) -> str:
 
 
 def _tail_start(committed: list[Word], words: list[Word]) -> int:
-    """Index of the first word of ``words`` after the committed text, compared letters only, so that a
-    hypothesis that hyphenates or splits the committed words differently does not repeat them."""
+    """Index of the first word of ``words`` after the committed text. Compared letters only, so that a
+    hypothesis that hyphenates or splits the committed words differently does not repeat them; when the new
+    hypothesis words them otherwise ("Collier gives him" against "Coddier gives a"), the tail is what Whisper
+    places after the last committed word (counting words by position repeated or dropped words there)."""
     target = _letters(committed)
     seen = ""
     for i, word in enumerate(words):
         if len(seen) >= len(target):
-            return i if seen == target else min(len(committed), len(words))
+            return i if seen == target else _after(committed, words)
         seen += _letters([word])
-    return len(words) if seen == target else min(len(committed), len(words))
+    return len(words) if seen == target else _after(committed, words)
+
+
+def _after(committed: list[Word], words: list[Word]) -> int:
+    """Index of the first word of ``words`` said after the committed words: its middle lies past their end."""
+    end = committed[-1].end if committed else 0.0
+    return next((i for i, w in enumerate(words) if (w.start + w.end) / 2 > end), len(words))
 
 
 def _letters(words: list[Word]) -> str:

@@ -14,11 +14,11 @@ from openai.types.audio import TranscriptionDiarized
 from stt.http import formats
 from stt.http.faces.deepgram.render import deepgram_json
 from stt.http.faces.native.render import native_verbose_json
-from stt.http.faces.openai.render import openai_diarized_json, verbose_json
+from stt.http.faces.openai.render import openai_diarized_json, speaker_letter, verbose_json
 from stt.diarization.assign import split_by_speaker, with_speakers
 from stt.diarization.clustering import cluster
 from stt.diarization.encoder import load_encoder, weights_path
-from stt.diarization.pipeline import DiarizeOptions, Turn, speech_spans, word_turns
+from stt.diarization.pipeline import MAX_UNIT_S, DiarizeOptions, Turn, speech_spans, word_turns
 from stt.engines.base import Segment, Transcript, Word
 from stt.models import ModelError
 from stt.http.faces.deepgram.routes import refuse_url_body
@@ -38,11 +38,24 @@ def voices(n_speakers: int, per_speaker: int, noise: float = 0.05, seed: int = 0
 
 
 def test_cluster_finds_the_speakers_and_numbers_them_in_order() -> None:
-    x, truth = voices(4, 12, noise=0.3)
+    x, truth = voices(4, 12, noise=0.2)
     labels = cluster(x)
     assert len(set(labels)) == 4 and labels[0] == 0
     # one label per true speaker, whatever the numbering
     assert all(len(set(labels[truth == k])) == 1 for k in range(4))
+
+
+def test_one_voice_stays_one_and_two_close_voices_are_two() -> None:
+    """The 2-means check: one voice's stretches vary around one centre; two close voices (below the
+    agglomerative threshold) are still split when their halves are SPLIT_DISTANCE apart on average."""
+    one, _ = voices(1, 30, noise=0.3)
+    assert len(set(cluster(one))) == 1
+    rng = np.random.default_rng(1)
+    a, b = np.abs(rng.normal(size=(2, 64)))
+    close = np.vstack([a + 0.2 * np.abs(rng.normal(size=(10, 64))), b + 0.2 * np.abs(rng.normal(size=(10, 64)))])
+    close /= np.linalg.norm(close, axis=1, keepdims=True)
+    labels = cluster(close)
+    assert len(set(labels)) == 2 and len(set(labels[:10])) == 1 and len(set(labels[10:])) == 1
 
 
 def test_cluster_honours_speaker_bounds() -> None:
@@ -58,10 +71,11 @@ def test_speech_spans_join_short_gaps_and_cut_long_stretches() -> None:
     probs[10:100] = 0.9  # 2.88 s
     probs[102:110] = 0.9  # gap of 64 ms: joined
     probs[150:460] = 0.9  # 9.9 s: cut in three
-    spans = speech_spans(probs, frame)
+    spans = speech_spans(probs, frame, max_unit_s=4.0)
     assert spans[0] == pytest.approx((0.32, 3.52))
     assert len(spans) == 4 and all(b - a <= 4.0 for a, b in spans)
     assert spans[1][0] == pytest.approx(4.8) and spans[-1][1] == pytest.approx(14.72)
+    assert all(b - a <= MAX_UNIT_S + 1e-9 for a, b in speech_spans(probs, frame))  # the default: shorter
 
 
 def test_words_take_the_turn_they_overlap_most_or_the_nearest() -> None:
@@ -209,3 +223,12 @@ def test_audio_shorter_than_a_frame_has_no_speakers() -> None:
     t = Transcript("a", (Segment(0, 0.0, 0.01, " a", words=(Word(0.0, 0.01, " a", 0.9),)),), "en", 0.9, 0.01)
     out = shared_diarizer().label(t, np.zeros(100, dtype=np.float32), DiarizeOptions())
     assert out.segments[0].words[0].speaker is None
+
+
+def test_speaker_letters_never_run_out() -> None:
+    """Issue 19 P13: 702 speakers and more (ZZ is the 702nd) used to raise IndexError."""
+    letter = speaker_letter
+    assert [letter(n) for n in (None, 0, 1, 25, 26, 27, 51, 52, 701, 702, 703, 18277, 18278)] == [
+        "A", "A", "B", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA", "AAB", "ZZZ", "AAAA"]
+    labels = [letter(n) for n in range(20000)]
+    assert len(set(labels)) == len(labels)  # one label per speaker

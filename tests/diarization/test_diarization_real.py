@@ -151,3 +151,69 @@ async def test_live_diarization_keeps_speaker_numbers(make_client: Any, fw_base:
     assert accuracy >= LIVE_MIN_ACCURACY
     first_1089 = [by_turn[i].most_common(1)[0][0] for i, t in enumerate(clean.turns) if t[2] == "1089"]
     assert len(set(first_1089)) == 1, by_turn  # 1089 keeps its number over its three turns
+
+
+def _bench():  # type: ignore[no-untyped-def]
+    """bench/accuracy_diarization.py: the cases and the scoring the benchmark prints (one definition)."""
+    import importlib.util
+
+    from tests.helpers import ROOT
+
+    import sys
+
+    if "accuracy_diarization" in sys.modules:
+        return sys.modules["accuracy_diarization"]
+    spec = importlib.util.spec_from_file_location("accuracy_diarization", ROOT / "bench" / "accuracy_diarization.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["accuracy_diarization"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_pyannote_meeting_sample_two_speakers(base_url: str) -> None:
+    """pyannote's 30 s meeting sample (two people, one microphone; RTTM reference): 2 speakers, and >= 85 % of
+    the words said by one speaker carry that speaker's label (best one-to-one mapping)."""
+    bench = _bench()
+    case = next(c for c in bench.shared_cases() if c.name == "pyannote_sample.wav")
+    words, found = bench.native(base_url, TOKEN, case)
+    score = bench.score(case, words, found)
+    print(f"\npyannote sample: {score.found} speakers, {score.correct}/{score.scored} words "
+          f"({score.correct / score.scored:.1%}; one-label floor {score.floor / score.scored:.1%})")
+    assert score.found == 2
+    assert score.correct / score.scored >= 0.85
+
+
+def test_openai_diarized_json_two_speakers_joined(base_url: str) -> None:
+    """Two LibriSpeech speakers' utterances joined with 1 s gaps, the first 35 s (a 3 s turn among them), as
+    OpenAI's SDK sends it: two speakers (A and B), each on its own utterances."""
+    bench = _bench()
+    case = bench.two_speaker_join()
+    client = OpenAI(api_key=TOKEN, base_url=f"{base_url}/v1", max_retries=0, timeout=300)
+    result = client.audio.transcriptions.create(model="gpt-4o-transcribe-diarize", file=("two.wav", case.audio),
+                                                response_format="diarized_json", chunking_strategy="auto")
+    assert {s.speaker for s in result.segments} == {"A", "B"}
+    words = [(s.start, s.end, s.speaker) for s in result.segments for _ in s.text.split()]
+    score = bench.score(case, words, {s.speaker for s in result.segments})
+    assert score.correct / score.scored >= 0.9
+
+
+def test_a_short_turn_gets_its_own_speaker() -> None:
+    """A 2.2 s turn of LibriSpeech 1089 between two long turns of 1272 (0.3 s pauses): stretches of at most
+    2 s let the short turn be heard as another voice (with 4 s stretches it was absorbed by its neighbours)."""
+    from tests.helpers import joined_with_gaps
+
+    clips = manifest()
+    files = ["en/librispeech/1272-141231-0002.mp3", "en/librispeech/1089-134686-0014.flac",
+             "en/librispeech/1272-128104-0004-8k.wav"]
+    audio, spans = joined_with_gaps([clips[f] for f in files], 0.3)
+    diarizer = shared_diarizer()
+    turns = diarize(diarizer.encoder, audio, diarizer.speech(audio), FRAME / 16000)
+
+    def speaker_in(span: tuple[float, float]) -> Counter[int]:
+        return Counter(t.speaker for t in turns if t.start < span[1] and t.end > span[0])
+
+    long_voice = (speaker_in(spans[0]) + speaker_in(spans[2])).most_common(1)[0][0]
+    short = speaker_in(spans[1])
+    print(f"\nshort turn {spans[1]}: {dict(short)}; long turns' speaker {long_voice}")
+    assert short.most_common(1)[0][0] != long_voice
+    assert len({t.speaker for t in turns}) == 2

@@ -131,3 +131,50 @@ def test_deepgram_sdk_detects_language(base_url: str) -> None:
     channel = response.results.channels[0]
     assert channel.detected_language == "es"
     assert wer(clip.transcript, channel.alternatives[0].transcript, lang="es") <= 0.3
+
+
+def first_clips_wav(seconds: float) -> tuple[bytes, str]:
+    """The chapter's first utterances joined with 1 s pauses, at least ``seconds`` long (several speech
+    windows), as WAV, and their reference text."""
+    import io
+
+    import soundfile as sf
+
+    from tests.helpers import joined_with_gaps, librispeech_clips
+
+    clips = sorted(librispeech_clips(), key=lambda c: c.file)
+    chosen = []
+    for clip in clips:
+        chosen.append(clip)
+        if sum(c.seconds for c in chosen) >= seconds:
+            break
+    audio, _ = joined_with_gaps(chosen, 1.0)
+    buf = io.BytesIO()
+    sf.write(buf, audio, 16000, format="WAV", subtype="PCM_16")
+    return buf.getvalue(), " ".join(c.transcript for c in chosen)
+
+
+def test_openai_sdk_stream_yields_deltas_then_done(tiny_url: str) -> None:
+    """stream=True with the SDK's own iterator: a delta per speech window (several here), in order, that add up
+    to the done event's text, which is what stream=False answers."""
+    data, reference = first_clips_wav(70.0)
+    client = openai_client(tiny_url)
+    events = list(client.audio.transcriptions.create(model="whisper-1", file=("a.wav", data), stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[-1] == "transcript.text.done" and set(kinds[:-1]) == {"transcript.text.delta"}
+    assert len(kinds) >= 4, kinds  # 70 s of speech: at least three windows
+    done = events[-1]
+    assert "".join(e.delta for e in events[:-1]) == done.text
+    assert wer(reference, done.text) <= MAX_WER, done.text
+    plain = client.audio.transcriptions.create(model="whisper-1", file=("a.wav", data), stream=False)
+    assert plain.text == done.text
+
+
+def test_openai_sdk_chunking_strategy_both_forms(tiny_url: str) -> None:
+    data, reference = first_clips_wav(10.0)
+    client = openai_client(tiny_url)
+    for strategy in ("auto", {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300,
+                              "threshold": 0.5}):
+        result = client.audio.transcriptions.create(model="whisper-1", file=("a.wav", data),
+                                                    chunking_strategy=strategy)  # type: ignore[arg-type]
+        assert wer(reference, result.text) <= MAX_WER, (strategy, result.text)

@@ -32,9 +32,10 @@ EXAMPLES = int(os.environ.get("STT_SCHEMATHESIS_EXAMPLES", "12"))
 
 
 @pytest.fixture(scope="module")
-def fake_url() -> Iterator[str]:
+def fake_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # A roomy auth throttle: schemathesis sends some requests with broken Authorization headers on purpose.
-    app = create_app(make_settings(limits={"auth_max_failures": 100000}), engine=FakeEngine())
+    app = create_app(make_settings(limits={"auth_max_failures": 100000},
+                                   jobs={"dir": str(tmp_path_factory.mktemp("jobs"))}), engine=FakeEngine())
     with serve_in_thread(app) as url:
         yield url
 

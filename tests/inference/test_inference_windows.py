@@ -271,3 +271,20 @@ def test_a_piece_with_several_sentences_makes_one_segment_per_sentence() -> None
                           np.zeros(10 * S, np.float32), TranscribeOptions())
     assert [(s.start, s.end, s.text) for s in transcript.segments] == [
         (0.1, 1.0, " Yes."), (1.2, 2.9, " Go on?"), (3.0, 3.5, " Well")]
+
+
+async def test_asynchronous_jobs_wait_behind_everything_and_never_take_a_reserved_slot() -> None:
+    scheduler = Scheduler(1, 16, 30, reserved=1)
+    gate = threading.Event()
+    order: list[str] = []
+    first = asyncio.create_task(scheduler.run(lambda: gate.wait(5), None, Priority.JOBS))
+    await _until(lambda: scheduler.running == 1)
+    job = asyncio.create_task(scheduler.run(lambda: order.append("job"), None, Priority.JOBS, bounded=False))
+    await _until(lambda: scheduler.waiting == 1)
+    assert await scheduler.run(lambda: "final", None, Priority.FINAL) == "final"  # the reserved slot is free
+    batch = asyncio.create_task(scheduler.run(lambda: order.append("batch"), None, Priority.BATCH))
+    await _until(lambda: scheduler.waiting == 2)
+    gate.set()
+    await asyncio.gather(first, job, batch)
+    assert order == ["batch", "job"]  # a long upload's window goes before a job's that waited longer
+    scheduler.close()

@@ -51,3 +51,44 @@ async def test_deepgram_sdk_live_client(aiohttp_server: Any, fw_tiny: Any) -> No
     assert wer(manifest()[CLIP].transcript, text) <= 0.2
     assert finals[0].channel.alternatives[0].words[0].punctuated_word
     assert received[-1].duration == pytest.approx(manifest()[CLIP].seconds, abs=0.01)
+
+
+@pytest.mark.model
+async def test_deepgram_sdk_finalize_mid_speech_then_the_rest(aiohttp_server: Any, fw_base: Any) -> None:
+    """Issue 17's sequence through the SDK: 4 s, Finalize, the remaining 6.4 s, Finalize, 3 s of silence,
+    CloseStream (sent faster than real time: a Finalize covers exactly the audio sent before it)."""
+    from deepgram import AsyncDeepgramClient
+    from deepgram.environment import DeepgramClientEnvironment
+
+    from stt.http.app import create_app
+    from tests.conftest import make_settings
+    from tests.live_helpers import words_lost
+
+    server = await aiohttp_server(create_app(make_settings(), engine=fw_base))
+    base = f"127.0.0.1:{server.port}"
+    environment = DeepgramClientEnvironment(base=f"http://{base}", production=f"ws://{base}",
+                                            agent=f"ws://{base}", agent_rest=f"http://{base}")
+    client = AsyncDeepgramClient(api_key=TOKEN, environment=environment)
+    clip = "en/librispeech/1089-134686-0000.flac"
+    data = load_pcm16(clip)
+    received: list[Any] = []
+    async with client.listen.v1.connect(model="nova-3", encoding="linear16", sample_rate=16000,
+                                        interim_results=True, punctuate=True) as socket:
+        async def listen() -> None:
+            async for message in socket:
+                received.append(message)
+
+        reader = asyncio.create_task(listen())
+        for part in (data[:128000], data[128000:], bytes(96000)):
+            for i in range(0, len(part), 6400):
+                await socket.send_media(part[i:i + 6400])
+            if len(part) != 96000:
+                await socket.send_finalize()
+        await socket.send_close_stream()
+        await asyncio.wait_for(reader, 60)
+
+    finals = [m for m in received if type(m).__name__ == "ListenV1Results" and m.is_final]
+    assert finals[0].from_finalize and len(finals) >= 2
+    text = " ".join(m.channel.alternatives[0].transcript for m in finals)
+    assert words_lost(manifest()[clip].transcript, text) == 0, text
+    assert type(received[-1]).__name__ == "ListenV1Metadata"

@@ -91,18 +91,51 @@ def test_long_utterance_is_cut_at_committed_words_and_window_stays_bounded() -> 
     assert longest <= 4.5 * SAMPLE_RATE
 
 
-def test_flush_finalizes_speech_that_is_still_open() -> None:
+def drain(session: StreamSession, events: list) -> list:
+    while (step := session.next_pass()) is not None:
+        events += session.apply(step, scripted(step.request.audio))
+    return events
+
+
+def finals_of(events: list) -> list[Transcribed]:
+    return [e for e in events if isinstance(e, Transcribed) and e.is_final]
+
+
+def test_flush_in_the_middle_of_speech_finalizes_it_and_the_stream_goes_on() -> None:
+    """Deepgram's Finalize: what was heard comes out as a final, and the speech after it is still transcribed
+    (before, the utterance was closed while the detector still heard speech, and nothing more came out)."""
     session = StreamSession(StreamConfig(), DETECTOR)
     speech = clip("1089-134686-0001.flac")
-    events, _ = run(session, speech[:int(2.0 * SAMPLE_RATE)])  # mid-sentence, no endpoint yet
-    assert not [e for e in events if isinstance(e, Transcribed) and e.is_final]
-    flushed = session.flush()
-    while (step := session.next_pass()) is not None:
-        flushed += session.apply(step, scripted(step.request.audio))
-    finals = [e for e in flushed if isinstance(e, Transcribed) and e.is_final]
-    assert len(finals) == 1 and finals[0].from_finalize and finals[0].text
-    assert finals[0].end == 2.0  # the window reached the very last sample
-    assert not session.busy
+    cut = int(2.0 * SAMPLE_RATE)
+    events, _ = run(session, speech[:cut])  # mid-sentence, no endpoint yet
+    assert not finals_of(events)
+    flushed = finals_of(drain(session, session.flush()))
+    assert len(flushed) == 1 and flushed[0].from_finalize and flushed[0].text
+    assert flushed[0].end == 2.0  # the window reached the very last sample
+    assert not flushed[0].speech_final  # the speaker did not pause
+    assert session.next_pass() is None  # nothing waits: the rest of the speech needs new audio
+    rest, _ = run(session, np.concatenate([speech[cut:], np.zeros(SAMPLE_RATE, dtype=np.float32)]))
+    later = finals_of(rest)
+    assert len(later) == 1 and later[0].speech_final and not later[0].from_finalize and later[0].text
+    assert later[0].start == 2.0 and all(w.start >= 2.0 for w in later[0].words)
+    again = finals_of(drain(session, session.flush()))
+    assert again == [] and not session.busy  # a second Finalize after the endpoint has nothing left
+
+
+def test_flush_at_the_end_of_speech_leaves_nothing_to_decode_in_the_silence_after_it() -> None:
+    """A Finalize right as the speaker stops: the detector still counts the last frames as speech, but no
+    speech follows the cut, so the overlap kept for a continuation is never decoded (it would only repeat
+    the final's last word or invent one in the silence)."""
+    session = StreamSession(StreamConfig(), DETECTOR)
+    speech = clip("1089-134686-0030.flac")
+    end = int(np.nonzero(np.abs(speech) > 0.02)[0][-1])
+    run(session, speech[:end])
+    flushed = finals_of(drain(session, session.flush()))
+    assert len(flushed) == 1 and flushed[0].text
+    passes = session.passes
+    events, after = run(session, np.zeros(3 * SAMPLE_RATE, dtype=np.float32))
+    assert finals_of(drain(session, events + session.flush(from_finalize=False))) == []
+    assert session.passes == passes
 
 
 def test_close_after_speech_ended_needs_no_new_pass() -> None:

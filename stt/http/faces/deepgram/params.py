@@ -12,6 +12,7 @@ from stt.audio import MAX_SOURCE_RATE, MIN_SOURCE_RATE
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions
 from stt.errors import BadRequest, UnknownModel
+from stt.jobs.webhooks import URL_MAX
 from stt.http.params import PROMPT_MAX_CHARS, Param, bcp47_language, diarize_options, model_param, parse_params
 
 MULTICHANNEL_MAX = 8  # channels transcribed one by one: each costs a full transcription
@@ -34,6 +35,13 @@ def deepgram_model(value: str | None, configured: Collection[str]) -> str | None
                        "or a Deepgram model name (nova-3, nova-2, enhanced, base, whisper) for the default",
                        param="model")
 
+# Deepgram's asynchronous mode: the request runs as a job (the jobs face, stt/http/faces/jobs/deepgram.py).
+DEEPGRAM_CALLBACK_PARAMS: tuple[Param, ...] = (
+    Param("callback", "string", "Answer at once with `{\"request_id\"}` and deliver the response body to this "
+          "URL when done (signed; its host must be in `jobs.callback_allowed_hosts`).", max_length=URL_MAX),
+    Param("callback_method", "string", "`post` (default) or `put`.", default="post", enum=("post", "put")),
+)
+
 DEEPGRAM_PARAMS: tuple[Param, ...] = (
     Param("language", "string", "BCP-47 tag (`en`, `en-US`, `de`...); its primary subtag must be a Whisper "
           "language. Default `en`, as Deepgram's.", default="en", max_length=35),
@@ -43,6 +51,8 @@ DEEPGRAM_PARAMS: tuple[Param, ...] = (
     MODEL,
     Param("tag", "string", "Accepted for compatibility; ignored.", max_length=200, repeated=True, ignored=True),
     Param("mip_opt_out", "boolean", "Accepted for compatibility; nothing is ever kept.", ignored=True),
+    Param("numerals", "boolean", "Accepted for compatibility, as on the live WebSocket; numbers are written as "
+          "Whisper writes them (digits for most, words for some small ones).", ignored=True),
     Param("diarize", "boolean", "Label speakers: `speaker` and `speaker_confidence` on every word.",
           default=False),
     Param("utterances", "boolean", "Add `results.utterances`: the words cut at pauses and speaker changes.",

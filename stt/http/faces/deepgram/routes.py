@@ -19,9 +19,10 @@ from stt.http import service
 from stt.http.apidoc import AUDIO_ERRORS, JSON
 from stt.http.bodies import read_upload
 from stt.http.faces.deepgram.errors import DG_REQUEST_ID, deepgram_request_id
-from stt.http.faces.deepgram.params import DEEPGRAM_PARAMS, MULTICHANNEL_MAX, deepgram_model, deepgram_request
+from stt.http.faces.deepgram.params import (DEEPGRAM_CALLBACK_PARAMS, DEEPGRAM_PARAMS, MULTICHANNEL_MAX,
+                                            deepgram_model, deepgram_request)
 from stt.http.faces.deepgram.render import deepgram_json
-from stt.http.keys import MODELS, SETTINGS
+from stt.http.keys import DEEPGRAM_CALLBACK, MODELS, SETTINGS
 from stt.http.params import check_model_support, request_pairs
 
 PREFIX = "/v1/listen"
@@ -32,12 +33,18 @@ routes = web.RouteTableDef()
 @routes.post(PREFIX)
 @doc.describe(doc.op(
     "deepgram", "Transcribe pre-recorded audio (Deepgram-compatible)",
-    "As Deepgram's `POST /v1/listen` with the audio as the raw body. Booleans are case-insensitive.",
-    operationId="listen", parameters=doc.query(DEEPGRAM_PARAMS), requestBody=doc.audio_body(None),
-    responses={"200": {"description": "Deepgram's pre-recorded response",
-                       "content": {JSON: {"schema": doc.ref("DeepgramResponse")}}},
+    "As Deepgram's `POST /v1/listen` with the audio as the raw body. Booleans are case-insensitive. With "
+    "`callback`: answers `{\"request_id\"}` at once and delivers the response body to the URL when done.",
+    operationId="listen", parameters=doc.query((*DEEPGRAM_PARAMS, *DEEPGRAM_CALLBACK_PARAMS)),
+    requestBody=doc.audio_body(None),
+    responses={"200": {"description": "Deepgram's pre-recorded response (with `callback`: the request id)",
+                       "content": {JSON: {"schema": {"anyOf": [doc.ref("DeepgramResponse"), doc.obj(
+                           ("request_id",), request_id={"type": "string", "format": "uuid"})]}}}},
                **doc.errors("DeepgramError", AUDIO_ERRORS)}))
 async def listen(request: web.Request) -> web.Response:
+    if "callback" in request.query or "callback_method" in request.query:
+        # Deepgram's asynchronous mode: answered at once, delivered later, as a job.
+        return await request.app[DEEPGRAM_CALLBACK](request)
     upload = await read_upload(request)
     refuse_url_body(request.content_type, upload.audio)
     parsed = deepgram_request(request_pairs(request.query, upload.items), request.app[SETTINGS].asr.beam_size)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from stt.http.faces.face import ErrorInfo
@@ -15,8 +17,11 @@ def _error_type(status: int) -> str:
     return "server_error" if status >= 500 else "invalid_request_error"
 
 
-def openai_error(request: web.Request, info: ErrorInfo) -> web.Response:
+def openai_error_body(info: ErrorInfo) -> dict[str, Any]:
     code = "invalid_api_key" if info.status in (401, 403) else info.code
-    body = {"error": {"message": info.message, "type": _error_type(info.status), "param": info.param,
+    return {"error": {"message": info.message, "type": _error_type(info.status), "param": info.param,
                       "code": code}}
-    return web.json_response(body, status=info.status, headers=info.headers)
+
+
+def openai_error(request: web.Request, info: ErrorInfo) -> web.Response:
+    return web.json_response(openai_error_body(info), status=info.status, headers=info.headers)

@@ -4,10 +4,12 @@ shared renderers of ``stt/http/formats.py``)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import string
+from collections.abc import Iterable
 from typing import Any
 
-from stt.engines.base import Transcript
+from stt.engines.base import Transcript, Word
 from stt.http.formats import (all_words, clamped_ms, language_name, rounded_s, segment_json, speaker_segments,
                               word_json)
 
@@ -27,10 +29,13 @@ def verbose_json(t: Transcript, task: str, *, segments: bool = True, words: bool
 
 
 def speaker_letter(speaker: int | None) -> str:
-    """OpenAI labels speakers A, B, ..., Z, then AA, AB, ..."""
-    n = speaker or 0
-    letters = string.ascii_uppercase
-    return letters[n] if n < 26 else letters[n // 26 - 1] + letters[n % 26]
+    """OpenAI labels speakers A, B, ..., Z, then AA, AB, ..., ZZ, AAA, ... (bijective base 26: any count)."""
+    n = max(speaker or 0, 0) + 1
+    label = ""
+    while n:
+        n, digit = divmod(n - 1, 26)
+        label = string.ascii_uppercase[digit] + label
+    return label
 
 
 def openai_diarized_json(t: Transcript) -> dict[str, Any]:
@@ -41,3 +46,12 @@ def openai_diarized_json(t: Transcript) -> dict[str, Any]:
                 for i, s in enumerate(speaker_segments(t)) if s.text.strip()]
     return {"task": "transcribe", "duration": rounded_s(t.duration), "text": t.text, "segments": segments,
             "usage": {"type": "duration", "seconds": rounded_s(t.duration)}}
+
+
+MIN_PROBABILITY = 1e-10  # log(0) is not JSON
+
+
+def word_logprobs(words: Iterable[Word]) -> list[dict[str, Any]]:
+    """OpenAI's ``logprobs`` ({token, logprob, bytes}) from Whisper's word probabilities: one entry per word."""
+    return [{"token": w.word, "logprob": round(math.log(max(w.probability, MIN_PROBABILITY)), 6),
+             "bytes": list(w.word.encode())} for w in words]

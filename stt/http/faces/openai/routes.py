@@ -18,48 +18,62 @@ from stt.http.apidoc import AUTH_ERRORS, JSON, STR
 from stt.http.bodies import read_upload
 from stt.http.faces.openai.params import (ALIAS, OPENAI_FIELDS, OPENAI_TRANSLATION_FIELDS, openai_model,
                                          openai_request)
-from stt.http.faces.openai.render import openai_diarized_json, verbose_json
+from stt.http.faces.openai.events import stream_response
+from stt.http.faces.openai.render import openai_diarized_json, verbose_json, word_logprobs
 from stt.http.keys import MODELS, SETTINGS, STARTED_AT
 from stt.http.params import Param, check_model_support, request_pairs
 
+SSE = "text/event-stream"
 OWNER = "stt-server"
 routes = web.RouteTableDef()
 
 
 def _audio_operation(summary: str, path: str, operation_id: str, fields: Iterable[Param],
                      answer: str) -> dict[str, Any]:
-    """OpenAI's two audio routes: the same multipart form and answers, different fields."""
+    """OpenAI's two audio routes: the same multipart form and answers, different fields (and only
+    transcriptions stream)."""
+    responses = doc.transcript_responses(["OpenAITranscription", "OpenAIVerboseTranscription"], "OpenAIError",
+                                         answer)
+    responses["404"] = {"description": "`model_not_found`: no such model (see `GET /v1/models`)",
+                        "content": {JSON: {"schema": doc.ref("OpenAIError")}}}
+    if any(p.name == "stream" for p in fields):
+        responses["200"]["content"][SSE] = {"schema": {**STR, "description": (
+            "With `stream=true`: Server-Sent Events, one `data:` line of JSON each: `transcript.text.delta` "
+            "{delta, logprobs?}, `transcript.text.segment` {id, start, end, text, speaker} (diarized_json), "
+            "`transcript.text.done` {text, usage, logprobs?}, or `error` {error} when it fails midway.")}}
     return doc.op("openai", f"{summary} (OpenAI-compatible)", f"As OpenAI's `POST /v1/audio/{path}`.",
                   operationId=operation_id,
                   requestBody={"required": True, "content": {"multipart/form-data": {
                       "schema": doc.form(fields, "The audio file")}}},
-                  responses={**doc.transcript_responses(["OpenAITranscription", "OpenAIVerboseTranscription"],
-                                                        "OpenAIError", answer),
-                             "404": {"description": "`model_not_found`: no such model (see `GET /v1/models`)",
-                                     "content": {JSON: {"schema": doc.ref("OpenAIError")}}}})
+                  responses=responses)
 
 
 @routes.post("/v1/audio/transcriptions")
 @doc.describe(_audio_operation("Transcribe", "transcriptions", "createTranscription", OPENAI_FIELDS,
                                "The transcription"))
-async def transcriptions(request: web.Request) -> web.Response:
+async def transcriptions(request: web.Request) -> web.StreamResponse:
     return await _audio(request, "transcribe")
 
 
 @routes.post("/v1/audio/translations")
 @doc.describe(_audio_operation("Translate to English", "translations", "createTranslation",
                                OPENAI_TRANSLATION_FIELDS, "The English translation"))
-async def translations(request: web.Request) -> web.Response:
+async def translations(request: web.Request) -> web.StreamResponse:
     return await _audio(request, "translate")
 
 
-async def _audio(request: web.Request, task: str) -> web.Response:
+async def _audio(request: web.Request, task: str) -> web.StreamResponse:
     upload = await read_upload(request)
     parsed = openai_request(request_pairs(request.query, upload.items), task, request.app[SETTINGS].asr.beam_size)
     async with service.model(request, openai_model(parsed.model, request.app[MODELS].sources)) as model:
         check_model_support(parsed.options, model.engine.multilingual, model.engine.model_name)
         audio = await service.decode(request, upload.audio)
-        transcript = await service.transcribe(request, audio, parsed.options, parsed.diarize)
+        if parsed.stream:
+            # The model stays leased until the last event is sent.
+            return await stream_response(
+                request, service.stream(request, audio, parsed.options, parsed.diarize, parsed.chunking),
+                diarized=parsed.diarize is not None, logprobs=parsed.logprobs)
+        transcript = await service.transcribe(request, audio, parsed.options, parsed.diarize, parsed.chunking)
     fmt = parsed.response_format
     if fmt == "diarized_json":
         return web.json_response(openai_diarized_json(transcript))
@@ -67,6 +81,8 @@ async def _audio(request: web.Request, task: str) -> web.Response:
         body: dict[str, Any] = {"text": transcript.text}
         if task == "transcribe":
             body["usage"] = {"type": "duration", "seconds": round(transcript.duration, 3)}
+        if parsed.logprobs:
+            body["logprobs"] = word_logprobs(w for s in transcript.segments for w in s.words)
         return web.json_response(body)
     if fmt == "verbose_json":
         return web.json_response(verbose_json(

@@ -1,0 +1,295 @@
+"""Runs jobs: claims queued ones, transcribes them through the scheduler at its lowest priority, records each
+finished chunk of windows so a restarted server resumes where the last one stopped, and ends them with their
+callback.
+
+Jobs are transcribed as uploads are (speech found, cut into windows of up to 30 s), at Priority.JOBS: behind
+live passes, short and long uploads, never on a reserved slot. ``jobs.concurrency`` jobs run at once and take
+turns chunk by chunk (the scheduler serves equal priorities in arrival order). A chunk (``asr.upload_batch_seconds``
+of windows, cut from the job's own window list) is one batch of its own, never mixed with other work: batched
+decoding is not bit-exact across batch compositions (measured: punctuation changed in 2 of 4 windows of the
+chapter, alone against batched together), so a job's transcript is the same whatever else the server does, and
+a job resumed from its recorded chunks ends with the transcript an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from stt.audio import SAMPLE_RATE, decode_audio, decode_channels
+from stt.engines.base import TranscribeOptions, Transcript, WindowResult
+from stt.errors import ApiError
+from stt.inference.engine_calls import guarded
+from stt.inference.scheduler import Priority
+from stt.inference.transcriber import Transcriber
+from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows, window_request
+from stt.jobs import results
+from stt.jobs.model import COMPLETED, FAILED, Job
+from stt.jobs.store import AsyncJobStore
+from stt.settings import JobsSettings
+from stt.diarization.types import DiarizeOptions
+
+# The body of a job's callback, in the shape of the face it came from (given by the server: the domain does
+# not render). ``transcripts`` is None when the job failed.
+CallbackBody = Callable[[Job, "list[Transcript] | None"], bytes]
+
+log = logging.getLogger("stt.jobs")
+T = TypeVar("T")
+POLL_S = 1.0  # how often the queue is looked at without a wake-up (another replica's job, a lost lease)
+PURGE_EVERY_S = 60.0
+CHUNKS_IN_FLIGHT = 2  # a job's chunks queued at once: one decoding, the next one waiting its turn
+CHANNEL_KEYS = 1_000_000  # recorded windows of channel n are keyed n * CHANNEL_KEYS + window index
+SPEECH_KEY = CHANNEL_KEYS - 1  # ... and its speech ranges at n * CHANNEL_KEYS + SPEECH_KEY (never a window index)
+
+
+class Lost(Exception):
+    """The job is no longer ours: cancelled, or taken over by another replica after our lease ran out."""
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class JobRunner:
+    def __init__(self, store: AsyncJobStore, transcriber: Transcriber, chunk_s: float, settings: JobsSettings,
+                 callback_body: CallbackBody, worker: str | None = None,
+                 on_end: Callable[[], None] = lambda: None) -> None:
+        """``chunk_s``: audio decoded in one batch (asr.upload_batch_seconds), recorded when done; ``on_end``:
+        called when a job ended (its callback may be due)."""
+        self._callback_body = callback_body
+        self._store = store
+        self._on_end = on_end
+        self._transcriber = transcriber
+        self._chunk = int(chunk_s * SAMPLE_RATE)
+        self._settings = settings
+        self.worker = worker or new_worker_id()
+        self._wake = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._decoding = asyncio.Semaphore(1)  # one job's audio decoded at a time: it is CPU and memory
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._claim_loop(), name="jobs-claim"),
+                       asyncio.create_task(self._purge_loop(), name="jobs-purge")]
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel_local(self, job_id: str) -> None:
+        """A job cancelled through this server stops at once (on other replicas: at its next lease renewal)."""
+        task = self._running.get(job_id)
+        if task is not None:
+            task.cancel()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def stop(self) -> None:
+        """Shutdown: stop claiming, drop the jobs' waiting windows, hand the jobs back to the queue."""
+        tasks = [*self._tasks, *self._running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._store.call("release", self.worker)
+
+    # --- claiming ----------------------------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        while True:
+            try:
+                while len(self._running) < self._settings.concurrency:
+                    job = await self._store.call("claim", self.worker, self._settings.lease_seconds)
+                    if job is None:
+                        break
+                    task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+                    self._running[job.id] = task
+                    task.add_done_callback(lambda _, job_id=job.id: self._done(job_id))
+            except Exception:  # the database went away for a moment: try again at the next poll
+                log.exception("jobs: claiming failed")
+            try:
+                async with asyncio.timeout(POLL_S):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    def _done(self, job_id: str) -> None:
+        self._running.pop(job_id, None)
+        self._wake.set()
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                removed = await self._store.call("purge", self._settings.retention_hours * 3600)
+                if removed:
+                    log.info("jobs: removed %d job(s) past their retention", removed)
+            except Exception:
+                log.exception("jobs: purge failed")
+            await asyncio.sleep(PURGE_EVERY_S)
+
+    # --- one job ----------------------------------------------------------------------------------------------
+    async def _run(self, job: Job) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(job.id, asyncio.current_task()))
+        try:
+            if job.attempts > self._settings.max_attempts:
+                raise _GiveUp(f"The server stopped {job.attempts - 1} times in a row while transcribing this "
+                              "job, each time before it got further: given up")
+            log.info("job %s: started (attempt %d)", job.id, job.attempts)
+            transcripts = await self._transcribe(job)
+            await self._finish(job, COMPLETED, transcripts=transcripts)
+            log.info("job %s: completed", job.id)
+        except asyncio.CancelledError:
+            raise  # cancelled by its owner (already recorded) or a shutdown (the job is released)
+        except Lost:
+            log.info("job %s: no longer ours (cancelled or taken over)", job.id)
+        except ApiError as exc:
+            await self._finish(job, FAILED, error=exc.message, code=exc.code)
+        except _GiveUp as exc:
+            await self._finish(job, FAILED, error=str(exc), code="interrupted")
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            await self._finish(job, FAILED, error=f"Transcription failed: {type(exc).__name__}",
+                               code="internal_error")
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, job_id: str, job_task: asyncio.Task[Any] | None) -> None:
+        """Renew the lease while the job waits or runs; cancel it when it is no longer ours."""
+        while True:
+            await asyncio.sleep(self._settings.lease_seconds / 3)
+            try:
+                ours = await self._store.call("renew", job_id, self.worker, self._settings.lease_seconds)
+            except Exception:
+                log.exception("jobs: lease renewal failed")
+                continue
+            if not ours and job_task is not None:
+                job_task.cancel()
+                return
+
+    async def _finish(self, job: Job, status: str, *, transcripts: list[Transcript] | None = None,
+                      error: str | None = None, code: str | None = None) -> None:
+        result = results.transcripts_to_json(transcripts) if transcripts is not None else None
+        ended = dataclasses.replace(job, status=status, finished_at=time.time(), error=error, error_code=code)
+        body = self._callback_body(ended, transcripts) if job.callback_url else None
+        if await self._store.call("finish", job.id, self.worker, status, result, error, code, body):
+            self._on_end()
+        else:
+            log.info("job %s: ended here but no longer ours (cancelled or taken over): not recorded", job.id)
+
+    async def _transcribe(self, job: Job) -> list[Transcript]:
+        work = job.work
+        channels = await self._decode(job, work.max_channels)
+        total = sum(len(c) for c in channels) / SAMPLE_RATE
+        await self._renew(job, done_s=0.0 if not job.done_s else None, total_s=total)
+        stored: dict[int, str] = await self._store.call("windows", job.id)
+        out = []
+        for number, audio in enumerate(channels):
+            offset = number * len(channels[0]) / SAMPLE_RATE
+            transcript = await self._channel(job, audio, work.options, stored, number, offset)
+            if work.diarize is not None:
+                transcript = await self._label(transcript, audio, work.diarize)
+            out.append(transcript)
+        return out
+
+    async def _decode(self, job: Job, max_channels: int) -> list[np.ndarray]:
+        data = await self._store.call("audio", job.id)
+        limit = self._settings.max_audio_seconds
+        async with self._decoding:
+            if max_channels:
+                return list(await asyncio.to_thread(decode_channels, data, limit, max_channels))
+            return [await asyncio.to_thread(decode_audio, data, limit)]
+
+    async def _channel(self, job: Job, audio: np.ndarray, options: TranscribeOptions,
+                       stored: dict[int, str], channel: int, offset_s: float) -> Transcript:
+        engine = self._transcriber.engine
+        if not options.vad_filter or options.temperature[:1] != (0.0,):
+            # The engine's own sequential decoding, one scheduler job: it cannot resume mid-way.
+            return await self._run_engine(lambda: engine.transcribe(audio, options))
+        base = channel * CHANNEL_KEYS  # record keys of channel n: its windows, then its speech
+        # The speech found is recorded with the windows: a resumed job cuts exactly the windows it recorded
+        # results for (and does not search again).
+        if base + SPEECH_KEY in stored:
+            speech = [tuple(r) for r in json.loads(stored[base + SPEECH_KEY])]
+        else:
+            speech = await self._run_engine(lambda: engine.find_speech(audio))
+            layout = json.dumps([[int(start), int(end)] for start, end in speech])
+            await self._renew(job, windows=[(base + SPEECH_KEY, layout)])
+        windows = cut_windows(speech, len(audio))
+        done: dict[int, WindowResult] = {i: results.window_from_json(stored[base + i]) for i in range(len(windows))
+                                         if base + i in stored}
+        if done:
+            log.info("job %s: resuming: %d of %d windows were done before", job.id, len(done), len(windows))
+        # Chunks cut from all the windows, then those not done: a resumed job decodes the same batches.
+        chunks = [todo for chunk in _chunks(windows, list(range(len(windows))), self._chunk)
+                  if (todo := [i for i in chunk if i not in done])]
+        pending: set[asyncio.Task[tuple[list[int], list[WindowResult]]]] = set()
+        try:
+            while chunks or pending:
+                while chunks and len(pending) < CHUNKS_IN_FLIGHT:
+                    pending.add(asyncio.create_task(self._decode_chunk(job, windows, chunks.pop(0), audio, options)))
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    indices, decoded = task.result()
+                    done.update(zip(indices, decoded))
+                    await self._renew(job, done_s=offset_s + _done_until(windows, done, len(audio)),
+                                      windows=[(base + i, results.window_to_json(r)) for i, r in zip(indices, decoded)])
+        finally:
+            for task in pending:
+                task.cancel()
+        return assemble(windows, [done[i] for i in range(len(windows))], audio, options)
+
+    async def _decode_chunk(self, job: Job, windows: list[SpeechWindow], indices: list[int], audio: np.ndarray,
+                            options: TranscribeOptions) -> tuple[list[int], list[WindowResult]]:
+        requests = [window_request(windows[i], audio, options) for i in indices]
+        engine = self._transcriber.engine
+        return indices, await self._run_engine(lambda: engine.decode_windows(requests))
+
+    async def _renew(self, job: Job, **progress: Any) -> None:
+        if not await self._store.call("renew", job.id, self.worker, self._settings.lease_seconds, **progress):
+            raise Lost(job.id)
+
+    async def _label(self, transcript: Transcript, audio: np.ndarray, diarize: DiarizeOptions) -> Transcript:
+        diarizer = self._transcriber.diarizer  # torch + scikit-learn loaded on first use, in the worker
+        return await self._run_engine(lambda: diarizer.get().label(transcript, audio, diarize))
+
+    async def _run_engine(self, job: Callable[[], T]) -> T:
+        return await self._transcriber.scheduler.run(guarded(job), priority=Priority.JOBS, bounded=False)
+
+
+class _GiveUp(Exception):
+    pass
+
+
+def _chunks(windows: list[SpeechWindow], todo: list[int], budget: int) -> list[list[int]]:
+    """Window indices in runs of at most ``budget`` samples (at least one window each)."""
+    out: list[list[int]] = []
+    size = 0
+    for i in todo:
+        if out and size + windows[i].samples <= budget:
+            out[-1].append(i)
+            size += windows[i].samples
+        else:
+            out.append([i])
+            size = windows[i].samples
+    return out
+
+
+def _done_until(windows: list[SpeechWindow], done: dict[int, Any], length: int) -> float:
+    """Seconds of the audio transcribed: up to the end of the last window of the finished run from the start."""
+    end = 0
+    for i, window in enumerate(windows):
+        if i not in done:
+            return end / SAMPLE_RATE
+        end = window.pieces[-1][1]
+    return length / SAMPLE_RATE
+
