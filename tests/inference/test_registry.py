@@ -277,3 +277,12 @@ def test_model_settings_are_validated(asr: dict[str, Any], message: str) -> None
 
 def test_ttl_may_be_null() -> None:
     assert make_settings(asr={"model_ttl_seconds": None}).asr.model_ttl_seconds is None
+
+
+async def test_openai_stream_runs_on_the_chosen_model_and_releases_it(served: Any) -> None:
+    resp = await served.post("/v1/audio/transcriptions", data=form(wav(), model="tiny.en", stream="true"),
+                             headers=BEARER)
+    assert resp.status == 200 and resp.content_type == "text/event-stream"
+    assert "transcript.text.done" in await resp.text()
+    assert served.loads.loaded == ["base", "tiny.en"]
+    await until(lambda: all(s.leases == 0 for s in served.app[MODELS].states()))
