@@ -27,7 +27,8 @@ OUTPUTS = ("json", "text", "srt", "vtt", "verbose_json")
 TEMPERATURE_STEP = 0.2  # Whisper's increment on fallback
 PROMPT_MAX_CHARS = 2000  # Whisper keeps at most 223 prompt tokens; anything far longer is a mistake
 MULTICHANNEL_MAX = 8  # channels transcribed one by one: each costs a full transcription
-MAX_SPEAKERS = 32  # bound on min_speakers/max_speakers: clustering cost grows with it, and beyond is a typo
+MAX_SPEAKERS = 32
+LANGUAGE_LIST_MAX_CHARS = 400  # all of Whisper's 100 codes, comma-separated, fit  # bound on min_speakers/max_speakers: clustering cost grows with it, and beyond is a typo
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,15 +129,24 @@ def temperature_schedule(start: float) -> tuple[float, ...]:
     return tuple(round(start + TEMPERATURE_STEP * i, 3) for i in range(steps + 1))
 
 
-def _language(value: str | None) -> str | None:
-    return None if value in (None, "auto") else value
+def language_choice(value: str, param: str = "language") -> tuple[str | None, tuple[str, ...]]:
+    """``auto`` -> detect; ``en`` -> English; ``en,de`` -> detect, answering English or German only.
+    Returns (the language, or None to detect; the languages detection may answer, () for any)."""
+    codes = tuple(dict.fromkeys(c.strip().lower() for c in value.split(",")))
+    if codes == ("auto",):
+        return None, ()
+    for code in codes:
+        if code not in LANGUAGE_CODES:
+            raise BadRequest(f"{param}: {code!r} is not a Whisper language code (expected `auto`, a code such "
+                             "as `en`, or a comma-separated list of codes)", param=param)
+    return (codes[0], ()) if len(codes) == 1 else (None, codes)
 
 
-def bcp47_language(tag: str) -> str:
+def bcp47_language(tag: str, param: str = "language") -> str:
     """Deepgram's BCP-47 tag ("en-US") -> the Whisper language code ("en"); 400 for one Whisper lacks."""
-    language = tag.split("-")[0].lower()
+    language = tag.strip().split("-")[0].lower()
     if language not in LANGUAGES:
-        raise BadRequest(f"language: {tag!r} is not a language Whisper knows", param="language")
+        raise BadRequest(f"{param}: {tag!r} is not a language Whisper knows", param=param)
     return language
 
 
@@ -166,8 +176,9 @@ def check_model_support(options: TranscribeOptions, multilingual: bool, model: s
 # --- native API: POST /stt, POST /detect-language --------------------------------------------------------
 
 STT_PARAMS: tuple[Param, ...] = (
-    Param("language", "string", "Spoken language as a Whisper code, or `auto` to detect it.",
-          default="auto", enum=("auto", *LANGUAGES)),
+    Param("language", "string", "Spoken language as a Whisper code (`en`), `auto` to detect it, or a "
+          "comma-separated list of the languages detection may answer (`en,de`).", default="auto",
+          max_length=LANGUAGE_LIST_MAX_CHARS),
     Param("task", "string", "`transcribe`, or `translate` the speech to English.", default="transcribe",
           enum=("transcribe", "translate")),
     Param("output", "string", "Response format: `json`, `text`, `srt`, `vtt` or `verbose_json` (segments and "
@@ -208,8 +219,9 @@ class SttRequest:
 def stt_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> SttRequest:
     v = parse_params(STT_PARAMS, pairs)
     diarize = diarize_options(v["diarize"], v["min_speakers"], v["max_speakers"])
+    language, languages = language_choice(v["language"])
     options = TranscribeOptions(
-        language=_language(v["language"]), task=v["task"], beam_size=v["beam_size"] or default_beam_size,
+        language=language, languages=languages, task=v["task"], beam_size=v["beam_size"] or default_beam_size,
         word_timestamps=v["word_timestamps"] or diarize is not None, vad_filter=v["vad_filter"],
         initial_prompt=v["initial_prompt"], temperature=temperature_schedule(v["temperature"]),
         hotwords=v["hotwords"])
@@ -272,7 +284,9 @@ def openai_request(pairs: Iterable[tuple[str, str]], task: str, default_beam_siz
 DEEPGRAM_PARAMS: tuple[Param, ...] = (
     Param("language", "string", "BCP-47 tag (`en`, `en-US`, `de`...); its primary subtag must be a Whisper "
           "language. Default `en`, as Deepgram's.", default="en", max_length=35),
-    Param("detect_language", "boolean", "Detect the spoken language (overrides `language`).", default=False),
+    Param("detect_language", "string", "`true`: detect the spoken language (overrides `language`). Repeated "
+          "with BCP-47 tags (`detect_language=en&detect_language=de`): detect it among those only.",
+          max_length=35, repeated=True),
     Param("punctuate", "boolean", "Punctuation and capitals in `transcript`.", default=False),
     Param("smart_format", "boolean", "Formatted transcript (implies `punctuate`).", default=False),
     Param("model", "string", "Accepted for compatibility; the loaded Whisper model serves every request.",
@@ -314,12 +328,27 @@ def deepgram_hotwords(keyterms: list[str], keywords: list[str]) -> str | None:
     return joined or None
 
 
+def deepgram_detection(values: list[str]) -> tuple[bool, tuple[str, ...]]:
+    """Deepgram's ``detect_language``: absent or ``false`` -> no; ``true`` -> any language; one or more
+    BCP-47 tags -> detect among those (Whisper codes)."""
+    flags = [v.strip().lower() for v in values if v.strip().lower() in TRUE | FALSE]
+    tags = [v for v in values if v.strip().lower() not in TRUE | FALSE]
+    if flags and tags or len(set(flags)) > 1:
+        raise BadRequest("detect_language: either true/false or language tags, not both",
+                         param="detect_language")
+    if tags:
+        return True, tuple(dict.fromkeys(bcp47_language(t, "detect_language") for t in tags))
+    return bool(flags) and flags[0] in TRUE, ()
+
+
 def deepgram_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> DeepgramRequest:
     v = parse_params(DEEPGRAM_PARAMS, pairs)
-    language = None if v["detect_language"] else bcp47_language(v["language"])
-    options = TranscribeOptions(language=language, beam_size=default_beam_size, word_timestamps=True,
+    detect, languages = deepgram_detection(v["detect_language"])
+    language = None if detect else bcp47_language(v["language"])
+    options = TranscribeOptions(language=language, languages=languages, beam_size=default_beam_size,
+                                word_timestamps=True,
                                 hotwords=deepgram_hotwords(v["keyterm"], v["keywords"]))
-    return DeepgramRequest(options, v["punctuate"] or v["smart_format"], v["detect_language"],
+    return DeepgramRequest(options, v["punctuate"] or v["smart_format"], detect,
                            diarize_options(v["diarize"]), v["utterances"], v["paragraphs"], v["multichannel"])
 
 

@@ -13,7 +13,7 @@ from stt.http.audio_budget import AUDIO_BUDGET
 from stt.audio import decode_audio, decode_channels, duration_seconds
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
-from stt.errors import ApiError, EngineError
+from stt.errors import ApiError, BadRequest, EngineError
 from stt.inference.uploads import transcribe_windows
 from stt.http.keys import ENGINE, SCHEDULER, SETTINGS, WINDOW_BATCHER
 from stt.inference.scheduler import JobStats, Priority
@@ -50,6 +50,10 @@ async def transcribe(request: web.Request, audio: np.ndarray, options: Transcrib
     for (windows are decoded at 0 only): the engine's own sequential decoding of the whole audio in one job.
     Speakers, when asked for, are labelled in one more job under the same worker budget."""
     engine = request.app[ENGINE]
+    server_languages = request.app[SETTINGS].asr.languages
+    if options.languages and server_languages and not set(options.languages) & set(server_languages):
+        raise BadRequest(f"language: none of {', '.join(options.languages)} is served here (asr.languages: "
+                         f"{', '.join(server_languages)})", param="language")
     if not options.vad_filter or options.temperature[:1] != (0.0,):
         transcript = await _run(request, lambda: engine.transcribe(audio, options))
     else:

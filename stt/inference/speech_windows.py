@@ -64,7 +64,7 @@ def window_request(window: SpeechWindow, upload: np.ndarray, options: Transcribe
     # Hotwords join the prompt of every window, as faster-whisper and the openai-whisper engine use them.
     prompt = " ".join(filter(None, (options.hotwords, options.initial_prompt))) or None
     return WindowRequest(window.audio(upload), options.language, prompt, options.beam_size, options.task,
-                         words=True)
+                         words=True, languages=options.languages)
 
 
 def assemble(windows: Sequence[SpeechWindow], results: Sequence[WindowResult], upload: np.ndarray,
@@ -74,10 +74,19 @@ def assemble(windows: Sequence[SpeechWindow], results: Sequence[WindowResult], u
         for start, end, text, words in _pieces(window, result):
             if text.strip():
                 segments.append(Segment(len(segments), round(start, 3), round(end, 3), text, words,
-                                        temperature=0.0))
+                                        temperature=0.0, **_scores(result)))
     language, probability = _language(results, options)
     text = "".join(s.text for s in segments).strip()
     return Transcript(text, tuple(segments), language, probability, duration_seconds(upload))
+
+
+def _scores(result: WindowResult) -> dict[str, float]:
+    """The window's decoder scores on each of its segments (as Whisper gives a 30 s window's scores to every
+    segment in it); none when the engine does not know them."""
+    if result.scores is None:
+        return {}
+    return {"avg_logprob": result.scores.avg_logprob, "compression_ratio": result.scores.compression_ratio,
+            "no_speech_prob": result.scores.no_speech_prob}
 
 
 def _pieces(window: SpeechWindow, result: WindowResult) -> list[tuple[float, float, str, tuple[Word, ...]]]:
