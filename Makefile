@@ -7,7 +7,7 @@ CONFIG ?= config.json
 PYTEST_ARGS ?=
 
 .PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-diarization bench-live bench-memory bench-load bench-fuzz bench-abuse \
-	bench-scale-out clean newman newman-run docker docker-wheels docker-base-debian docker-test
+	bench-scale-out bench-accuracy clean newman newman-run docker docker-wheels docker-base-debian docker-test
 
 $(VENV)/.runtime: requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench: install-dev
 # Hardening: 1,000 mixed requests at concurrency 16 against a real server (tiny.en), and a long fuzz run.
 bench-close: install-dev
 	$(PY) bench/bench_close.py --rounds 2
+
+# Issue 15: the server's default path beside faster-whisper's own transcribe on every shared set (WER, runaway
+# outputs, wrong languages; 1 and 4 requests at a time). ACCURACY_ARGS=--quick: a stride through every set.
+bench-accuracy: install-dev
+	$(PY) bench/bench_accuracy.py $(ACCURACY_ARGS)
 
 bench-diarization: install-dev
 	$(PY) bench/bench_diarization.py
