@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stt.engines.batched_windows import _inside, repeated_run
+from stt.engines.batched_windows import _inside, _unfinished, repeated_run
 from stt.engines.languages import allowed_languages, choose_language
 from stt.errors import BadRequest
 from stt.options import deepgram_detection, deepgram_request, language_choice, stt_request
@@ -80,12 +80,22 @@ def ts(seconds: float) -> int:
 
 def test_text_placed_after_the_audio_is_dropped() -> None:
     said, again = [1, 2, 3], [1, 2, 3]
-    tokens = [ts(0.0), *said, ts(3.2), ts(3.2), *again, ts(6.4)]
-    assert _inside(tokens, TOK, 3.3) == said  # the repeat lies mostly in the silence after the audio
+    tokens = [ts(0.0), *said, ts(3.2), ts(3.4), *again, ts(6.4)]
+    assert _inside(tokens, TOK, 3.3) == said  # the repeat starts in the silence after the audio
     assert _inside(tokens, TOK, 8.0) == said + again  # within a longer audio it is what was said
-    # The first segment is always kept, even if the decoder timed it badly; an open last segment is kept when
-    # it starts inside the audio.
+    # The first segment is always kept, even if the decoder timed it badly; a segment that starts inside the
+    # audio is kept even when its end overruns it (timestamps drift), open or closed.
     assert _inside([ts(0.0), *said, ts(9.0)], TOK, 3.0) == said
+    assert _inside([ts(0.0), *said, ts(2.0), ts(2.0), 4, 5, ts(9.0)], TOK, 3.0) == [*said, 4, 5]
     assert _inside([ts(0.0), *said, ts(2.0), ts(2.0), 4, 5], TOK, 3.0) == [*said, 4, 5]
     assert _inside([ts(0.0), *said, ts(2.0), ts(3.5), 4, 5], TOK, 3.0) == said
+    assert _inside([ts(0.0), *said, ts(3.5), 4, 5], TOK, 3.0) == said  # a segment following without a start
     assert _inside([*said], TOK, 3.0) == said  # no timestamps at all: the text as decoded
+
+
+def test_a_window_left_unfinished_is_noticed() -> None:
+    said = [1, 2, 3]
+    assert _unfinished([ts(0.0), *said, ts(25.0), ts(25.0)], TOK, 27.9)  # the rest left for a next window
+    assert not _unfinished([ts(0.0), *said, ts(3.0)], TOK, 3.2)  # one timestamp: finished
+    assert not _unfinished([ts(0.0), *said, ts(3.0), ts(3.0)], TOK, 2.9)  # nothing left after it
+    assert not _unfinished(said, TOK, 3.0)

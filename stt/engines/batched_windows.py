@@ -50,11 +50,11 @@ def decode_batch(model: WhisperModel, requests: Sequence[WindowRequest]) -> list
 
 def _groups(requests: Sequence[WindowRequest]) -> list[list[int]]:
     """Windows of one beam width, with a prompt apart from those without (a batch's prompts are cut to a
-    common length, see ``_prompts``: a window without one would strip every other window's context), then of
-    similar length. Returns index lists into ``requests``."""
-    parts: dict[tuple[int, bool], list[int]] = {}
+    common length, see ``_prompts``: a window without one would strip every other window's context), decoded
+    with timestamps apart from those without (their prompts differ by a token), then of similar length. Returns index lists into ``requests``."""
+    parts: dict[tuple[int, bool, bool], list[int]] = {}
     for i, r in enumerate(requests):
-        parts.setdefault((r.beam_size, _has_prompt(r)), []).append(i)
+        parts.setdefault((r.beam_size, _has_prompt(r), _stamped(r.audio)), []).append(i)
     return [[part[i] for i in group] for part in parts.values()
             for group in _by_length([requests[i] for i in part])]
 
@@ -75,11 +75,20 @@ def _by_length(requests: Sequence[WindowRequest]) -> list[list[int]]:
     return groups + [current] if current else groups
 
 
+def _stamped(audio: np.ndarray) -> bool:
+    """Decoded with timestamps: windows short enough that the decoder sees PAD_S of silence after them. A
+    longer window's speech runs to the end of the 30 s the encoder sees, and the decoder then leaves its
+    last sentence out as unfinished (Whisper's sequential decoding reads it in the next window; a window here
+    has none), so it is decoded without timestamps, as faster-whisper's batched pipeline decodes."""
+    return len(audio) <= (MAX_WINDOW_S - PAD_S) * SAMPLE_RATE
+
+
 def _decode_group(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
-    results = _decode(model, requests, full=False)
+    stamped = _stamped(requests[0].audio)  # the same for the whole group (see _groups)
+    results = _decode(model, requests, full=False, stamped=stamped)
     retry = [i for i, r in enumerate(results) if _looks_repeated(r)]
     if retry:
-        again = _decode(model, [requests[i] for i in retry], full=True)
+        again = _decode(model, [requests[i] for i in retry], full=True, stamped=stamped)
         for i, result in zip(retry, again):
             results[i] = result
     return results
@@ -107,16 +116,20 @@ def repeated_run(text: str) -> int:
     return best
 
 
-def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: bool) -> list[WindowResult]:
-    """Decoded with timestamps, as Whisper decodes: the decoder places each sentence in time, so text it
-    places after the window's real audio (in the silent pad: a sentence said again) is dropped."""
+def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: bool, stamped: bool,
+            languages: Sequence[tuple[str, float]] | None = None) -> list[WindowResult]:
+    """``stamped``: decoded with timestamps, as Whisper decodes: the decoder places each sentence in time, so
+    text it places after the window's real audio (in the silent pad: a sentence said again) is dropped. A
+    window whose decoding ends with Whisper's "the rest is unfinished" mark before its audio ends is decoded
+    again without timestamps (its last words would be lost)."""
     audios = [r.audio[-int(MAX_WINDOW_S * SAMPLE_RATE):] for r in requests]
     window_s = MAX_WINDOW_S if full else min(MAX_WINDOW_S, max(len(a) for a in audios) / SAMPLE_RATE + PAD_S)
     encoded = model.model.encode(_features(model, audios, window_s))
-    languages = detect_languages(model, requests, audios, encoded if window_s >= MAX_WINDOW_S else None)
+    if languages is None:
+        languages = detect_languages(model, requests, audios, encoded if window_s >= MAX_WINDOW_S else None)
     tokenizers = [Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task=r.task, language=lang)
                   for r, (lang, _) in zip(requests, languages)]
-    prompts = _prompts(tokenizers, requests)
+    prompts = _prompts(tokenizers, requests, stamped)
     longest = max(len(p) for p in prompts)
     new_tokens = int(max(len(a) for a in audios) / SAMPLE_RATE * TOKENS_PER_S) + 16
     generated = model.model.generate(
@@ -124,44 +137,54 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
         max_length=min(model.max_length, longest + new_tokens), suppress_blank=True,
         suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])), return_scores=True,
         return_no_speech_prob=True, max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX)
-    texts = [_inside(g.sequences_ids[0], tok, len(a) / SAMPLE_RATE)
-             for g, tok, a in zip(generated, tokenizers, audios)]
+    texts = [_inside(g.sequences_ids[0], tok, len(a) / SAMPLE_RATE) if stamped else
+             [t for t in g.sequences_ids[0] if t < tok.eot] for g, tok, a in zip(generated, tokenizers, audios)]
     aligned = _align(model, tokenizers[0], requests, texts, encoded, audios)
     decoded = [tok.decode(tokens).strip() for tok, tokens in zip(tokenizers, texts)]
-    return [WindowResult(text, _words(words, len(a) / SAMPLE_RATE, text) if r.words else (), lang, p,
-                         _scores(g, text))
-            for r, g, text, words, a, (lang, p) in zip(requests, generated, decoded, aligned, audios, languages)]
+    results = [WindowResult(text, _words(words, len(a) / SAMPLE_RATE, text) if r.words else (), lang, p,
+                            _scores(g, text))
+               for r, g, text, words, a, (lang, p) in zip(requests, generated, decoded, aligned, audios, languages)]
+    unfinished = [i for i, (g, tok, a) in enumerate(zip(generated, tokenizers, audios))
+                  if stamped and _unfinished(g.sequences_ids[0], tok, len(a) / SAMPLE_RATE)]
+    if unfinished:
+        again = _decode(model, [requests[i] for i in unfinished], full=full, stamped=False,
+                        languages=[languages[i] for i in unfinished])
+        for i, result in zip(unfinished, again):
+            results[i] = result
+    return results
+
+
+def _unfinished(tokens: Sequence[int], tok: Tokenizer, seconds: float) -> bool:
+    """Whisper ends a window with two timestamps when it leaves the speech after them for the next window
+    (its sequential decoding seeks there); here that speech would be lost."""
+    stamps = [t for t in tokens[-2:] if t >= tok.timestamp_begin]
+    return len(stamps) == 2 and (stamps[-1] - tok.timestamp_begin) * TIME_PRECISION < seconds
 
 
 def _inside(tokens: Sequence[int], tok: Tokenizer, seconds: float) -> list[int]:
-    """The text tokens of the segments the decoder placed in the real audio. The first segment is always
-    kept (it is what the window says); a later one whose middle lies after the audio's end is text the
-    decoder invented in the silence after it (Whisper's timestamps are 20 ms steps, rough by a few tenths:
-    its middle, not its end, decides)."""
-    segments: list[tuple[float, float | None, list[int]]] = []  # (start, end or None if open, text tokens)
+    """The text tokens of the segments the decoder placed in the real audio: a segment it starts after the
+    audio's end is text invented in the silence after it (the sentence said again). The first segment is
+    always kept (it is what the window says). Whisper's timestamps drift by a few tenths over a long window,
+    so a segment is judged by its start: one that starts inside the audio and overruns it is speech."""
+    segments: list[tuple[float, list[int]]] = []  # (start, text tokens)
     start: float | None = None
+    end = 0.0
     current: list[int] = []
     for t in tokens:
         if t >= tok.timestamp_begin:
             time = (t - tok.timestamp_begin) * TIME_PRECISION
             if current:
-                segments.append((start if start is not None else time, time, current))
+                segments.append((end if start is None else start, current))
                 current, start = [], None
             else:
                 start = time
+            end = time
         elif t < tok.eot:
-            if start is None:
-                start = (segments[-1][1] or 0.0) if segments else 0.0
             current.append(t)
     if current:
-        segments.append((start or 0.0, None, current))
-    kept = segments[:1] + [s for s in segments[1:] if _middle(s) < seconds]
-    return [t for _, _, text in kept for t in text]
-
-
-def _middle(segment: tuple[float, float | None, list[int]]) -> float:
-    start, end, _ = segment
-    return start if end is None else (start + end) / 2
+        segments.append((end if start is None else start, current))
+    kept = segments[:1] + [s for s in segments[1:] if s[0] < seconds]
+    return [t for _, text in kept for t in text]
 
 
 def _scores(generated: ctranslate2.GenerationResult, text: str) -> WindowScores:
@@ -221,15 +244,15 @@ def _detection_features(model: WhisperModel, audios: Sequence[np.ndarray]) -> ct
     return ctranslate2.StorageView.from_array(np.ascontiguousarray(batch, dtype=np.float32))
 
 
-def _prompts(tokenizers: Sequence[Tokenizer], requests: Sequence[WindowRequest]) -> list[list[int]]:
+def _prompts(tokenizers: Sequence[Tokenizer], requests: Sequence[WindowRequest], stamped: bool) -> list[list[int]]:
     """CTranslate2's batched generate needs <|startoftranscript|> at the same position in every prompt, so
     each window's previous text is cut to the shortest one in the batch, keeping its most recent tokens (as
     Whisper itself drops the oldest when the context is full). Whisper's start sequence has the same length
     for every language, so the batch then lines up whatever it holds."""
     previous = [_previous(tok, r) for tok, r in zip(tokenizers, requests)]
     common = min(len(p) for p in previous)
-    return [[*([tok.sot_prev, *p[len(p) - common:]] if common else []), *tok.sot_sequence]
-            for tok, p in zip(tokenizers, previous)]
+    return [[*([tok.sot_prev, *p[len(p) - common:]] if common else []), *tok.sot_sequence,
+             *([] if stamped else [tok.no_timestamps])] for tok, p in zip(tokenizers, previous)]
 
 
 def _has_prompt(request: WindowRequest) -> bool:
