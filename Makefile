@@ -126,7 +126,7 @@ docker-base-debian:
 # Runs the image and transcribes a shared clip (skipped with the reason where no Docker daemon runs).
 docker-test: install-dev
 	@if docker info >/dev/null 2>&1; then $(MAKE) docker; else echo "no Docker daemon: the image test will be skipped"; fi
-	STT_DOCKER_IMAGE=$(DOCKER_IMAGE) $(PY) -m pytest tests/test_docker.py -rs $(PYTEST_ARGS)
+	STT_DOCKER_IMAGE=$(DOCKER_IMAGE) $(PY) -m pytest tests/server/test_docker.py -rs $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

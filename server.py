@@ -11,6 +11,7 @@ import sys
 
 from aiohttp import web
 
+from stt.http import aiohttp_patches
 from stt.http.app import create_app, server_options, unfinished_work
 from stt.http.connections import serve
 from stt.models import ModelError
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(settings: Settings, context: ssl.SSLContext | None, scheme: str) -> int:
     http = settings.http
+    aiohttp_patches.apply()  # process-wide, once, before any server runs
     app = create_app(settings)
     serve(
         app,

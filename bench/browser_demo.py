@@ -16,6 +16,7 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stt.http import aiohttp_patches  # noqa: E402
 from stt.http.app import create_app  # noqa: E402
 from stt.settings import settings_from_dict  # noqa: E402
 from tests.browser import transcribe_on_page, unavailable  # noqa: E402
@@ -38,6 +39,7 @@ async def main() -> None:
         port = s.getsockname()[1]
     settings = settings_from_dict({"server": {"http": {"allowed_tokens": [TOKEN]}},
                                    "asr": {"model": args.model, "threads": 2}}, env={})
+    aiohttp_patches.apply()
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

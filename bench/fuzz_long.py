@@ -1,4 +1,4 @@
-"""Long fuzz run: the properties of tests/test_fuzz.py with many more (random, not derandomized) examples.
+"""Long fuzz run: the properties of tests/security/test_fuzz.py with many more (random, not derandomized) examples.
 
 Feeds mutated audio (every supported container, byte-level damage) to ``decode_audio`` and to POST /stt of
 the real app (FakeEngine: the decoder and the HTTP layer are under test, not the model). Fails (exit 1) on

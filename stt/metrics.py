@@ -1,5 +1,6 @@
 """Prometheus metrics (prometheus-client): what the server did, and its state at scrape time.
 
+No HTTP here (the inference modules count their batches): the HTTP side labels requests with their face.
 Event metrics (requests, latencies, audio and engine seconds, batches, live final delays) are process-wide:
 one server is one process, and the batcher that forms batches has no app at hand. State (queue depth,
 running jobs, open live streams, readiness) is read from the app when Prometheus scrapes, by a collector each
@@ -14,7 +15,6 @@ import collections
 import time
 from collections.abc import Callable, Iterator
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -49,25 +49,11 @@ REJECTED_UPLOADS = Counter("stt_uploads_rejected", "Uploads refused before trans
 EVENT_METRICS: tuple[Collector, ...] = (REQUESTS, LATENCY, QUEUE_WAIT, ENGINE_SECONDS, AUDIO_SECONDS,
                                         BATCH_WINDOWS, LIVE_FINAL_DELAY, AUTH_FAILURES, THROTTLED,
                                         REJECTED_UPLOADS)
-_FACES = (("/v1/audio/", "openai"), ("/v1/models", "openai"), ("/v1/listen", "deepgram"), ("/listen", "live"),
-          ("/stt", "native"), ("/detect-language", "native"), ("/ping", "native"))
-
-
-def face_of(route: str, websocket: bool = False) -> str:
-    if websocket:
-        return "live"
-    for prefix, face in _FACES:
-        if route.startswith(prefix):
-            return face
-    return "other"
-
-
-def observe_request(request: web.Request, route: str | None, status: int, total_s: float,
+def observe_request(face: str, method: str, route: str | None, status: int, total_s: float,
                     audio_s: float | None, queued_s: float | None, engine_s: float | None,
                     error_code: str | None) -> None:
-    """One call per answered request, from the access-log middleware."""
-    face = face_of(route or "", request.headers.get("Upgrade", "").lower() == "websocket")
-    REQUESTS.labels(face, route or "unmatched", request.method, str(status)).inc()
+    """One call per answered request, from the access-log middleware; ``face``: the API face's label."""
+    REQUESTS.labels(face, route or "unmatched", method, str(status)).inc()
     LATENCY.labels(face).observe(total_s)
     if queued_s is not None:
         QUEUE_WAIT.labels(face).observe(queued_s)
@@ -79,7 +65,7 @@ def observe_request(request: web.Request, route: str | None, status: int, total_
         AUTH_FAILURES.labels(AUTH_FAILURE_CODES[error_code]).inc()
     elif status == 429:
         THROTTLED.inc()
-    elif 400 <= status < 500 and request.method == "POST" and error_code and face != "other":
+    elif 400 <= status < 500 and method == "POST" and error_code and face != "other":
         REJECTED_UPLOADS.labels(face, error_code).inc()
 
 

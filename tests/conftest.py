@@ -10,12 +10,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from stt.http import aiohttp_patches
 from stt.http.app import PARSER_OPTIONS, create_app
 from stt.engines.base import Engine
 from stt.settings import Settings, settings_from_dict
 from tests.helpers import AUDIO_DIR, TOKEN, FakeEngine, tone, wav
 
 AUTH = {"Authorization": f"Token {TOKEN}"}
+aiohttp_patches.apply()  # as server.py does: the in-process servers of the tests behave as the real one
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

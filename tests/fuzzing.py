@@ -1,6 +1,6 @@
 """Mutation fuzzing of uploads: small valid files in every supported container, then byte-level damage.
 
-Shared by tests/test_fuzz.py (a bounded run in CI) and bench/fuzz_long.py (a long run).
+Shared by tests/security/test_fuzz.py (a bounded run in CI) and bench/fuzz_long.py (a long run).
 """
 
 from __future__ import annotations

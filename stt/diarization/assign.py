@@ -1,4 +1,7 @@
-"""Speaker turns -> speakers on a transcript's words and segments, and segments split where the speaker changes."""
+"""Speaker turns -> speakers on a transcript's words and segments, and segments split where the speaker changes.
+
+Pure numpy (no torch, no scikit-learn): the renderers use ``split_by_speaker`` on the event loop.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,9 @@ import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 
-from stt.diarization.pipeline import Turn, word_turns
+import numpy as np
+
+from stt.diarization.types import Turn
 from stt.engines.base import Segment, Transcript, Word, join_segments
 
 
@@ -19,6 +24,21 @@ def with_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript:
         spoken = tuple(_spoken(w, next(found)) for w in s.words)
         segments.append(dataclasses.replace(s, words=spoken, speaker=_majority(spoken, s, turns)))
     return dataclasses.replace(transcript, segments=tuple(segments))
+
+
+def word_turns(turns: Sequence[Turn], words: Sequence[tuple[float, float]]) -> list[Turn | None]:
+    """Each word's speaker: the turn it overlaps most, else the nearest one (a word in a detector's gap)."""
+    if not turns:
+        return [None] * len(words)
+    starts = np.array([t.start for t in turns])
+    ends = np.array([t.end for t in turns])
+    out: list[Turn | None] = []
+    for start, end in words:
+        overlap = np.minimum(ends, end) - np.maximum(starts, start)
+        distance = np.maximum(starts - end, start - ends)
+        best = int(np.argmax(overlap)) if overlap.max() > 0 else int(np.argmin(distance))
+        out.append(turns[best])
+    return out
 
 
 def _spoken(word: Word, turn: Turn | None) -> Word:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from stt.diarization.types import DiarizeOptions, Turn
 from stt.engines.base import Word
 from stt.errors import ApiError
 from stt.inference.scheduler import JobStats, Scheduler
+
+if TYPE_CHECKING:
+    from stt.diarization.diarizer import Diarizer
 
 log = logging.getLogger("stt.live")
 SAMPLE_RATE = 16000
@@ -72,7 +76,9 @@ class SpeakerTracker:
     speaker keeps its number; a cluster with no match gets the next number.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, diarizer: Callable[[], Diarizer] | None = None) -> None:
+        """``diarizer``: the loaded models, on first use (default: the process's shared one)."""
+        self._diarizer = diarizer
         self._embeddings: list[np.ndarray] = []
         self._seconds: list[float] = []
         self._sent: list[int] = []  # the number each kept stretch went out with
@@ -89,7 +95,7 @@ class SpeakerTracker:
 
         if len(audio) < FRAME:  # nothing to hear (a final of a few ms): no speaker rather than a guess
             return list(words)
-        diarizer = shared_diarizer()
+        diarizer = (self._diarizer or shared_diarizer)()
         # The same stretches as the batch pipeline: the speech detector's, cut at pauses and at 4 s.
         spans = speech_spans(diarizer.speech(audio), FRAME / SAMPLE_RATE) or [(0.0, len(audio) / SAMPLE_RATE)]
         embeddings = embed_units(diarizer.encoder, diarizer.encoder.mel(audio), spans)
@@ -138,10 +144,10 @@ class SpeakerTracker:
 class LiveSpeakers:
     """A live lane's diarization: its recent audio and its speakers; ``label`` runs in the scheduler."""
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, diarizer: Callable[[], Diarizer] | None = None) -> None:
         self._scheduler = scheduler
         self._tail = AudioTail()
-        self._tracker = SpeakerTracker()
+        self._tracker = SpeakerTracker(diarizer)
         self._lock = asyncio.Lock()  # finals are labelled in order: speaker numbers follow the stream
 
     def hear(self, samples: np.ndarray) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from stt.diarization.assign import word_turns  # pure numpy: renderers use it without torch
 from stt.diarization.clustering import centroids, cluster
 from stt.diarization.encoder import HOP, SAMPLE_RATE, SpeakerEncoder
 from stt.diarization.types import DiarizeOptions, Turn
@@ -96,21 +97,6 @@ def diarize(encoder: SpeakerEncoder, audio: np.ndarray, probabilities: np.ndarra
     labels, similarity = label_units(embeddings, np.array([end - start for start, end in spans]), options)
     return [Turn(start, end, label, round(max(0.0, min(1.0, sim)), 4))
             for (start, end), label, sim in zip(spans, _renumber([int(x) for x in labels]), similarity)]
-
-
-def word_turns(turns: Sequence[Turn], words: Sequence[Span]) -> list[Turn | None]:
-    """Each word's speaker: the turn it overlaps most, else the nearest one (a word in a detector's gap)."""
-    if not turns:
-        return [None] * len(words)
-    starts = np.array([t.start for t in turns])
-    ends = np.array([t.end for t in turns])
-    out: list[Turn | None] = []
-    for start, end in words:
-        overlap = np.minimum(ends, end) - np.maximum(starts, start)
-        distance = np.maximum(starts - end, start - ends)
-        best = int(np.argmax(overlap)) if overlap.max() > 0 else int(np.argmin(distance))
-        out.append(turns[best])
-    return out
 
 
 def label_units(embeddings: np.ndarray, seconds: np.ndarray,

@@ -1,4 +1,5 @@
-"""The application factory: middlewares, app-lifetime resources (engine, scheduler) and the API faces."""
+"""The application factory: middlewares, the app-lifetime Transcriber (engine, scheduler, queues, diarizer)
+and the API faces of stt/http/faces/registry.py."""
 
 from __future__ import annotations
 
@@ -18,15 +19,16 @@ from auth.tokens import TokenStore, generate_token
 from stt.http.audio_budget import AUDIO_BUDGET, AudioBudget
 from stt.http.cors import setup_cors
 from stt.engines.base import Engine
-from stt.errors import error_middleware
+from stt.http.errors import error_middleware
 from stt.http.expect import expect_middleware
-from stt.inference.window_batcher import WindowBatcher
-from stt.http.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, WINDOW_BATCHER
+from stt.http.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, TRANSCRIBER
 from stt.http.lifecycle import Lifecycle
-from stt.http import expect, protocol_errors
 from stt.http.observability import add_request_id_header, request_id_middleware
-from stt.http.routes import deepgram_compat, docs, live, native, openai_compat, ops, page
-from stt.inference.scheduler import Scheduler
+from stt.http.faces.face import FACES, app_face
+from stt.http.faces.registry import FACES as REGISTERED_FACES
+from stt.http.openapi import build_spec
+from stt.http.routes import docs, ops, page
+from stt.inference.transcriber import Budget, Transcriber
 from stt.settings import AsrSettings, Settings
 
 log = logging.getLogger("stt.http.app")
@@ -37,8 +39,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
                engine_factory: EngineFactory | None = None) -> web.Application:
     """``engine``: use this already-loaded engine (tests share one); otherwise ``engine_factory`` (default:
     the configured real model) loads it once at start-up."""
-    protocol_errors.install()  # JSON, and no raw bytes in the log, for what aiohttp refuses before the app
-    expect.install()  # Expect is answered after auth (stt/http/expect.py), on every route, 404s included
     store = TokenStore(settings.http.allowed_tokens or [_generated_token()])
     limits = settings.limits
     throttle = FailureThrottle(limits.auth_max_failures, limits.auth_window_seconds)
@@ -59,25 +59,23 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     app[STARTED_AT] = time.time()
     app.on_response_prepare.append(add_request_id_header)
     setup_cors(app, settings.http.cors_origins)
-    app.cleanup_ctx.append(_engine_ctx(engine, engine_factory))
-    app.cleanup_ctx.append(_scheduler_ctx)
-    native.setup(app)
+    app.cleanup_ctx.append(_transcriber_ctx(engine, engine_factory))
+    app[FACES] = REGISTERED_FACES
+    for face in REGISTERED_FACES:
+        app.add_routes(face.routes)
+        if face.setup is not None:
+            face.setup(app)
     ops.setup(app)
-    openai_compat.setup(app)
-    deepgram_compat.setup(app)
-    docs.setup(app)
-    live.setup(app)
+    docs.setup(app, build_spec())
     page.setup(app)
     return app
 
 
-# OpenAI (/v1/audio/*) and Deepgram (/v1/listen, /listen) answer a wrong key with 401, and their SDKs raise
-# AuthenticationError only on 401; the native API keeps its 401 (no token) / 403 (wrong token) split.
-_401_FACES = ("/v1/", "/listen")
-
-
 def _face_answers_401(request: web.Request) -> bool:
-    return request.path.startswith(_401_FACES)
+    """The wrong-token status of the face called (OpenAI's and Deepgram's SDKs raise AuthenticationError only
+    on 401); the native API and paths of no face keep the 401 (no token) / 403 (wrong token) split."""
+    face = app_face(request)
+    return face is not None and face.wrong_token_status == 401
 
 
 # For every server that runs the app (run_app, the tests' servers): the HTTP parser must not inflate gzip/deflate
@@ -108,45 +106,39 @@ def _generated_token() -> str:
     return token
 
 
-def _engine_ctx(engine: Engine | None, factory: EngineFactory | None):  # type: ignore[no-untyped-def]
+def _transcriber_ctx(engine: Engine | None, factory: EngineFactory | None):  # type: ignore[no-untyped-def]
+    """The model's Transcriber (engine, scheduler, window queues, diarizer): created at start-up, drained and
+    closed at cleanup."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        if engine is not None:
-            app[ENGINE] = engine
-            yield
-            return
-        if factory is None:
-            from stt.engines.factory import load_engine as make
-        else:
-            make = factory
-        asr = app[SETTINGS].asr
-        started = time.monotonic()
-        loaded = await asyncio.to_thread(make, asr)
-        log.info("loaded %s model %r in %.1f s", loaded.name, asr.model, time.monotonic() - started)
-        app[ENGINE] = loaded
+        settings = app[SETTINGS]
+        loaded = engine if engine is not None else await _load(settings.asr, factory)
+        asr, limits = settings.asr, settings.limits
+        transcriber = Transcriber(loaded, Budget(asr.workers, asr.reserved_workers, limits.max_queue,
+                                                 limits.queue_timeout_seconds, asr.upload_batch_seconds))
+        app[TRANSCRIBER], app[ENGINE], app[SCHEDULER] = transcriber, loaded, transcriber.scheduler
         yield
-        loaded.close()
+        # Finish what was accepted before the engine goes away (graceful shutdown), within what is left of the
+        # shutdown budget. A transcription still running then cannot be interrupted: it is abandoned.
+        drained = await transcriber.drain(max(0.0, app[LIFECYCLE].deadline() - time.monotonic()))
+        if not drained:
+            log.error("shutdown timeout: abandoning %d running transcription(s)", transcriber.scheduler.running)
+        transcriber.close(wait=drained)
+        if engine is None:  # an engine handed in belongs to the caller (tests share one)
+            loaded.close()
 
     return ctx
 
 
-async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    engine = app[ENGINE]
-    # An engine that runs fewer calls at once than configured gets no more than it can take.
-    workers = min(settings.asr.workers, engine.parallel_calls)
-    reserved = min(settings.asr.reserved_workers, engine.parallel_calls - workers)
-    scheduler = Scheduler(workers, settings.limits.max_queue, settings.limits.queue_timeout_seconds, reserved)
-    app[SCHEDULER] = scheduler
-    app[WINDOW_BATCHER] = WindowBatcher(scheduler, engine, long_jobs=workers,
-                                        long_job_audio_s=settings.asr.upload_batch_seconds)
-    yield
-    # Finish what was accepted before the engine goes away (graceful shutdown), within what is left of the
-    # shutdown budget. A transcription still running then cannot be interrupted: it is abandoned.
-    lifecycle = app[LIFECYCLE]
-    drained = await scheduler.drain(max(0.0, lifecycle.deadline() - time.monotonic()))
-    if not drained:
-        log.error("shutdown timeout: abandoning %d running transcription(s)", scheduler.running)
-    scheduler.close(wait=drained)
+async def _load(asr: AsrSettings, factory: EngineFactory | None) -> Engine:
+    if factory is None:
+        from stt.engines.factory import load_engine as make
+    else:
+        make = factory
+    started = time.monotonic()
+    loaded = await asyncio.to_thread(make, asr)
+    log.info("loaded %s model %r in %.1f s", loaded.name, asr.model, time.monotonic() - started)
+    return loaded
 
 
 def unfinished_work(app: web.Application) -> int:

@@ -32,7 +32,7 @@ class AudioBudget:
         if self.held and self.held + nbytes > self._max_bytes:
             raise Overloaded(f"Too much audio in flight: {self.held // BYTES_PER_SECOND} s decoded and waiting, "
                              f"the limit is {self._max_bytes // BYTES_PER_SECOND} s; retry later",
-                             headers={"Retry-After": "5"})
+                             retry_after_s=5)
         self.held += nbytes
         request[HELD] = request.get(HELD, 0) + nbytes
 

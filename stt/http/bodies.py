@@ -16,16 +16,12 @@ import zlib
 import multipart
 from aiohttp import web
 
-from stt.errors import ApiError, BadRequest, TooLarge
+from stt.errors import BadRequest, TooLarge, UnsupportedEncoding
 from stt.http.expect import send_continue
 
 MAX_PARTS = 64  # a form holds the file and a few options; 200,000 empty parts used to cost 17 s of loop time
 INFLATE_CHUNK = 1024 * 1024  # bytes inflated at a time, so the limit is checked before memory is spent
 ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
-
-
-class UnsupportedEncoding(ApiError):
-    status, code = 415, "unsupported_encoding"
 
 
 @dataclasses.dataclass(frozen=True)

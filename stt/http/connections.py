@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from stt.errors import native_error_body
+from stt.http.faces.native.errors import native_error_body
 from stt.http.observability import REQUEST_ID_HEADER, SERVER_NAME
 
 log = logging.getLogger("stt.http.connections")

@@ -2,8 +2,8 @@
 
 aiohttp runs a route's expect handler before any middleware: its default said "100 Continue" to a client with
 no token or a body over the limit (inviting it to send the body), and answered ``Expect: 200-ok`` with a
-plain-text 417 without a request id. Here the routes' expect handler does nothing (``install``); the middleware refuses
-unknown expectations in the API's error shape, and ``send_continue`` (called by stt/http/bodies.py once the
+plain-text 417 without a request id. Here the routes' expect handler does nothing (stt/http/aiohttp_patches.py);
+the middleware refuses unknown expectations in the API's error shape, and ``send_continue`` (called by stt/http/bodies.py once the
 request passed auth and its declared size was checked) invites the body.
 """
 
@@ -11,23 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web, web_urldispatcher
+from aiohttp import web
 from aiohttp.http import HttpVersion11
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-async def _answer_later(request: web.Request) -> None:
-    return None
-
-
-def install() -> None:
-    """Every route leaves Expect to the middleware below, including the routes aiohttp makes for a 404 or
-    405 (which no app hook reaches). aiohttp offers ``expect_handler=`` per route only and takes the default
-    from this module global when a route is built, so it is replaced for the process (idempotent), as
-    stt/http/protocol_errors.py does for the errors answered before the app."""
-    web_urldispatcher._default_expect_handler = _answer_later  # type: ignore[attr-defined]
 
 
 @web.middleware

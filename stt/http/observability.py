@@ -13,6 +13,7 @@ from aiohttp import web
 
 from auth.client_address import client_address
 from stt import metrics
+from stt.http.faces.face import FACES, face_for
 from stt.logs import request_id_var
 from stt.http.stats import request_stats
 
@@ -62,7 +63,17 @@ def _log_line(request: web.Request, status: int, total_s: float) -> None:
              route, status, _secs(stats.audio_s), _secs(queued), _secs(engine), total_s, fields["client"],
              extra=fields)
     matched = route if request.match_info.route.resource else None
-    metrics.observe_request(request, matched, status, total_s, stats.audio_s, queued, engine, stats.error_code)
+    metrics.observe_request(face_label(request, matched), request.method, matched, status, total_s, stats.audio_s,
+                            queued, engine, stats.error_code)
+
+
+def face_label(request: web.Request, route: str | None) -> str:
+    """The metrics label: a WebSocket stream is counted as `live` whatever its face; a request to no face
+    (ops, docs, a 404) as `other`."""
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return "live"
+    face = face_for(request.app.get(FACES, ()), route or "")
+    return face.label if face else "other"
 
 
 def _secs(value: float | None) -> str:

@@ -1,9 +1,9 @@
-"""What every API face does with an upload: decode it off the loop, queue it, transcribe it, account for it."""
+"""What every API face does with an upload: decode it off the loop (within the audio budget), transcribe it on
+the app's Transcriber, and account for it in the request's stats."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
 import numpy as np
@@ -13,14 +13,11 @@ from stt.http.audio_budget import AUDIO_BUDGET
 from stt.audio import decode_audio, decode_channels, duration_seconds
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
-from stt.errors import ApiError, BadRequest, EngineError
-from stt.inference.uploads import transcribe_windows
-from stt.http.keys import ENGINE, SCHEDULER, SETTINGS, WINDOW_BATCHER
-from stt.inference.scheduler import JobStats, Priority
+from stt.errors import BadRequest
+from stt.http.keys import SETTINGS, TRANSCRIBER
 from stt.http.stats import request_stats
-
-log = logging.getLogger("stt.http.service")
-
+from stt.inference.scheduler import JobStats
+from stt.inference.transcriber import Transcriber
 
 async def decode(request: web.Request, data: bytes) -> np.ndarray:
     """Decode in a thread: a long MP3 takes long enough to stall every other client."""
@@ -44,75 +41,29 @@ async def decode_each_channel(request: web.Request, data: bytes, max_channels: i
     return audio
 
 
+def transcriber(request: web.Request) -> Transcriber:
+    return request.app[TRANSCRIBER]
+
+
 async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions,
                      diarize: DiarizeOptions | None = None) -> Transcript:
-    """Speech windows decoded in batches (the default); ``vad_filter=false``, or a temperature above 0 asked
-    for (windows are decoded at 0 only): the engine's own sequential decoding of the whole audio in one job.
-    Speakers, when asked for, are labelled in one more job under the same worker budget."""
-    engine = request.app[ENGINE]
-    server_languages = request.app[SETTINGS].asr.languages
-    if options.languages and server_languages and not set(options.languages) & set(server_languages):
+    """The app's Transcriber does the work; the request's stats (access log, metrics) add up its times."""
+    served = request.app[SETTINGS].asr.languages
+    if options.languages and served and not set(options.languages) & set(served):
         raise BadRequest(f"language: none of {', '.join(options.languages)} is served here (asr.languages: "
-                         f"{', '.join(server_languages)})", param="language")
-    if not options.vad_filter or options.temperature[:1] != (0.0,):
-        transcript = await _run(request, lambda: engine.transcribe(audio, options))
-    else:
-        stats = JobStats()
-        batcher = request.app[WINDOW_BATCHER]
-        try:
-            transcript = await transcribe_windows(
-                engine, audio, options, lambda job: _timed(request, job, stats),
-                lambda windows: batcher.decode(windows, owner=request, stats=stats))
-        finally:
-            request_stats(request).job = stats
-    if not diarize:
-        return transcript
-    return await _run(request, lambda: _label(transcript, audio, diarize))
-
-
-def _label(transcript: Transcript, audio: np.ndarray, diarize: DiarizeOptions) -> Transcript:
-    from stt.diarization.diarizer import shared_diarizer  # torch + scikit-learn, only once it is asked for
-
-    # Speaker embeddings run under the same worker budget as the transcription: one budget for all inference.
-    return shared_diarizer().label(transcript, audio, diarize)
-
-
-async def _timed(request: web.Request, job, total: JobStats):  # type: ignore[no-untyped-def]
-    """An upload's search for speech; its queue and engine times add up into the request's."""
-    stats = JobStats()
-    try:
-        return await request.app[SCHEDULER].run(_guarded(job), stats, Priority.SPEECH)
-    finally:
-        total.queued_s += stats.queued_s
-        total.engine_s += stats.engine_s
+                         f"{', '.join(served)})", param="language")
+    return await transcriber(request).transcribe(audio, options, diarize, _job_stats(request), owner=request)
 
 
 async def detect_language(request: web.Request, audio: np.ndarray) -> list[tuple[str, float]]:
-    engine = request.app[ENGINE]
-    return await _run(request, lambda: engine.detect_language(audio))
+    return await transcriber(request).detect_language(audio, _job_stats(request))
 
 
-async def _run(request: web.Request, job):  # type: ignore[no-untyped-def]
-    stats = JobStats()
-    try:
-        return await request.app[SCHEDULER].run(_guarded(job), stats)
-    finally:
-        request_stats(request).job = stats
-
-
-def _guarded(job):  # type: ignore[no-untyped-def]
-    """Engine exceptions become a 500 with a safe message; the worker thread and the model stay usable."""
-
-    def run():  # type: ignore[no-untyped-def]
-        try:
-            return job()
-        except ApiError:
-            raise
-        except Exception as exc:
-            log.exception("engine failed")
-            raise EngineError(f"Transcription failed: {type(exc).__name__}") from exc
-
-    return run
+def _job_stats(request: web.Request) -> JobStats:
+    stats = request_stats(request)
+    if stats.job is None:
+        stats.job = JobStats()
+    return stats.job
 
 
 def elapsed_since(start: float) -> float:

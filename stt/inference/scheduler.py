@@ -114,7 +114,7 @@ class Scheduler:
             return
         if bounded and self._waiting >= self._max_queue:
             raise Overloaded("Server is busy: the transcription queue is full, retry later",
-                             headers={"Retry-After": str(self.retry_after())})
+                             retry_after_s=self.retry_after())
         woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((int(priority), next(self._arrivals), woken))
         self._waiting += 1
@@ -126,7 +126,7 @@ class Scheduler:
         except TimeoutError:
             self._give_back(woken, priority)
             raise Overloaded(f"Server is busy: waited {self._queue_timeout:g} s for a free worker",
-                             headers={"Retry-After": str(self.retry_after())}) from None
+                             retry_after_s=self.retry_after()) from None
         except BaseException:
             self._give_back(woken, priority)
             raise

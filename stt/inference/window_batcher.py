@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
-import threading
 from collections.abc import Sequence
 
-from stt import metrics
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import Engine, WindowRequest, WindowResult
-from stt.errors import ApiError, EngineError
 from stt.inference.scheduler import JobStats, Priority, Scheduler
+from stt.inference.window_queue import Waiter, WindowQueue
 
-log = logging.getLogger("stt.inference")
 # Audio decoded per job. Short clips: one full window, or several short ones batched. Long uploads: by
 # default (asr.upload_batch_seconds) two full windows, measured on 2 CPU threads (base, beam 5) at 2.6 s
 # against 3.8 s one by one; a longer job delays other long uploads' turns and holds more memory.
@@ -33,11 +29,9 @@ LONG_JOB_AUDIO_S = 60.0
 
 
 @dataclasses.dataclass(eq=False)
-class _Waiting:
-    request: WindowRequest
-    future: asyncio.Future[WindowResult]
-    owner: object  # the upload it belongs to
-    stats: JobStats
+class _Waiting(Waiter):
+    owner: object = None  # the upload it belongs to
+    stats: JobStats = dataclasses.field(default_factory=JobStats)
 
 
 class WindowBatcher:
@@ -57,78 +51,31 @@ class WindowBatcher:
         return await queue.decode(requests, owner, stats if stats is not None else JobStats())
 
 
-class _Queue:
+class _Queue(WindowQueue[_Waiting]):
     def __init__(self, scheduler: Scheduler, engine: Engine, priority: Priority, max_jobs: int,
                  job_audio_s: float) -> None:
-        self._scheduler = scheduler
-        self._engine = engine
-        self._priority = priority
-        self._max_jobs = max_jobs
+        # Accepted work: no queue limit or timeout here; uploads were admitted (and could be refused) when their
+        # speech was searched for.
+        super().__init__(scheduler, engine, priority, max_jobs=max_jobs, bounded=False)
         self.budget = int(job_audio_s * SAMPLE_RATE)
-        self._pending: list[_Waiting] = []
-        self._lock = threading.Lock()  # the worker thread takes from _pending
         self._last_owner: object | None = None
-        self._runners: set[asyncio.Task[None]] = set()
 
     async def decode(self, requests: Sequence[WindowRequest], owner: object,
                      stats: JobStats) -> list[WindowResult]:
         loop = asyncio.get_running_loop()
         waiting = [_Waiting(r, loop.create_future(), owner, stats) for r in requests]
-        with self._lock:
-            self._pending += waiting
-        if len(self._runners) < self._max_jobs:
-            runner = asyncio.create_task(self._run())
-            self._runners.add(runner)
-            runner.add_done_callback(self._runners.discard)
+        self.add(waiting)
         try:
             return list(await asyncio.gather(*(w.future for w in waiting)))
         finally:
             for w in waiting:
                 w.future.cancel()  # no-op when done; otherwise the windows are dropped
 
-    async def _run(self) -> None:
-        while True:
-            with self._lock:
-                if not self._pending:
-                    return
-            taken: list[_Waiting] = []
-            stats = JobStats()
-            try:
-                # Accepted work: no queue limit or timeout here; uploads were admitted (and could be refused)
-                # when their speech was searched for.
-                results = await self._scheduler.run(lambda: self._job(taken), stats, self._priority,
-                                                    bounded=False)
-            except Exception as exc:
-                self._fail(taken, exc)
-                continue
-            self._account(taken, stats)
-            for w, result in zip(taken, results):
-                if not w.future.done():
-                    w.future.set_result(result)
-
-    def _job(self, taken: list[_Waiting]) -> list[WindowResult]:
-        with self._lock:
-            self._pending = [w for w in self._pending if not w.future.done()]
-            batch = self._choose()
-            chosen = set(map(id, batch))
-            self._pending = [w for w in self._pending if id(w) not in chosen]
-        taken.extend(batch)
-        if not batch:
-            return []
-        metrics.observe_batch(len(batch))
-        try:
-            return self._engine.decode_windows([w.request for w in batch])
-        except ApiError:
-            raise
-        except Exception as exc:
-            log.exception("window decoding failed")
-            raise EngineError(f"Transcription failed: {type(exc).__name__}") from exc
-
-    def _choose(self) -> list[_Waiting]:
+    def choose(self, pending: Sequence[_Waiting]) -> list[_Waiting]:
         """The next batch: one window per upload in turn, until the audio budget (at least one window)."""
         queues: dict[int, list[_Waiting]] = {}
         owners: list[object] = []
-        for w in self._pending:
+        for w in pending:
             if id(w.owner) not in queues:
                 owners.append(w.owner)
             queues.setdefault(id(w.owner), []).append(w)
@@ -150,13 +97,8 @@ class _Queue:
                 self._last_owner = owner
         return batch
 
-    def _account(self, taken: list[_Waiting], stats: JobStats) -> None:
+    def finished(self, taken: Sequence[_Waiting], stats: JobStats) -> None:
         """Each upload's stats: the job's time counted once per upload that had windows in it."""
         for owner_stats in {id(w.stats): w.stats for w in taken}.values():
             owner_stats.queued_s += stats.queued_s
             owner_stats.engine_s += stats.engine_s
-
-    def _fail(self, taken: list[_Waiting], exc: Exception) -> None:
-        for w in taken:
-            if not w.future.done():
-                w.future.set_exception(exc)

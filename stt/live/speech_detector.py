@@ -2,7 +2,7 @@
 
 Silero's ONNX graph as faster-whisper wraps it starts from a zero state on every call, so each call gets
 LOOKBACK frames of audio that came before the new frames and their probabilities are thrown away: the new
-frames are scored as if the audio had been given in one piece (checked in tests/test_streaming.py).
+frames are scored as if the audio had been given in one piece (checked in tests/live/test_streaming.py).
 """
 
 from __future__ import annotations

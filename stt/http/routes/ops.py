@@ -10,6 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from auth.middleware import public
 from stt import metrics
+from stt.http import apidoc as doc
+from stt.http.apidoc import AUTH_ERRORS, INT, JSON, NUM, STR
 from stt.http.keys import ENGINE, LIFECYCLE, LIVE_STREAMS, SCHEDULER, SETTINGS, STARTED_AT
 
 routes = web.RouteTableDef()
@@ -18,6 +20,11 @@ REGISTRY = web.AppKey("metrics_registry", metrics.CollectorRegistry)
 
 @routes.get("/health")
 @public
+@doc.describe(doc.op("ops", "Health check (no token)", "Engine, model, queue and uptime.",
+                     operationId="health", security=[],
+                     responses={"200": {"description": "Healthy", "content": {JSON: {"schema": doc.obj(
+                         ("status",), status={"const": "ok"}, engine=STR, model=STR, queued=INT,
+                         running=INT, in_flight=INT, uptime_s=NUM)}}}}))
 async def health(request: web.Request) -> web.Response:
     app = request.app
     engine, scheduler = app[ENGINE], app[SCHEDULER]
@@ -54,6 +61,14 @@ def not_ready(app: web.Application) -> list[str]:
 
 @routes.get("/ready")
 @public
+@doc.describe(doc.op("ops", "Readiness check (no token)",
+                     "503 while draining at shutdown or while the queue is full: send work elsewhere.",
+                     operationId="ready", security=[],
+                     responses={"200": {"description": "Ready", "content": {JSON: {"schema": doc.obj(
+                         ("status",), status={"const": "ready"})}}},
+                         "503": {"description": "Not ready", "content": {JSON: {"schema": doc.obj(
+                             ("status", "reasons"), status={"const": "unavailable"},
+                             reasons={"type": "array", "items": STR})}}}}))
 async def ready(request: web.Request) -> web.Response:
     """503 while the model loads, while draining at shutdown and while the queue is full: a balancer then
     sends new work elsewhere. /health stays 200 (the process is alive) in all three cases."""
@@ -64,6 +79,13 @@ async def ready(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+_METRICS_DOC = doc.describe(doc.op(
+    "ops", "Prometheus metrics", "Prometheus' text exposition format (no token when the config sets `metrics_public`).",
+    operationId="metrics", responses={"200": {"description": "Metrics", "content": {"text/plain": {"schema": STR}}},
+                                      **doc.errors("Error", AUTH_ERRORS)}))
+
+
+@_METRICS_DOC
 async def _metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -82,13 +104,20 @@ def _state(app: web.Application) -> metrics.State:
     return read
 
 
+def metrics_route(is_public: bool) -> web.RouteDef:
+    """Prometheus scrapes with `authorization: credentials <token>`; public only when the config says so."""
+    return web.get("/metrics", public(_metrics_public) if is_public else _metrics)
+
+
+def site_routes(metrics_public: bool = False) -> list[web.AbstractRouteDef]:
+    return [*routes, metrics_route(metrics_public)]
+
+
 def setup(app: web.Application) -> None:
-    app.add_routes(routes)
+    app.add_routes(site_routes(app[SETTINGS].http.metrics_public))
     app[REGISTRY] = metrics.app_registry(_state(app))
-    # Prometheus scrapes with `authorization: credentials <token>`; public only when the config says so.
-    handler = public(_metrics_public) if app[SETTINGS].http.metrics_public else _metrics
-    app.router.add_get("/metrics", handler)
 
 
+@_METRICS_DOC
 async def _metrics_public(request: web.Request) -> web.Response:
     return await _metrics(request)

@@ -1,0 +1,73 @@
+"""Deepgram-compatible pre-recorded face: POST /v1/listen with the raw audio body and Deepgram's query parameters.
+
+Answers Deepgram's response shape (metadata + results.channels[0].alternatives[0] with words) and its error
+shape ``{"err_code", "err_msg", "request_id"}`` (``errors.py``). Only POST is here: the live WebSocket
+``GET /v1/listen`` is in ``live.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+
+from aiohttp import web
+
+from stt.errors import BadRequest
+from stt.http import apidoc as doc
+from stt.http import service
+from stt.http.apidoc import AUDIO_ERRORS, JSON
+from stt.http.bodies import read_upload
+from stt.http.faces.deepgram.errors import DG_REQUEST_ID, deepgram_request_id
+from stt.http.faces.deepgram.params import DEEPGRAM_PARAMS, MULTICHANNEL_MAX, deepgram_request
+from stt.http.faces.deepgram.render import deepgram_json
+from stt.http.keys import ENGINE, SETTINGS
+from stt.http.params import check_model_support, request_pairs
+
+PREFIX = "/v1/listen"
+URL_BODY_MAX = 64 * 1024  # a JSON {"url": ...} body is small; larger bodies are audio and never parsed as JSON
+routes = web.RouteTableDef()
+
+
+@routes.post(PREFIX)
+@doc.describe(doc.op(
+    "deepgram", "Transcribe pre-recorded audio (Deepgram-compatible)",
+    "As Deepgram's `POST /v1/listen` with the audio as the raw body. Booleans are case-insensitive.",
+    operationId="listen", parameters=doc.query(DEEPGRAM_PARAMS), requestBody=doc.audio_body(None),
+    responses={"200": {"description": "Deepgram's pre-recorded response",
+                       "content": {JSON: {"schema": doc.ref("DeepgramResponse")}}},
+               **doc.errors("DeepgramError", AUDIO_ERRORS)}))
+async def listen(request: web.Request) -> web.Response:
+    upload = await read_upload(request)
+    refuse_url_body(request.content_type, upload.audio)
+    parsed = deepgram_request(request_pairs(request.query, upload.items), request.app[SETTINGS].asr.beam_size)
+    engine = request.app[ENGINE]
+    check_model_support(parsed.options, engine.multilingual, engine.model_name)
+    # The upload's hash (Deepgram's metadata.sha256) is computed while it is decoded, not after.
+    decoding = (service.decode_each_channel(request, upload.audio, MULTICHANNEL_MAX) if parsed.multichannel
+                else service.decode(request, upload.audio))
+    audio, digest = await asyncio.gather(decoding,
+                                         asyncio.to_thread(lambda: hashlib.sha256(upload.audio).hexdigest()))
+    # Multichannel: each channel is its own scheduler job, one after the other (a fair share of the workers).
+    transcript = ([await service.transcribe(request, channel, parsed.options, parsed.diarize) for channel in audio]
+                  if parsed.multichannel else await service.transcribe(request, audio, parsed.options, parsed.diarize))
+    request_id = deepgram_request_id(request)
+    body = deepgram_json(transcript, request_id=request_id, sha256=digest, engine=engine.name,
+                                 model=engine.model_name, punctuate=parsed.punctuate,
+                                 detected=parsed.detect_language, diarize=parsed.diarize is not None,
+                                 utterances=parsed.utterances, paragraphs=parsed.paragraphs)
+    return web.json_response(body, headers={DG_REQUEST_ID: request_id})
+
+
+def refuse_url_body(content_type: str, body: bytes) -> None:
+    """Deepgram also takes {"url": "..."} and fetches the audio itself; this server never fetches anything,
+    so say so instead of calling the JSON corrupt audio."""
+    if len(body) > URL_BODY_MAX or not (content_type == "application/json" or body.lstrip()[:1] == b"{"):
+        return
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return
+    if isinstance(parsed, dict) and "url" in parsed:
+        raise BadRequest("Fetching audio from a URL is not supported by this server: send the audio bytes as "
+                         "the request body", param="url")
