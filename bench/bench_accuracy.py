@@ -37,6 +37,7 @@ from aiohttp.test_utils import TestServer  # noqa: E402
 from whisper.normalizers import BasicTextNormalizer, EnglishTextNormalizer  # noqa: E402
 
 from stt.audio import decode_audio  # noqa: E402
+from stt.http import aiohttp_patches  # noqa: E402
 from stt.http.app import PARSER_OPTIONS, create_app  # noqa: E402
 from stt.http.keys import ENGINE  # noqa: E402
 from stt.settings import settings_from_dict  # noqa: E402
@@ -190,6 +191,7 @@ async def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     sets = shared_sets(args.quick, [s for s in args.sets.split(",") if s])
+    aiohttp_patches.apply()  # as server.py does
     settings = settings_from_dict({"server": {"http": {"allowed_tokens": [TOKEN]}},
                                    "asr": {"threads": args.threads}}, env={})
     server = TestServer(create_app(settings))

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 
 from stt.engines.base import Engine
@@ -49,6 +50,7 @@ async def transcribe(client: Any, clip: Clip, **params: str) -> dict[str, Any]:
     return body
 
 
+@pytest.mark.timeout(1200)  # 80 requests: ~2 min on a quiet 2-core machine, far more on a loaded one
 async def test_shortest_utterances_never_run_away_alone_or_four_at_a_time(base_client: Any) -> None:
     clips = shortest_utterances(40)
     alone = [await transcribe(base_client, c) for c in clips]
@@ -116,9 +118,9 @@ async def test_segment_scores_are_the_decoders(base_client: Any) -> None:
             assert body["segments"], body
             for segment in body["segments"]:
                 plausible_scores(segment)
-    resp = await base_client.post("/v1/audio/transcriptions", data={
-        "file": clips[0].path.read_bytes(), "model": "whisper-1", "response_format": "verbose_json"},
-        headers=AUTH)
+    form = aiohttp.FormData({"model": "whisper-1", "response_format": "verbose_json"})
+    form.add_field("file", clips[0].path.read_bytes(), filename=clips[0].path.name)
+    resp = await base_client.post("/v1/audio/transcriptions", data=form, headers=AUTH)
     body = await resp.json()
     assert resp.status == 200 and body["segments"], body
     for segment in body["segments"]:
