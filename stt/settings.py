@@ -78,6 +78,10 @@ class LimitsSettings:
     max_queue: int = 64  # requests waiting for the engine before new ones get 503
     # Decoded audio held by requests in flight (queued or running), 64 kB per second: 8 h is 1.8 GB.
     max_held_audio_seconds: float = 8 * 3600.0
+    # Bytes that requests and streams in flight may hold in large buffers (bodies as read, inflated bodies,
+    # decoded audio, windows): over it a new upload gets 503 + Retry-After. 0: a quarter of the machine's
+    # memory (RAM, or the container's limit), at least 1 GiB (stt/memory_budget.py).
+    max_held_bytes: int = 0
     queue_timeout_seconds: float = 300.0
     shutdown_timeout_seconds: float = 60.0
     max_streams: int = 8
@@ -199,6 +203,7 @@ def validate(s: Settings) -> None:
         (s.limits.max_audio_seconds > 0, "limits.max_audio_seconds: must be positive"),
         (s.limits.max_queue >= 0, "limits.max_queue: must be 0 or more"),
         (s.limits.max_held_audio_seconds > 0, "limits.max_held_audio_seconds: must be positive"),
+        (s.limits.max_held_bytes >= 0, "limits.max_held_bytes: must be 0 (a quarter of the memory) or more"),
         (s.limits.queue_timeout_seconds > 0, "limits.queue_timeout_seconds: must be positive"),
         (s.limits.shutdown_timeout_seconds >= 0, "limits.shutdown_timeout_seconds: must be 0 or more"),
         (s.limits.max_streams >= 0, "limits.max_streams: must be 0 or more"),

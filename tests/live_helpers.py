@@ -9,10 +9,11 @@ import time
 from typing import Any
 
 import aiohttp
+import jiwer
 import numpy as np
 
 from stt.audio import SAMPLE_RATE, decode_audio
-from tests.helpers import AUDIO_DIR
+from tests.helpers import _EN, AUDIO_DIR, joined_with_gaps, manifest
 
 CHUNK_S = 0.1  # 100 ms frames, as a microphone client sends them
 
@@ -92,3 +93,23 @@ async def collect(ws: aiohttp.ClientWebSocketResponse, started: float | None = N
         elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
             break
     return Received(messages, ws.close_code, reason)
+
+
+def speech_120s() -> tuple[bytes, str]:
+    """LibriSpeech clips joined with 0.8 s gaps until at least 120 s (127.6 s, 308 words): (linear16, reference).
+    Fits one 4 MiB message."""
+    clips, total = [], 0.0
+    for clip in manifest().values():
+        if clip.category.startswith("librispeech"):
+            clips.append(clip)
+            total += clip.seconds + 0.8
+            if total >= 120:
+                break
+    audio, _ = joined_with_gaps(clips, 0.8)
+    return pcm16(audio), " ".join(c.transcript for c in clips)
+
+
+def recovered(reference: str, hypothesis: str) -> float:
+    """The share of the reference's words found in the hypothesis (aligned hits, after Whisper's normalizer)."""
+    out = jiwer.process_words(_EN(reference), _EN(hypothesis))
+    return out.hits / max(1, out.hits + out.substitutions + out.deletions)

@@ -10,8 +10,10 @@ import numpy as np
 from faster_whisper import WhisperModel
 
 from stt.engines.features import BoundedMemoryFeatureExtractor
-from stt.audio import duration_seconds
-from stt.engines.speech import silero_speech
+from faster_whisper.transcribe import restore_speech_timestamps
+
+from stt.audio import SAMPLE_RATE, duration_seconds
+from stt.engines.speech import join_stretches, silero_speech, sound_stretches, whisper_speech
 from stt.engines.base import (Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word,
                               join_segments)
 from stt.engines.batched_windows import decode_batch
@@ -37,19 +39,27 @@ class FasterWhisperEngine:
         restricted: float | None = None  # the probability of a language detected among the allowed ones
         if language is None and allowed:
             language, restricted = choose_language(self.detect_language(audio), allowed)
+        # faster-whisper's own vad_filter would search the whole upload at once; the same search is run a
+        # minute at a time here (stt/engines/speech.py), and the speech kept is decoded as faster-whisper does:
+        # joined, then its times mapped back. vad_filter=false keeps all but long silent stretches.
+        stretches = whisper_speech(audio) if options.vad_filter else sound_stretches(audio)
+        kept = join_stretches(audio, stretches)
         segments, info = self._model.transcribe(
-            audio,
+            kept,
             language=language,
             task=options.task,
             beam_size=options.beam_size,
             temperature=list(options.temperature),
             word_timestamps=options.word_timestamps,
-            vad_filter=options.vad_filter,
+            vad_filter=False,
             initial_prompt=options.initial_prompt,
             condition_on_previous_text=options.condition_on_previous_text,
             without_timestamps=options.without_timestamps,
             hotwords=options.hotwords,
         )
+        if kept is not audio and stretches:
+            segments = restore_speech_timestamps(segments, [{"start": a, "end": b} for a, b in stretches],
+                                                 SAMPLE_RATE)
         out = tuple(_segment(s) for s in segments)  # the generator runs the decoding
         return Transcript(text=join_segments(out), segments=out, language=info.language,
                           language_probability=float(info.language_probability if restricted is None

@@ -12,7 +12,7 @@ import whisper
 
 from stt.audio import SAMPLE_RATE, duration_seconds
 from stt.engines.ct2_to_torch import load_whisper_model
-from stt.engines.speech import silero_speech
+from stt.engines.speech import silero_speech, whisper_speech
 from stt.engines.base import (Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word,
                               join_segments)
 from stt.engines.languages import allowed_languages, choose_language
@@ -82,12 +82,10 @@ class OpenAIWhisperEngine:
 def _speech_clips(audio: np.ndarray) -> list[float] | str:
     """Silero VAD (shipped with faster-whisper) -> openai-whisper's clip_timestamps, so both engines skip
     silence the same way."""
-    from faster_whisper.vad import get_speech_timestamps
-
-    chunks = get_speech_timestamps(audio)
+    chunks = whisper_speech(audio)  # a minute at a time: the whole-file search took GBs for hours of audio
     if not chunks:
         return "0"
-    return [t for c in chunks for t in (c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE)]
+    return [t for start, end in chunks for t in (start / SAMPLE_RATE, end / SAMPLE_RATE)]
 
 
 def _segment(s: dict[str, Any]) -> Segment:

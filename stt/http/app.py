@@ -29,6 +29,7 @@ from stt.http.faces.registry import FACES as REGISTERED_FACES
 from stt.http.openapi import build_spec
 from stt.http.routes import docs, ops, page
 from stt.inference.transcriber import Budget, Transcriber
+from stt.memory_budget import MemoryBudget, default_max_held_bytes
 from stt.settings import AsrSettings, Settings
 
 log = logging.getLogger("stt.http.app")
@@ -43,7 +44,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     limits = settings.limits
     throttle = FailureThrottle(limits.auth_max_failures, limits.auth_window_seconds)
     lifecycle = Lifecycle(limits.shutdown_timeout_seconds)
-    audio_budget = AudioBudget(limits.max_held_audio_seconds, decoders=settings.asr.workers + 1)
+    memory = MemoryBudget(limits.max_held_bytes or default_max_held_bytes())
+    log.info("memory budget for requests in flight (limits.max_held_bytes): %d MiB", memory.max_bytes >> 20)
+    audio_budget = AudioBudget(limits.max_held_audio_seconds, decoders=settings.asr.workers + 1, memory=memory)
     app = web.Application(
         client_max_size=settings.http.request_max_size,
         middlewares=[request_id_middleware, lifecycle.middleware(), error_middleware, expect_middleware,

@@ -3,30 +3,46 @@
 Handlers call this after the auth middleware, so nothing here runs for a client without a valid token. The
 HTTP parser is told not to inflate (``PARSER_OPTIONS`` in stt/http/app.py): aiohttp would otherwise inflate a
 gzip body on the event loop as it arrives, before auth (a 1 MB gzip of 1 GiB of zeros stalled every client
-for seconds). Here the compressed bytes are read (bounded by request_max_size), then inflated and, for a
-form, parsed in a thread, with limits on the inflated size and on the number of parts.
+for seconds). Here the compressed bytes are streamed from the socket, then inflated and, for a form, parsed in
+a thread, with limits on the inflated size, on the number of parts and on the size of a field that is not the
+audio (a prompt or an option: ``MAX_FIELD_BYTES``).
+
+Every buffer is reserved in the request's share of the memory budget (stt/memory_budget.py) before it is
+allocated: the declared body before a byte of it is read (or each step of a chunked one), each piece of
+inflated output before it is inflated, the audio field's bytes and the one joined copy; pieces are given back
+as soon as they are consumed. Over the budget the request gets 503 + Retry-After and nothing else is held.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import zlib
+from collections.abc import Iterator
 
 import multipart
+import numpy as np
 from aiohttp import web
 
 from stt.errors import BadRequest, TooLarge, UnsupportedEncoding
+from stt.http.audio_budget import AUDIO_BUDGET, memory_hold
 from stt.http.expect import send_continue
+from stt.memory_budget import Hold
 
 MAX_PARTS = 64  # a form holds the file and a few options; 200,000 empty parts used to cost 17 s of loop time
+# A field other than the audio is an option or a prompt (a few kB at most): a larger one is refused before it
+# is buffered or decoded (a 99 MiB field of 0xFF, decoded as UTF-8 in one call, held the GIL for 0.9 s).
+MAX_FIELD_BYTES = 64 * 1024
 INFLATE_CHUNK = 1024 * 1024  # bytes inflated at a time, so the limit is checked before memory is spent
+READ_STEP = 256 * 1024  # bytes of a body of unknown length read (and reserved) at a time
 ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
+Chunks = collections.deque[bytes]
 
 
 @dataclasses.dataclass(frozen=True)
 class Upload:
-    audio: bytes
+    audio: bytes | memoryview  # a memoryview when it was joined from pieces (see _join)
     items: tuple[tuple[str, str], ...] = ()  # the other multipart fields in order, repeats kept (``name[]``)
 
 
@@ -43,18 +59,39 @@ async def read_upload(request: web.Request, field: str = "file") -> Upload:
     if encoding not in ENCODINGS:
         raise UnsupportedEncoding(f"Content-Encoding {encoding[:20]!r} is not supported (gzip or deflate)")
     boundary = _boundary(request) if request.content_type.startswith("multipart/") else None
+    hold = memory_hold(request)
+    if request.content_length:  # the declared body, reserved before it is invited or read
+        hold.take(request.content_length)
     await send_continue(request)  # only now: after auth and the checks above
-    body = await _read_body(request)
-    return await asyncio.to_thread(_parse, body, encoding, boundary, field, request.client_max_size)
+    chunks = await _read_body(request, hold)
+    # As many bodies inflate and parse at once as uploads decode (asr.workers + 1): more threads than cores
+    # gain nothing, and each one more competes with the event loop for the GIL.
+    async with request.app[AUDIO_BUDGET].decoding:
+        return await asyncio.to_thread(_parse, chunks, encoding, boundary, field, request.client_max_size, hold)
 
 
-async def _read_body(request: web.Request) -> bytes:
+async def _read_body(request: web.Request, hold: Hold) -> Chunks:
+    """The body as it arrives, a piece at a time: its bytes are reserved before they are read (aiohttp's
+    stream buffer stops reading the socket at its high-water mark, so nothing unreserved piles up)."""
+    limit, declared = request.client_max_size, request.content_length or 0
+    chunks: Chunks = collections.deque()
+    size = 0
     try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise TooLarge(f"Request body is over the limit of {request.client_max_size} bytes") from exc
+        while True:
+            ahead = 0 if size < declared else READ_STEP  # a chunked body, or one longer than it said
+            hold.take(ahead)
+            chunk = await request.content.read(READ_STEP)
+            size += len(chunk)
+            hold.give(ahead - max(0, min(len(chunk), size - declared)))
+            if not chunk:
+                break
+            if size > limit:
+                raise TooLarge(f"Request body is over the limit of {limit} bytes")
+            chunks.append(chunk)
     except web.RequestPayloadError as exc:  # broken chunking, a body shorter than declared
         raise BadRequest("Malformed request body: it could not be read") from exc
+    hold.give(max(0, declared - size))
+    return chunks
 
 
 def _boundary(request: web.Request) -> str:
@@ -65,62 +102,124 @@ def _boundary(request: web.Request) -> str:
     return boundary
 
 
-def _parse(body: bytes, encoding: str, boundary: str | None, field: str, limit: int) -> Upload:
-    """Blocking (runs in a thread): inflate, then split the form."""
-    if encoding != "identity":
-        body = _inflate(body, encoding, limit)
-    if boundary is None:
-        return Upload(body)
-    return _read_form(body, boundary, field, limit)
+def _parse(chunks: Chunks, encoding: str, boundary: str | None, field: str, limit: int, hold: Hold) -> Upload:
+    """Blocking (runs in a thread): inflate, then split the form, a piece at a time."""
+    if boundary is None:  # the whole body is the audio: its pieces are kept (and stay reserved), then joined
+        kept = list(chunks) if encoding == "identity" else list(_inflate(chunks, encoding, limit, hold, keep=True))
+        chunks.clear()
+        return Upload(_join(kept, hold))
+    pieces = _drain(chunks, hold) if encoding == "identity" else _inflate(chunks, encoding, limit, hold)
+    return _read_form(pieces, boundary, field, limit, hold)
 
 
-def _inflate(data: bytes, encoding: str, limit: int) -> bytes:
+def _drain(chunks: Chunks, hold: Hold) -> Iterator[bytes]:
+    """The body's pieces, each given back once the consumer is done with it (when it asks for the next)."""
+    while chunks:
+        chunk = chunks.popleft()
+        yield chunk
+        hold.give(len(chunk))
+
+
+def _join(kept: list[bytes], hold: Hold) -> bytes | memoryview:
+    """One buffer from reserved pieces: the copy is reserved before it is made, the pieces given back once they
+    are dropped. Copied a piece at a time into an uninitialised array: ``b"".join`` of 100 MiB holds the GIL
+    for its whole copy (half a second on a busy machine, every client's /ping waiting)."""
+    if len(kept) == 1:
+        return kept[0]
+    size = sum(map(len, kept))
+    hold.take(size)
+    body = np.empty(size, dtype=np.uint8)
+    at = 0
+    while kept:
+        piece = kept.pop(0)
+        body[at:at + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+        at += len(piece)
+    hold.give(size)
+    return memoryview(body)
+
+
+def _inflate(chunks: Chunks, encoding: str, limit: int, hold: Hold, keep: bool = False) -> Iterator[bytes]:
+    """Inflated pieces, each reserved before zlib makes it; given back when the consumer asks for the next
+    one, unless ``keep`` (the consumer holds them all, and they stay reserved)."""
     if encoding == "deflate":
         # RFC 9110's deflate is zlib-wrapped; some clients send raw deflate (as aiohttp also accepts).
-        wbits = zlib.MAX_WBITS if data[:1] and data[0] & 0x0F == 8 else -zlib.MAX_WBITS
+        first = chunks[0][:1] if chunks else b""
+        wbits = zlib.MAX_WBITS if first and first[0] & 0x0F == 8 else -zlib.MAX_WBITS
     else:
         wbits = 16 + zlib.MAX_WBITS
     inflater = zlib.decompressobj(wbits)
-    out = bytearray()
-    pending = data
+    total = 0
     try:
-        while pending and not inflater.eof:
-            out += inflater.decompress(pending, INFLATE_CHUNK)
-            if len(out) > limit:
-                raise TooLarge(f"Request body inflates to over the limit of {limit} bytes")
-            pending = inflater.unconsumed_tail
-        out += inflater.flush()
+        while chunks and not inflater.eof:
+            data = chunks.popleft()
+            pending = data
+            while pending and not inflater.eof:
+                hold.take(INFLATE_CHUNK)  # reserved before zlib allocates it
+                out = inflater.decompress(pending, INFLATE_CHUNK)
+                hold.give(INFLATE_CHUNK - len(out))
+                total += len(out)
+                if total > limit:
+                    raise TooLarge(f"Request body inflates to over the limit of {limit} bytes")
+                pending = inflater.unconsumed_tail
+                yield out
+                if not keep:
+                    hold.give(len(out))
+            hold.give(len(data))
+        hold.give(sum(map(len, chunks)))  # bytes after the end of the stream: ignored
+        chunks.clear()
+        tail = inflater.flush()
     except zlib.error as exc:
         raise BadRequest(f"Malformed request body: it is not valid {encoding}") from exc
-    if not inflater.eof or len(out) > limit:
+    if not inflater.eof or total + len(tail) > limit:
         raise BadRequest(f"Malformed request body: the {encoding} stream is truncated")
-    return bytes(out)
+    if tail:
+        hold.take(len(tail))
+        yield tail
+        if not keep:
+            hold.give(len(tail))
 
 
-def _read_form(body: bytes, boundary: str, field: str, limit: int) -> Upload:
-    audio: bytes | None = None
+def _read_form(pieces: Iterator[bytes], boundary: str, field: str, limit: int, hold: Hold) -> Upload:
+    audio: list[bytes] | None = None
     items: list[tuple[str, str]] = []
-    parts: list[tuple[multipart.MultipartSegment, bytearray]] = []
+    current: list[bytes] | bytearray | None = None  # the part being read: audio pieces, or another field
+    name = ""
     try:
         with multipart.PushMultipartParser(boundary, max_segment_count=MAX_PARTS, max_segment_size=limit) as parser:
-            for event in parser.parse(body):
-                if isinstance(event, multipart.MultipartSegment):
-                    parts.append((event, bytearray()))
-                elif event:
-                    parts[-1][1].extend(event)
+            for chunk in pieces:
+                for event in parser.parse(chunk):
+                    if isinstance(event, multipart.MultipartSegment):
+                        current, name = _start_part(event, field, audio is not None, items)
+                        if name == field:
+                            audio = current  # type: ignore[assignment]
+                    elif event and isinstance(current, list):
+                        hold.take(len(event))  # the audio's bytes, copied out of the piece being parsed
+                        current.append(bytes(event))
+                    elif event and current is not None:
+                        if len(current) + len(event) > MAX_FIELD_BYTES:
+                            raise TooLarge(f"Form field '{name[:40]}' is over {MAX_FIELD_BYTES} bytes "
+                                           "(only the audio field may be large)", param=name[:40])
+                        current.extend(event)
     except multipart.ParserLimitReached as exc:
         raise TooLarge(f"Multipart form over its limits ({MAX_PARTS} parts at most): {exc}") from exc
     except multipart.MultipartError as exc:
         raise BadRequest("Malformed multipart body: a part could not be parsed") from exc
-    for segment, data in parts:
-        if (segment.content_type or "").lower().startswith("multipart/"):
-            raise BadRequest("Nested multipart bodies are not supported")
-        if segment.name == field:
-            if audio is not None:
-                raise BadRequest(f"More than one '{field}' field in the form", param=field)
-            audio = bytes(data)
-        elif segment.name:
-            items.append((segment.name, data.decode("utf-8", errors="replace")))
     if audio is None:
         raise BadRequest(f"Multipart form has no '{field}' field with the audio", param=field)
-    return Upload(audio, tuple(items))
+    body = _join(audio, hold)
+    return Upload(body, tuple((k, bytes(v).decode("utf-8", errors="replace")) for k, v in items))
+
+
+def _start_part(segment: multipart.MultipartSegment, field: str, have_audio: bool,
+                items: list[tuple[str, bytearray]]) -> tuple[list[bytes] | bytearray | None, str]:
+    if (segment.content_type or "").lower().startswith("multipart/"):
+        raise BadRequest("Nested multipart bodies are not supported")
+    if segment.name == field:
+        if have_audio:
+            raise BadRequest(f"More than one '{field}' field in the form", param=field)
+        return [], field
+    if segment.name:
+        value = bytearray()
+        items.append((segment.name, value))
+        return value, segment.name
+    return None, ""

@@ -15,6 +15,7 @@ from stt.errors import ApiError
 from stt.http.faces.face import ErrorInfo, app_face
 from stt.http.faces.native.errors import native_error
 from stt.http.stats import request_stats
+from stt.logs import safe
 
 log = logging.getLogger("stt.errors")
 
@@ -50,8 +51,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         info = _info_from_http(exc)
+    except (RecursionError, UnicodeDecodeError) as exc:
+        # A parser given hostile input (JSON nested 5,000 deep, bytes that are not text): the request's fault.
+        log.warning("request could not be parsed: %s", type(exc).__name__)
+        info = ErrorInfo(400, f"Malformed request: it could not be parsed ({type(exc).__name__})", "bad_request")
     except Exception:  # the server must answer, and stay up, whatever went wrong inside
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", safe(request.method, 20), safe(request.path))
         info = ErrorInfo(500, "Internal server error", "internal_error")
     request_stats(request).error_code = info.code
     face = app_face(request)

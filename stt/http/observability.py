@@ -14,7 +14,7 @@ from aiohttp import web
 from auth.client_address import client_address
 from stt import metrics
 from stt.http.faces.face import FACES, face_for
-from stt.logs import request_id_var
+from stt.logs import request_id_var, safe
 from stt.http.stats import request_stats
 
 log = logging.getLogger("stt.access")
@@ -54,12 +54,15 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 
 def _log_line(request: web.Request, status: int, total_s: float) -> None:
     stats = request_stats(request)
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
+    # An unmatched path is the client's (percent-decoded: %0A is a newline): escaped and cut, as every
+    # client-controlled value in a log line (stt/logs.safe).
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else safe(request.path)
     job = stats.job
     queued, engine = (job.queued_s, job.engine_s) if job else (None, None)
-    fields = {"method": request.method, "route": route, "status": status, "client": client_address(request),
+    fields = {"method": safe(request.method, 20), "route": route, "status": status,
+              "client": safe(client_address(request), 64),
               "audio_s": stats.audio_s, "queue_s": queued, "engine_s": engine, "total_s": round(total_s, 4)}
-    log.info("%s %s %s %d audio=%s queue=%s engine=%s total=%.3fs client=%s", stats.request_id, request.method,
+    log.info("%s %s %s %d audio=%s queue=%s engine=%s total=%.3fs client=%s", stats.request_id, fields["method"],
              route, status, _secs(stats.audio_s), _secs(queued), _secs(engine), total_s, fields["client"],
              extra=fields)
     matched = route if request.match_info.route.resource else None

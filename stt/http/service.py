@@ -9,7 +9,7 @@ import time
 import numpy as np
 from aiohttp import web
 
-from stt.http.audio_budget import AUDIO_BUDGET
+from stt.http.audio_budget import AUDIO_BUDGET, memory_hold
 from stt.audio import decode_audio, decode_channels, duration_seconds
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
@@ -18,13 +18,14 @@ from stt.http.keys import SETTINGS, TRANSCRIBER
 from stt.http.stats import request_stats
 from stt.inference.scheduler import JobStats
 from stt.inference.transcriber import Transcriber
+from stt.inference.uploads import window_bytes_in_flight
 
 async def decode(request: web.Request, data: bytes) -> np.ndarray:
     """Decode in a thread: a long MP3 takes long enough to stall every other client."""
     limit = request.app[SETTINGS].limits.max_audio_seconds
     budget = request.app[AUDIO_BUDGET]
-    async with budget.decoding:
-        audio = await asyncio.to_thread(decode_audio, data, limit)
+    async with budget.decoding:  # the decoded audio is reserved in the memory budget before it is allocated
+        audio = await _decoded(request, decode_audio, data, limit)
     budget.hold(request, audio.nbytes)  # 503 when requests in flight already hold too much decoded audio
     request_stats(request).audio_s = duration_seconds(audio)
     return audio
@@ -35,9 +36,20 @@ async def decode_each_channel(request: web.Request, data: bytes, max_channels: i
     limit = request.app[SETTINGS].limits.max_audio_seconds
     budget = request.app[AUDIO_BUDGET]
     async with budget.decoding:
-        audio = await asyncio.to_thread(decode_channels, data, limit, max_channels)
+        audio = await _decoded(request, decode_channels, data, limit, max_channels)
     budget.hold(request, audio.nbytes)
     request_stats(request).audio_s = duration_seconds(audio) * len(audio)
+    return audio
+
+
+async def _decoded(request: web.Request, decoder, *args) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Run a decoder in a thread, its buffers reserved in the request's hold; once it is done, what was reserved
+    for buffers it dropped (a buffer that grew) is given back: the hold keeps the decoded audio's array."""
+    hold = memory_hold(request)
+    before = hold.held
+    audio = await asyncio.to_thread(decoder, *args, reserve=hold.take)
+    kept = (audio.base if audio.base is not None else audio).nbytes
+    hold.give(max(0, hold.held - before - kept))
     return audio
 
 
@@ -47,11 +59,13 @@ def transcriber(request: web.Request) -> Transcriber:
 
 async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions,
                      diarize: DiarizeOptions | None = None) -> Transcript:
-    """The app's Transcriber does the work; the request's stats (access log, metrics) add up its times."""
+    """The app's Transcriber does the work; the request's stats (access log, metrics) add up its times. The
+    copies of its speech windows in flight (a bounded group at a time) are reserved in the memory budget."""
     served = request.app[SETTINGS].asr.languages
     if options.languages and served and not set(options.languages) & set(served):
         raise BadRequest(f"language: none of {', '.join(options.languages)} is served here (asr.languages: "
                          f"{', '.join(served)})", param="language")
+    memory_hold(request).take(window_bytes_in_flight(audio))
     return await transcriber(request).transcribe(audio, options, diarize, _job_stats(request), owner=request)
 
 

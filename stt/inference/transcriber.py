@@ -64,7 +64,8 @@ class Transcriber:
         else:
             transcript = await transcribe_windows(
                 engine, audio, options, lambda job: self.run(job, stats, Priority.SPEECH),
-                lambda windows: self.windows.decode(windows, owner=owner, stats=stats))
+                lambda windows, speech: self.windows.decode(windows, owner=owner, stats=stats,
+                                                            upload_samples=speech))
         if not diarize:
             return transcript
         # Speaker embeddings run under the same worker budget as the transcription: one budget for all inference.

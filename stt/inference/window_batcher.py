@@ -44,9 +44,11 @@ class WindowBatcher:
         self._long = _Queue(scheduler, engine, Priority.BATCH, long_jobs, long_job_audio_s)
 
     async def decode(self, requests: Sequence[WindowRequest], owner: object,
-                     stats: JobStats | None = None) -> list[WindowResult]:
-        """Results in order. Cancelling the caller drops its windows that no job has taken yet."""
-        samples = sum(len(r.audio) for r in requests)
+                     stats: JobStats | None = None, upload_samples: int | None = None) -> list[WindowResult]:
+        """Results in order. Cancelling the caller drops its windows that no job has taken yet.
+        ``upload_samples``: all the upload's speech when it hands its windows over a group at a time (the
+        queue is chosen by the upload, not by the group)."""
+        samples = upload_samples if upload_samples is not None else sum(len(r.audio) for r in requests)
         queue = self._short if samples <= self._short.budget else self._long
         return await queue.decode(requests, owner, stats if stats is not None else JobStats())
 

@@ -63,15 +63,26 @@ class PcmDecoder:
 
 
 class _Pipe:
-    """A blocking file-like object: the event loop writes, FFmpeg's thread reads."""
+    """A blocking file-like object: the event loop writes, FFmpeg's thread reads. Once the reader is gone
+    (the container ended, or FFmpeg failed) what it held is freed and later writes are only counted."""
 
     def __init__(self) -> None:
         self._chunks = bytearray()
         self._closed = False
+        self._reader_gone = False
+        self.dropped = 0  # bytes written after the reader was gone
         self._ready = threading.Condition()
+
+    @property
+    def backlog(self) -> int:
+        """Bytes written and not yet read."""
+        return len(self._chunks)
 
     def write(self, data: bytes) -> None:
         with self._ready:
+            if self._reader_gone:
+                self.dropped += len(data)
+                return
             self._chunks += data
             self._ready.notify()
 
@@ -79,6 +90,11 @@ class _Pipe:
         with self._ready:
             self._closed = True
             self._ready.notify()
+
+    def reader_gone(self) -> None:
+        with self._ready:
+            self._reader_gone = True
+            self._chunks = bytearray()
 
     def read(self, size: int = -1) -> bytes:
         with self._ready:
@@ -90,36 +106,79 @@ class _Pipe:
             return out
 
 
+# Bytes sent after a container's end that are dropped quietly (a trailing metadata chunk); past this the stream
+# is refused: FFmpeg stopped reading, and a client that keeps sending would otherwise be heard by no one.
+TRAILER_BYTES = 256 * 1024
+# Decoded samples waiting for the stream before FFmpeg's thread waits for it (bounds a highly compressed input).
+MAX_DECODED = 10 * SAMPLE_RATE
+
+
 class ContainerDecoder:
-    """WebM/Opus (a browser's MediaRecorder), Ogg and other streamable containers, decoded as they arrive."""
+    """WebM/Opus (a browser's MediaRecorder), Ogg and other streamable containers, decoded as they arrive.
+
+    Non-blocking for the event loop: ``write`` queues bytes for FFmpeg's thread, ``take`` returns what it has
+    decoded. The caller bounds ``backlog`` (bytes FFmpeg has not read yet) by waiting, and the thread waits while
+    ``MAX_DECODED`` samples are not taken, so neither side grows without bound.
+    """
 
     def __init__(self) -> None:
         self._pipe = _Pipe()
         self._out: list[np.ndarray] = []
-        self._lock = threading.Lock()
+        self._out_samples = 0
+        self._room = threading.Condition()  # the thread waits here while the decoded output is full
+        self._unbounded = False  # end of input or client gone: the thread no longer waits for room
         self.error: str | None = None
+        self.ended = False  # the thread is done (the container's end, or an error)
         self._thread = threading.Thread(target=self._decode, name="stt-live-demux", daemon=True)
         self._thread.start()
 
-    def feed(self, data: bytes) -> np.ndarray:
+    @property
+    def backlog(self) -> int:
+        return self._pipe.backlog
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes for FFmpeg. AudioError when it failed, or ended and audio keeps coming."""
         self._pipe.write(data)
-        return self._take()
+        if self.ended and self.error:
+            raise AudioError(self.error)
+        if self._pipe.dropped > TRAILER_BYTES:
+            raise AudioError("The audio container ended, but audio kept coming after its end: start a new stream "
+                             "(or send Finalize before a new container)")
+
+    def feed(self, data: bytes) -> np.ndarray:
+        self.write(data)
+        return self.take()
+
+    def take(self) -> np.ndarray:
+        """Everything decoded so far (AudioError when decoding failed and nothing is left)."""
+        with self._room:
+            chunks, self._out, self._out_samples = self._out, [], 0
+            self._room.notify()
+        if self.error and not chunks:
+            raise AudioError(self.error)
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+
+    def end_input(self) -> None:
+        """No more bytes: FFmpeg decodes what it holds and ends (take the rest until ``ended``)."""
+        self._pipe.close()
 
     def finish(self) -> np.ndarray:
-        self._pipe.close()
+        self.end_input()
+        self._release()
         self._thread.join(timeout=10)
-        return self._take()
+        return self.take()
 
     def close(self) -> None:
         """The client is gone: end the pipe so the demuxing thread and its FFmpeg container exit too."""
         self._pipe.close()
+        self._release()
+        with self._room:
+            self._out, self._out_samples = [], 0
 
-    def _take(self) -> np.ndarray:
-        with self._lock:
-            chunks, self._out = self._out, []
-        if self.error and not chunks:
-            raise AudioError(self.error)
-        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    def _release(self) -> None:
+        with self._room:
+            self._unbounded = True
+            self._room.notify()
 
     def _decode(self) -> None:
         try:
@@ -137,9 +196,16 @@ class ContainerDecoder:
         except (av.FFmpegError, ValueError, IndexError, OSError) as exc:
             log.info("live container stream ended with a decoding error: %s", exc)
             self.error = "Could not decode the streamed audio: send WebM/Ogg, or linear16 with encoding=linear16"
+        finally:
+            # FFmpeg reads no more (an AIFF or WAV ends at its data chunk's end): free what waits for it.
+            self._pipe.reader_gone()
+            self.ended = True
 
     def _emit(self, frames: list[av.AudioFrame]) -> None:
         if frames:
             samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32)
-            with self._lock:
+            with self._room:
+                while self._out_samples >= MAX_DECODED and not self._unbounded:
+                    self._room.wait()
                 self._out.append(samples)
+                self._out_samples += len(samples)

@@ -230,11 +230,20 @@ class StreamSession:
         self._utterance_end_sent = True
         return [UtteranceEnd(round(self._last_word_end, 3))]
 
-    def _trim(self) -> None:
+    @property
+    def held_seconds(self) -> float:
+        """Audio this session still needs (open utterance, finals and passes waiting): what a caller's
+        back-pressure bounds (it grows when audio arrives faster than it is decoded)."""
+        return (self._total - max(self._buf_start, self._keep_from())) / SAMPLE_RATE
+
+    def _keep_from(self) -> int:
         keep = self._vad_pos - LOOKBACK * FRAME - int(self.config.preroll_s * SAMPLE_RATE)
         starts = [u.utterance.start for u in self._finals] + ([self._utt.start] if self._utt else [])
         starts += [p.start for p in self._inflight]
-        keep = min([keep, *starts])
+        return min([keep, *starts])
+
+    def _trim(self) -> None:
+        keep = self._keep_from()
         drop = keep - self._buf_start
         if drop > 0:
             self._audio = self._audio[drop:]

@@ -65,7 +65,7 @@ def transcribe(batcher: WindowBatcher, scheduler: Scheduler, engine: WindowEngin
     owner = object()
     return transcribe_windows(engine, audio, TranscribeOptions(language="en"),
                               lambda job: scheduler.run(job, None, Priority.SPEECH),
-                              lambda windows: batcher.decode(windows, owner))
+                              lambda windows, speech: batcher.decode(windows, owner, upload_samples=speech))
 
 
 async def _until(predicate: Any, timeout: float = 5.0) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -24,9 +23,11 @@ from stt.inference.pass_batcher import PassBatcher
 from stt.diarization.live import LiveSpeakers
 from stt.engines.windows import WindowResult
 from stt.errors import ApiError, AudioError, BadRequest
-from stt.http.faces.deepgram.messages import metadata, render
+from stt.http.faces.deepgram.control import LogBudget, read_control
+from stt.http.faces.deepgram.messages import error, metadata, render
 from stt.http.faces.deepgram.params import LIVE_PARAMS
-from stt.live.audio_in import ContainerDecoder, PcmDecoder, StreamDecoder
+from stt.live.audio_in import ContainerDecoder, PcmDecoder
+from stt.live.intake import Intake, MessageRate
 from stt.live.session import Event, Pass, SpeechStarted, StreamSession, Transcribed
 from stt import metrics
 
@@ -66,12 +67,24 @@ class _Lane:
     speakers: LiveSpeakers | None = None  # diarize=true: this channel's speakers
 
 
+# Audio a lane's session may hold undecoded (its open utterance, and finals waiting for their pass) before the
+# stream stops reading the socket until the passes catch up: a sender faster than real time is paced by TCP.
+MAX_PENDING_SECONDS = 30.0
+# Past this (only when no pass could bring it down), the stream is closed with 1008.
+HARD_PENDING_SECONDS = 2 * MAX_PENDING_SECONDS
+
+
 @dataclasses.dataclass(frozen=True)
 class Limits:
     idle_s: float
     max_seconds: float
-    # A send (or the close) that cannot drain for this long: the client stopped reading, the socket is cut.
+    # A send that cannot drain for this long: the client stopped reading, the socket is cut.
     send_timeout_s: float = 10.0
+    # Metadata and the close handshake at the end: a client that does not answer the close (it never reads)
+    # has its connection cut after this, so its slot frees right at the idle timeout.
+    close_timeout_s: float = 2.0
+    max_pending_s: float = MAX_PENDING_SECONDS
+    hard_pending_s: float = HARD_PENDING_SECONDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,12 +104,15 @@ class LiveStream:
         self._lanes = [_Lane(i, s, speakers=speakers() if speakers else None) for i, s in enumerate(sessions)]
         self._session = sessions[0]  # every lane hears the same length of audio
         self._options, self._limits, self._id = options, limits, identity
-        self._decoder: StreamDecoder | None = None
+        self._intake: Intake | None = None
+        self._log_budget = LogBudget()  # lines about a client's odd text messages, per stream
+        self._rate = MessageRate()
         self._hash = hashlib.sha256()
         self._first_message = True
         self._arrivals = metrics.ArrivalClock()  # times finals from the end of their speech
         self._transport = transport  # cut when the client does not read, or shutdown runs out of time
         self._stop = asyncio.Event()  # shutdown: stop receiving, flush, close 1001
+        self._waiting: asyncio.Timeout | None = None  # the wait for the next message, while it runs
         self.done = asyncio.Event()
 
     async def run(self) -> None:
@@ -108,13 +124,20 @@ class LiveStream:
         finally:
             for task in passes + [t for lane in self._lanes for t in lane.passes]:
                 task.cancel()
-            if isinstance(self._decoder, ContainerDecoder):
-                self._decoder.close()  # idempotent after _finish; the only way out when the client vanished
+            if self._intake is not None and isinstance(self._intake.decoder, ContainerDecoder):
+                self._intake.decoder.close()  # idempotent after _finish; the only way out when the client vanished
             self.done.set()
+
+    @property
+    def pending_seconds(self) -> float:
+        """Undecoded audio the stream holds (its busiest channel): what back-pressure bounds."""
+        return max(lane.session.held_seconds for lane in self._lanes)
 
     def stop_for_shutdown(self) -> None:
         """Stop receiving; the stream then flushes its final Results and Metadata and closes with 1001."""
         self._stop.set()
+        if self._waiting is not None:  # interrupt the wait for the next message (never the handling of one)
+            self._waiting.reschedule(asyncio.get_running_loop().time())
 
     def abort(self) -> None:
         """Cut the connection (shutdown ran out of time, or the client does not read what is sent)."""
@@ -129,22 +152,25 @@ class LiveStream:
         while True:
             # Idle means no audio and no text message: the deadline is not restarted by the pings aiohttp
             # answers inside receive() (a client pinging every 5 s would otherwise hold a slot forever).
-            deadline = loop.time() + self._limits.idle_s
             try:
-                msg = await self._next_message(deadline)
+                msg = await self._next_message(loop.time() + self._limits.idle_s)
             except TimeoutError:
+                if self._stop.is_set():
+                    return CLOSE_GOING_AWAY, "server shutting down"
                 return CLOSE_IDLE, f"no audio or KeepAlive received for {self._limits.idle_s:g} s"
             if msg is None:
                 return CLOSE_GOING_AWAY, "server shutting down"
+            await self._rate.take()
             if msg.type == WSMsgType.BINARY:
                 if not msg.data:
                     return CLOSE_NORMAL, "stream closed by client"
                 try:
-                    await self._audio(msg.data)
+                    ending = await self._audio(msg.data)
                 except AudioError as exc:
+                    await self._send_json(error("DATA-0000", exc.message))
                     return CLOSE_BAD_DATA, exc.message
-                if self._session.seconds >= self._limits.max_seconds:
-                    return CLOSE_POLICY, f"stream reached its limit of {self._limits.max_seconds:g} s of audio"
+                if ending is not None:
+                    return ending
             elif msg.type == WSMsgType.TEXT:
                 try:
                     action = await self._control(msg.data)
@@ -157,54 +183,78 @@ class LiveStream:
             self._first_message = False
 
     async def _next_message(self, deadline: float) -> WSMessage | None:
-        """The next audio or text message, or None once shutdown asks the stream to stop. Only the wait for
-        a message is interrupted, never the handling of one (a feed may be running in a thread)."""
+        """The next audio or text message, or None once shutdown asks the stream to stop (TimeoutError at the
+        deadline, or when shutdown interrupts the wait). One timer per message and no task: a flood of tiny
+        messages costs little each."""
         if self._stop.is_set():
             return None
-        receive = asyncio.ensure_future(self._ws.receive())
-        stop = asyncio.ensure_future(self._stop.wait())
-        try:
-            async with asyncio.timeout_at(deadline):
-                await asyncio.wait((receive, stop), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            receive.cancel()  # no effect when it is done
-        return receive.result() if receive.done() and not receive.cancelled() else None
+        async with asyncio.timeout_at(deadline) as self._waiting:
+            try:
+                return await self._ws.receive()
+            finally:
+                self._waiting = None
 
     async def _control(self, text: str) -> str | None:
-        if self._first_message and text.strip().lower().startswith("sample rate:"):
+        if self._first_message and text[:20].strip().lower().startswith("sample rate:"):
             # The Flask microphone tutorial's handshake: raw Int16 mono at the given rate follows.
-            rate = SAMPLE_RATE_PARAM.parse(text.split(":", 1)[1])  # same bounds as the sample_rate parameter
-            self._decoder = PcmDecoder(rate, 1)
+            rate = SAMPLE_RATE_PARAM.parse(text.split(":", 1)[1][:20])  # same bounds as the sample_rate parameter
+            self._intake = Intake(PcmDecoder(rate, 1))
             return None
-        try:
-            kind = json.loads(text).get("type")
-        except (ValueError, AttributeError, RecursionError):  # RecursionError: deeply nested JSON
-            kind = None
-        if kind == "CloseStream":
+        control = read_control(text)
+        if control.kind == "CloseStream":
             return "close"
-        if kind == "Finalize":
+        if control.kind == "Finalize":
             await self._flush(from_finalize=True)
-        elif kind != "KeepAlive":
-            log.info("%s: ignored text message of type %r", self._id.request_id, kind)
+        elif control.kind != "KeepAlive" and self._log_budget.allow():
+            left_out = self._log_budget.take_suppressed()
+            log.info("%s: ignored %s%s", self._id.request_id, control.note,
+                     f" ({left_out} more ignored messages not logged)" if left_out else "")
         return None
 
-    async def _audio(self, data: bytes) -> None:
+    async def _audio(self, data: bytes) -> tuple[int, str] | None:
+        """Feeds the message's audio piece by piece; returns a close code and reason when a limit ends the
+        stream (the rest of the message is not heard)."""
         self._hash.update(data)
-        decoder = self._decoder or self._make_decoder()
-        samples = decoder.feed(data)
-        if samples.size:
-            await self._feed_lanes(samples)
+        intake = self._intake or self._make_intake()
+        async for piece in intake.push(data):
+            ending = await self._feed_piece(piece)
+            if ending is not None:
+                return ending
+        return None
 
-    def _make_decoder(self) -> StreamDecoder:
+    async def _feed_piece(self, piece: np.ndarray) -> tuple[int, str] | None:
+        await self._feed_lanes(piece)
+        if self._session.seconds >= self._limits.max_seconds:
+            return CLOSE_POLICY, f"stream reached its limit of {self._limits.max_seconds:g} s of audio"
+        if not await self._pace():
+            return CLOSE_POLICY, (f"more than {self._limits.hard_pending_s:g} s of audio waiting to be decoded: "
+                                  "send at most in real time")
+        return None
+
+    async def _pace(self) -> bool:
+        """Back-pressure: while a lane holds more than max_pending_s of undecoded audio, wait for its passes
+        (the socket is not read meanwhile). False when it is still over the hard bound with nothing left to wait
+        for."""
+        for lane in self._lanes:
+            while lane.session.held_seconds > self._limits.max_pending_s:
+                await self._start_passes(lane)
+                if not lane.passes:
+                    break
+                await asyncio.wait(set(lane.passes), return_when=asyncio.FIRST_COMPLETED)
+        return all(lane.session.held_seconds <= self._limits.hard_pending_s for lane in self._lanes)
+
+    def _make_intake(self) -> Intake:
         o = self._options
-        self._decoder = (PcmDecoder(o.sample_rate, o.channels, keep_channels=len(self._lanes) > 1)
-                         if o.encoding == "linear16" else ContainerDecoder())
-        return self._decoder
+        self._intake = Intake(PcmDecoder(o.sample_rate, o.channels, keep_channels=len(self._lanes) > 1)
+                              if o.encoding == "linear16" else ContainerDecoder())
+        return self._intake
 
     async def _feed_lanes(self, samples: np.ndarray) -> None:
         """Mono samples, or (channels, samples) for a multichannel stream: each row to its own lane."""
         rows = samples if samples.ndim == 2 else samples[np.newaxis]
+        if len(self._lanes) == 1:  # no gather (a task per lane) for the common case
+            await self._feed(self._lanes[0], rows[0])
+            return
         await asyncio.gather(*(self._feed(lane, row) for lane, row in zip(self._lanes, rows)))
 
     async def _feed(self, lane: _Lane, samples: np.ndarray) -> None:
@@ -263,18 +313,21 @@ class LiveStream:
 
     async def _flush(self, from_finalize: bool) -> str | None:
         """Returns why the audio could not be decoded, if it could not."""
-        error = None
+        error_message = None
+        intake = self._intake
         # PCM keeps going after Finalize; a container's bytes end there (a new one may follow).
-        if self._decoder is not None and (not from_finalize or isinstance(self._decoder, ContainerDecoder)):
-            decoder, self._decoder = self._decoder, None
+        if intake is not None and (not from_finalize or isinstance(intake.decoder, ContainerDecoder)):
+            self._intake = None
             try:
-                tail = await asyncio.to_thread(decoder.finish)
+                async for piece in intake.finish():
+                    await self._feed_lanes(piece)
             except AudioError as exc:
-                tail, error = np.zeros(0, dtype=np.float32), exc.message
-            if tail.size:
-                await self._feed_lanes(tail)
+                error_message = exc.message
+        elif intake is not None:
+            for piece in intake.held():  # the few samples waiting for a whole detector frame
+                await self._feed_lanes(piece)
         await asyncio.gather(*(self._flush_lane(lane, from_finalize) for lane in self._lanes))
-        return error
+        return error_message
 
     async def _flush_lane(self, lane: _Lane, from_finalize: bool) -> None:
         async with lane.guard:
@@ -286,13 +339,15 @@ class LiveStream:
         error = await self._flush(from_finalize=False)
         if error is not None and code == CLOSE_NORMAL:
             code, reason = CLOSE_BAD_DATA, error
-        await self._send_json(metadata(request_id=self._id.request_id, sha256=self._hash.hexdigest(),
-                                       seconds=self._session.seconds, engine=self._id.engine,
-                                       model_name=self._id.model_name, channels=len(self._lanes)))
         try:
-            async with asyncio.timeout(self._limits.send_timeout_s):
+            async with asyncio.timeout(self._limits.close_timeout_s):
+                await self._send_json(metadata(request_id=self._id.request_id, sha256=self._hash.hexdigest(),
+                                               seconds=self._session.seconds, engine=self._id.engine,
+                                               model_name=self._id.model_name, channels=len(self._lanes)))
                 await self._ws.close(code=code, message=reason.encode())
-        except TimeoutError:  # the close frame never drained, or the client never answered it
+        except TimeoutError:  # Metadata or the close frame never drained, or the client never answered the close
+            log.info("%s: the client did not complete the close in %g s: connection cut", self._id.request_id,
+                     self._limits.close_timeout_s)
             self.abort()
 
     async def _send(self, events: list[Event], channel: int = 0) -> None:

@@ -57,3 +57,9 @@ def metadata(*, request_id: str, sha256: str, seconds: float, engine: str, model
     body = deepgram_metadata(request_id=request_id, sha256=sha256, seconds=seconds, engine=engine,
                              model=model_name)
     return {"type": "Metadata", **body, "channels": channels}
+
+
+def error(variant: str, description: str) -> dict[str, Any]:
+    """Deepgram's error message, sent before the close frame that ends a stream for it (the shape its SDKs read:
+    ``variant`` is Deepgram's code, e.g. DATA-0000 for audio that cannot be decoded)."""
+    return {"type": "Error", "variant": variant, "description": description, "message": description}

@@ -59,14 +59,17 @@ async def listen(request: web.Request) -> web.Response:
     return web.json_response(body, headers={DG_REQUEST_ID: request_id})
 
 
-def refuse_url_body(content_type: str, body: bytes) -> None:
+def refuse_url_body(content_type: str, upload: bytes | memoryview) -> None:
     """Deepgram also takes {"url": "..."} and fetches the audio itself; this server never fetches anything,
     so say so instead of calling the JSON corrupt audio."""
-    if len(body) > URL_BODY_MAX or not (content_type == "application/json" or body.lstrip()[:1] == b"{"):
+    if len(upload) > URL_BODY_MAX:
+        return
+    body = bytes(upload)
+    if not (content_type == "application/json" or body.lstrip()[:1] == b"{"):
         return
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser's recursion allows
         return
     if isinstance(parsed, dict) and "url" in parsed:
         raise BadRequest("Fetching audio from a URL is not supported by this server: send the audio bytes as "
