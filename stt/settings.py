@@ -17,6 +17,7 @@ from typing import Any
 
 from auth.client_address import parse_networks
 from auth.tokens import HASH_PREFIX
+from stt.engines.languages import LANGUAGE_CODES
 
 ENGINES = ("faster-whisper", "openai-whisper")
 LOG_FORMATS = ("text", "json")
@@ -67,6 +68,9 @@ class AsrSettings:
     # jobs, but beam search keeps the encoder's output per beam (~185 MB of peak per 30 s window at beam 5).
     upload_batch_seconds: float = 60.0
     device: str = "cpu"
+    # Languages auto-detection may answer (Whisper codes, e.g. ["en", "de"]); empty: any. A request naming
+    # its language is served in it; a request's own list is narrowed to these.
+    languages: tuple[str, ...] = ()
     cache_dir: str | None = None  # where assembled / converted weights are kept; None: ~/.cache/stt-server
 
 
@@ -224,6 +228,8 @@ def validate(s: Settings) -> None:
         (s.asr.workers >= 1, "asr.workers: must be at least 1"),
         (s.asr.reserved_workers >= 0, "asr.reserved_workers: must be 0 or more"),
         (s.asr.upload_batch_seconds > 0, "asr.upload_batch_seconds: must be more than 0"),
+        (all(lang in LANGUAGE_CODES for lang in s.asr.languages),
+         f"asr.languages: Whisper language codes only, got {list(s.asr.languages)}"),
         (s.limits.max_audio_seconds > 0, "limits.max_audio_seconds: must be positive"),
         (s.limits.max_queue >= 0, "limits.max_queue: must be 0 or more"),
         (s.limits.max_held_audio_seconds > 0, "limits.max_held_audio_seconds: must be positive"),
