@@ -7,7 +7,7 @@ CONFIG ?= config.json
 PYTEST_ARGS ?=
 
 .PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-finalize bench-diarization bench-live bench-memory bench-load bench-fuzz bench-abuse \
-	bench-scale-out bench-jobs clean newman newman-run docker docker-wheels docker-base-debian docker-test
+	bench-scale-out bench-jobs bench-accuracy clean newman newman-run docker docker-wheels docker-base-debian docker-test
 
 $(VENV)/.runtime: requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ bench-close: install-dev
 
 bench-finalize: install-dev
 	$(PY) bench/bench_finalize.py
+
+# Issue 15: the server's default path beside faster-whisper's own transcribe on every shared set (WER, runaway
+# outputs, wrong languages; 1 and 4 requests at a time). ACCURACY_ARGS=--quick: a stride through every set.
+bench-accuracy: install-dev
+	$(PY) bench/bench_accuracy.py $(ACCURACY_ARGS)
 
 bench-diarization: install-dev
 	$(PY) bench/bench_diarization.py

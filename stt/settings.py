@@ -17,6 +17,7 @@ from typing import Any
 
 from auth.client_address import parse_networks
 from auth.tokens import HASH_PREFIX
+from stt.engines.languages import LANGUAGE_CODES
 
 ENGINES = ("faster-whisper", "openai-whisper")
 LOG_FORMATS = ("text", "json")
@@ -68,6 +69,9 @@ class AsrSettings:
     # jobs, but beam search keeps the encoder's output per beam (~185 MB of peak per 30 s window at beam 5).
     upload_batch_seconds: float = 60.0
     device: str = "cpu"
+    # Languages auto-detection may answer (Whisper codes, e.g. ["en", "de"]); empty: any. A request naming
+    # its language is served in it; a request's own list is narrowed to these.
+    languages: tuple[str, ...] = ()
     cache_dir: str | None = None  # where assembled / converted weights are kept; None: ~/.cache/stt-server
     # Models a request may name (``model=``): name -> a bundled model ("base", "tiny.en") or a CTranslate2
     # directory. ``model`` above is the default: one of these names, or itself a source registered under its
@@ -243,6 +247,8 @@ def validate(s: Settings) -> None:
         (s.asr.model_ttl_seconds is None or s.asr.model_ttl_seconds > 0,
          "asr.model_ttl_seconds: must be more than 0, or null (never unload)"),
         (s.asr.max_loaded_models >= 1, "asr.max_loaded_models: must be at least 1"),
+        (all(lang in LANGUAGE_CODES for lang in s.asr.languages),
+         f"asr.languages: Whisper language codes only, got {list(s.asr.languages)}"),
         (s.limits.max_audio_seconds > 0, "limits.max_audio_seconds: must be positive"),
         (s.limits.max_queue >= 0, "limits.max_queue: must be 0 or more"),
         (s.limits.max_held_audio_seconds > 0, "limits.max_held_audio_seconds: must be positive"),

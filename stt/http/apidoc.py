@@ -26,8 +26,8 @@ def ref(name: str) -> dict[str, str]:
 
 NUM, INT, STR = {"type": "number"}, {"type": "integer"}, {"type": "string"}
 WORD = obj(("word", "start", "end", "probability"), word=STR, start=NUM, end=NUM, probability=NUM)
-SEGMENT = obj(("id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
-                "compression_ratio", "no_speech_prob"),
+# avg_logprob, compression_ratio, no_speech_prob: the decoder's scores, left out where unknown.
+SEGMENT = obj(("id", "seek", "start", "end", "text", "tokens", "temperature"),
                id=INT, seek=INT, start=NUM, end=NUM, text=STR, tokens={"type": "array", "items": INT},
                temperature=NUM, avg_logprob=NUM, compression_ratio=NUM, no_speech_prob=NUM,
                words={"type": "array", "items": ref("Word")})

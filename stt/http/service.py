@@ -15,6 +15,7 @@ from stt.http.audio_budget import AUDIO_BUDGET, memory_hold
 from stt.audio import decode_audio, decode_channels, duration_seconds
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
+from stt.errors import BadRequest
 from stt.http.keys import MODELS, SETTINGS
 from stt.http.stats import request_stats
 from stt.inference.chunking import Chunking
@@ -91,6 +92,10 @@ async def transcribe(request: web.Request, audio: np.ndarray, options: Transcrib
                      diarize: DiarizeOptions | None = None, chunking: Chunking | None = None) -> Transcript:
     """The request's model does the work; the request's stats (access log, metrics) add up its times. The
     copies of its speech windows in flight (a bounded group at a time) are reserved in the memory budget."""
+    served = request.app[SETTINGS].asr.languages
+    if options.languages and served and not set(options.languages) & set(served):
+        raise BadRequest(f"language: none of {', '.join(options.languages)} is served here (asr.languages: "
+                         f"{', '.join(served)})", param="language")
     memory_hold(request).take(window_bytes_in_flight(audio))
     async with _current(request) as transcriber:
         return await transcriber.transcribe(audio, options, diarize, _job_stats(request), owner=request,

@@ -13,7 +13,8 @@ from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions
 from stt.errors import BadRequest, UnknownModel
 from stt.jobs.webhooks import URL_MAX
-from stt.http.params import PROMPT_MAX_CHARS, Param, bcp47_language, diarize_options, model_param, parse_params
+from stt.http.params import (FALSE, PROMPT_MAX_CHARS, TRUE, Param, bcp47_language, diarize_options,
+                             model_param, parse_params)
 
 MULTICHANNEL_MAX = 8  # channels transcribed one by one: each costs a full transcription
 # Deepgram's model families (`nova-3`, `nova-2-meeting`, `enhanced`, `base`, `whisper-large`...): a client
@@ -45,7 +46,9 @@ DEEPGRAM_CALLBACK_PARAMS: tuple[Param, ...] = (
 DEEPGRAM_PARAMS: tuple[Param, ...] = (
     Param("language", "string", "BCP-47 tag (`en`, `en-US`, `de`...); its primary subtag must be a Whisper "
           "language. Default `en`, as Deepgram's.", default="en", max_length=35),
-    Param("detect_language", "boolean", "Detect the spoken language (overrides `language`).", default=False),
+    Param("detect_language", "string", "`true`: detect the spoken language (overrides `language`). Repeated "
+          "with BCP-47 tags (`detect_language=en&detect_language=de`): detect it among those only.",
+          max_length=35, repeated=True),
     Param("punctuate", "boolean", "Punctuation and capitals in `transcript`.", default=False),
     Param("smart_format", "boolean", "Formatted transcript (implies `punctuate`).", default=False),
     MODEL,
@@ -89,12 +92,27 @@ def deepgram_hotwords(keyterms: list[str], keywords: list[str]) -> str | None:
     return joined or None
 
 
+def deepgram_detection(values: list[str]) -> tuple[bool, tuple[str, ...]]:
+    """Deepgram's ``detect_language``: absent or ``false`` -> no; ``true`` -> any language; one or more
+    BCP-47 tags -> detect among those (Whisper codes)."""
+    flags = [v.strip().lower() for v in values if v.strip().lower() in TRUE | FALSE]
+    tags = [v for v in values if v.strip().lower() not in TRUE | FALSE]
+    if flags and tags or len(set(flags)) > 1:
+        raise BadRequest("detect_language: either true/false or language tags, not both",
+                         param="detect_language")
+    if tags:
+        return True, tuple(dict.fromkeys(bcp47_language(t, "detect_language") for t in tags))
+    return bool(flags) and flags[0] in TRUE, ()
+
+
 def deepgram_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> DeepgramRequest:
     v = parse_params(DEEPGRAM_PARAMS, pairs)
-    language = None if v["detect_language"] else bcp47_language(v["language"])
-    options = TranscribeOptions(language=language, beam_size=default_beam_size, word_timestamps=True,
+    detect, languages = deepgram_detection(v["detect_language"])
+    language = None if detect else bcp47_language(v["language"])
+    options = TranscribeOptions(language=language, languages=languages, beam_size=default_beam_size,
+                                word_timestamps=True,
                                 hotwords=deepgram_hotwords(v["keyterm"], v["keywords"]))
-    return DeepgramRequest(options, v["punctuate"] or v["smart_format"], v["detect_language"],
+    return DeepgramRequest(options, v["punctuate"] or v["smart_format"], detect,
                            diarize_options(v["diarize"]), v["utterances"], v["paragraphs"], v["multichannel"],
                            v["model"])
 
