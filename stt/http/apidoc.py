@@ -48,7 +48,8 @@ OPENAI_VERBOSE = obj(("task", "language", "duration", "text"), task={"enum": ["t
                       segments={"type": "array", "items": ref("Segment")},
                       words={"type": "array", "items": ref("Word")})
 OPENAI_MODEL = obj(("id", "object", "created", "owned_by"), id=STR, object={"const": "model"}, created=INT,
-                    owned_by=STR)
+                    owned_by=STR, loaded={"type": "boolean", "description": "In memory now (else loaded on first use)"},
+                    default={"type": "boolean", "description": "Served when a request names no model of ours"})
 OPENAI_MODELS = obj(("object", "data"), object={"const": "list"},
                      data={"type": "array", "items": ref("OpenAIModel")})
 OPENAI_ERROR = obj(("error",), error=obj(("message", "type", "param", "code"), message=STR, type=STR,

@@ -127,6 +127,14 @@ def temperature_schedule(start: float) -> tuple[float, ...]:
 
 
 
+MODEL_NAME_MAX = 200  # as asr.models' names
+
+
+def model_param(description: str, **kwargs: object) -> Param:
+    """The ``model`` parameter every face takes (its meaning per face in ``description``)."""
+    return Param("model", "string", description, max_length=MODEL_NAME_MAX, **kwargs)  # type: ignore[arg-type]
+
+
 def bcp47_language(tag: str, param: str = "language") -> str:
     """Deepgram's BCP-47 tag ("en-US") -> the Whisper language code ("en"); 400 for one Whisper lacks."""
     language = tag.strip().split("-")[0].lower()

@@ -9,7 +9,10 @@ from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions
 from stt.errors import BadRequest
 from stt.http.params import (LANGUAGES, MAX_SPEAKERS, OUTPUTS, PROMPT_MAX_CHARS, Param, diarize_options,
-                             parse_params, temperature_schedule)
+                             model_param, parse_params, temperature_schedule)
+
+MODEL = model_param("A model of the config's `asr.models` (listed by `GET /v1/models`); default: the server's "
+                    "default model. It loads on first use. An unknown name is a 400.")
 
 LANGUAGE_LIST_MAX_CHARS = 400  # all of Whisper's 100 codes, comma-separated, fit
 
@@ -39,11 +42,13 @@ STT_PARAMS: tuple[Param, ...] = (
           maximum=MAX_SPEAKERS),
     Param("max_speakers", "integer", "With `diarize`: at most this many speakers.", minimum=1,
           maximum=MAX_SPEAKERS),
+    MODEL,
 )
 
 DETECT_PARAMS: tuple[Param, ...] = (
     Param("top", "integer", "How many of the most likely languages to list.", default=5, minimum=1,
           maximum=len(LANGUAGES)),
+    MODEL,
 )
 
 
@@ -52,6 +57,7 @@ class SttRequest:
     options: TranscribeOptions
     output: str
     diarize: DiarizeOptions | None = None
+    model: str | None = None
 
 
 def stt_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> SttRequest:
@@ -63,7 +69,7 @@ def stt_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> Stt
         word_timestamps=v["word_timestamps"] or diarize is not None, vad_filter=v["vad_filter"],
         initial_prompt=v["initial_prompt"], temperature=temperature_schedule(v["temperature"]),
         hotwords=v["hotwords"])
-    return SttRequest(options, v["output"], diarize)
+    return SttRequest(options, v["output"], diarize, v["model"])
 
 
 def language_choice(value: str, param: str = "language") -> tuple[str | None, tuple[str, ...]]:
