@@ -7,7 +7,7 @@ CONFIG ?= config.json
 PYTEST_ARGS ?=
 
 .PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-finalize bench-realtime bench-diarization bench-live bench-memory bench-load bench-fuzz bench-abuse \
-	bench-scale-out bench-jobs clean newman newman-run docker docker-wheels docker-base-debian docker-test
+	bench-scale-out bench-jobs bench-accuracy clean newman newman-run docker docker-wheels docker-base-debian docker-test
 
 $(VENV)/.runtime: requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,8 +42,9 @@ ops-tools:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq postgresql) \
 		>/dev/null 2>&1 || echo "postgresql not installed (needs root + apt): the jobs' PostgreSQL tests will be skipped"; }
 
+# MALLOC_ARENA_MAX=2: glibc keeps fewer heaps, so an unloaded model's memory goes back (README, Several models).
 run: install
-	$(PY) server.py --config $(CONFIG)
+	MALLOC_ARENA_MAX=2 $(PY) server.py --config $(CONFIG)
 
 test: install-dev newman browser ops-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -60,6 +61,11 @@ bench-close: install-dev
 
 bench-finalize: install-dev
 	$(PY) bench/bench_finalize.py
+
+# Issue 15: the server's default path beside faster-whisper's own transcribe on every shared set (WER, runaway
+# outputs, wrong languages; 1 and 4 requests at a time). ACCURACY_ARGS=--quick: a stride through every set.
+bench-accuracy: install-dev
+	$(PY) bench/bench_accuracy.py $(ACCURACY_ARGS)
 
 # Issue 17's Realtime face: completed delays for one session and six at once (about 8 minutes).
 bench-realtime: install-dev

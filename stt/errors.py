@@ -54,5 +54,11 @@ class ModelNotFound(ApiError):
     code = "model_not_found"
 
 
+class UnknownModel(BadRequest):
+    """A request named a model the config does not list (OpenAI's face answers it as ModelNotFound)."""
+
+    code = "unknown_model"
+
+
 class UnsupportedEncoding(ApiError):
     code = "unsupported_encoding"

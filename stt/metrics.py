@@ -46,9 +46,14 @@ THROTTLED = Counter("stt_auth_throttled", "Requests refused with 429 after too m
                     registry=None)
 REJECTED_UPLOADS = Counter("stt_uploads_rejected", "Uploads refused before transcription, by error code",
                            ["face", "reason"], registry=None)
+# The model label is a name from the config's asr.models (bounded by the config, never by requests).
+MODEL_LOADS = Counter("stt_model_loads", "Models loaded (on first use, or at start for a pinned default)",
+                      ["model"], registry=None)
+MODEL_UNLOADS = Counter("stt_model_unloads", "Models unloaded, by reason (idle past the TTL, evicted to make "
+                        "room, shutdown)", ["model", "reason"], registry=None)
 EVENT_METRICS: tuple[Collector, ...] = (REQUESTS, LATENCY, QUEUE_WAIT, ENGINE_SECONDS, AUDIO_SECONDS,
                                         BATCH_WINDOWS, LIVE_FINAL_DELAY, AUTH_FAILURES, THROTTLED,
-                                        REJECTED_UPLOADS)
+                                        REJECTED_UPLOADS, MODEL_LOADS, MODEL_UNLOADS)
 def observe_request(face: str, method: str, route: str | None, status: int, total_s: float,
                     audio_s: float | None, queued_s: float | None, engine_s: float | None,
                     error_code: str | None) -> None:
@@ -109,6 +114,7 @@ class _StateCollector(Collector):
         "stt_jobs_running": "Jobs running on inference workers",
         "stt_live_streams_open": "Live WebSocket streams open",
         "stt_ready": "1 when the server accepts work (the /ready check), else 0",
+        "stt_models_loaded": "Models in memory (asr.models), loading ones included",
     }
 
     def __init__(self, state: State) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from auth.client_address import parse_networks
 from auth.tokens import HASH_PREFIX
+from stt.engines.languages import LANGUAGE_CODES
 
 ENGINES = ("faster-whisper", "openai-whisper")
 LOG_FORMATS = ("text", "json")
@@ -25,6 +26,7 @@ TOKENS_ENV = "STT_TOKENS"
 # Secrets of the jobs settings may come from the environment (a Kubernetes Secret) rather than the config file.
 JOBS_ENV = {"STT_JOBS_DATABASE_URL": "database_url", "STT_JOBS_WEBHOOK_SECRET": "webhook_secret"}
 MiB = 1024 * 1024
+MODEL_NAME_MAX = 200  # a model name in a request is bounded by the same length
 
 
 class ConfigError(ValueError):
@@ -67,7 +69,17 @@ class AsrSettings:
     # jobs, but beam search keeps the encoder's output per beam (~185 MB of peak per 30 s window at beam 5).
     upload_batch_seconds: float = 60.0
     device: str = "cpu"
+    # Languages auto-detection may answer (Whisper codes, e.g. ["en", "de"]); empty: any. A request naming
+    # its language is served in it; a request's own list is narrowed to these.
+    languages: tuple[str, ...] = ()
     cache_dir: str | None = None  # where assembled / converted weights are kept; None: ~/.cache/stt-server
+    # Models a request may name (``model=``): name -> a bundled model ("base", "tiny.en") or a CTranslate2
+    # directory. ``model`` above is the default: one of these names, or itself a source registered under its
+    # own name (so a config without ``models`` serves one model, as before).
+    models: dict[str, str] = dataclasses.field(default_factory=dict)
+    model_ttl_seconds: float | None = 300.0  # a model idle this long is unloaded; null: never
+    max_loaded_models: int = 2  # models in memory at once (the least recently used idle one makes room)
+    pin_default_model: bool = True  # the default model is loaded at start and never unloaded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,6 +199,10 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             return None
         (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
         return _coerce(inner, value, key)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"{key}: expected an object of strings")
+        return dict(value)
     if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key}: expected a list of strings")
@@ -224,6 +240,15 @@ def validate(s: Settings) -> None:
         (s.asr.workers >= 1, "asr.workers: must be at least 1"),
         (s.asr.reserved_workers >= 0, "asr.reserved_workers: must be 0 or more"),
         (s.asr.upload_batch_seconds > 0, "asr.upload_batch_seconds: must be more than 0"),
+        (all(name and source for name, source in s.asr.models.items()),
+         "asr.models: names and sources must not be empty"),
+        (all(len(name) <= MODEL_NAME_MAX for name in s.asr.models),
+         f"asr.models: names of at most {MODEL_NAME_MAX} characters"),
+        (s.asr.model_ttl_seconds is None or s.asr.model_ttl_seconds > 0,
+         "asr.model_ttl_seconds: must be more than 0, or null (never unload)"),
+        (s.asr.max_loaded_models >= 1, "asr.max_loaded_models: must be at least 1"),
+        (all(lang in LANGUAGE_CODES for lang in s.asr.languages),
+         f"asr.languages: Whisper language codes only, got {list(s.asr.languages)}"),
         (s.limits.max_audio_seconds > 0, "limits.max_audio_seconds: must be positive"),
         (s.limits.max_queue >= 0, "limits.max_queue: must be 0 or more"),
         (s.limits.max_held_audio_seconds > 0, "limits.max_held_audio_seconds: must be positive"),

@@ -28,9 +28,10 @@ class Segment:
     end: float
     text: str
     words: tuple[Word, ...] = ()
-    avg_logprob: float = 0.0
-    no_speech_prob: float = 0.0
-    compression_ratio: float = 0.0
+    # The decoder's scores of the window the segment came from; None where unknown (left out of answers).
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
     temperature: float = 0.0
     tokens: tuple[int, ...] = ()
     speaker: int | None = None  # set by diarization: the speaker of most of its words
@@ -48,6 +49,7 @@ class Transcript:
 @dataclasses.dataclass(frozen=True)
 class TranscribeOptions:
     language: str | None = None  # None: detect
+    languages: tuple[str, ...] = ()  # without ``language``: detection answers one of these (empty: any)
     task: str = "transcribe"  # or "translate" (to English)
     beam_size: int = 5
     word_timestamps: bool = False
@@ -69,6 +71,16 @@ class WindowRequest:
     beam_size: int = 1
     task: str = "transcribe"  # or "translate" (to English)
     words: bool = True  # word timings wanted (one alignment pass)
+    languages: tuple[str, ...] = ()  # without ``language``: detection answers one of these (empty: any)
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowScores:
+    """Whisper's per-window decoder scores (what its segments report, and its fallback rules test)."""
+
+    avg_logprob: float  # log-probability of the decoded tokens, averaged
+    compression_ratio: float  # gzip ratio of the text: above 2.4 it repeats itself
+    no_speech_prob: float  # probability of <|nospeech|> at the first decoding step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +89,7 @@ class WindowResult:
     words: tuple[Word, ...]  # times in seconds from the window's start; () when not asked for
     language: str
     language_probability: float = 1.0
+    scores: WindowScores | None = None  # None: the engine does not know them
 
 
 class Engine(Protocol):

@@ -3,8 +3,11 @@
 Whisper's encoder is trained on 30 s windows, but CTranslate2 accepts fewer frames. A live window holds a
 few seconds of speech, so it is encoded as its audio plus PAD_S of silence instead of a full 30 s: measured
 here on the LibriSpeech clips, that keeps the WER of a full window (base: 1.1% vs 1.4%) at a third of the
-encoder cost. Without the silent pad the decoder does not see the audio end and repeats its last words, so
-a result that still looks repetitive is decoded again on a full window.
+encoder cost. Without the silent pad the decoder does not see the audio end and repeats its last words.
+Windows are decoded with timestamps, as Whisper decodes: text the decoder places in the silent pad (a
+short sentence said again, up to three times) is dropped, and a result that still repeats itself is decoded
+again on a full window. The language is detected on a full window, as faster-whisper's ``transcribe`` does,
+and every window gets the decoder's scores (avg_logprob, compression_ratio, no_speech_prob).
 """
 
 from __future__ import annotations
@@ -15,16 +18,22 @@ import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.audio import pad_or_trim
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens, merge_punctuations
 
 from stt.audio import SAMPLE_RATE
-from stt.engines.base import WindowRequest, WindowResult, Word
+from stt.engines.languages import choose_language
+from stt.engines.base import WindowRequest, WindowResult, WindowScores, Word
 
 PAD_S = 5.0  # silence after the audio, so the decoder sees where speech ends
 MAX_WINDOW_S = 30.0
 MAX_PADDING_WASTE = 1.3  # a batch may cost at most this much more than its windows' own lengths
 HOP = 160  # samples per mel frame
-TOKENS_PER_S = 8  # generous upper bound of Whisper tokens per second of speech
+TOKENS_PER_S = 10  # generous upper bound of Whisper tokens per second of speech, timestamps included
+REPEAT_MIN_WORDS = 4  # a run of this many words said again right after itself is a repeat
+TIME_PRECISION = 0.02  # seconds per timestamp token
+MAX_INITIAL_TIMESTAMP_INDEX = 50  # the first segment starts within 1 s (faster-whisper's default)
+FULL_FRAMES = 3000  # mel frames of a 30 s window
 MAX_COMPRESSION = 2.4  # above this the text repeats itself (Whisper's own hallucination threshold)
 PREPENDED = "\"'“¿([{-"  # faster-whisper's defaults: punctuation joins the word it belongs to
 APPENDED = "\"'.。,，!！?？:：”)]}、"
@@ -41,11 +50,11 @@ def decode_batch(model: WhisperModel, requests: Sequence[WindowRequest]) -> list
 
 def _groups(requests: Sequence[WindowRequest]) -> list[list[int]]:
     """Windows of one beam width, with a prompt apart from those without (a batch's prompts are cut to a
-    common length, see ``_prompts``: a window without one would strip every other window's context), then of
-    similar length. Returns index lists into ``requests``."""
-    parts: dict[tuple[int, bool], list[int]] = {}
+    common length, see ``_prompts``: a window without one would strip every other window's context), decoded
+    with timestamps apart from those without (their prompts differ by a token), then of similar length. Returns index lists into ``requests``."""
+    parts: dict[tuple[int, bool, bool], list[int]] = {}
     for i, r in enumerate(requests):
-        parts.setdefault((r.beam_size, _has_prompt(r)), []).append(i)
+        parts.setdefault((r.beam_size, _has_prompt(r), _stamped(r.audio)), []).append(i)
     return [[part[i] for i in group] for part in parts.values()
             for group in _by_length([requests[i] for i in part])]
 
@@ -66,35 +75,125 @@ def _by_length(requests: Sequence[WindowRequest]) -> list[list[int]]:
     return groups + [current] if current else groups
 
 
+def _stamped(audio: np.ndarray) -> bool:
+    """Decoded with timestamps: windows short enough that the decoder sees PAD_S of silence after them. A
+    longer window's speech runs to the end of the 30 s the encoder sees, and the decoder then leaves its
+    last sentence out as unfinished (Whisper's sequential decoding reads it in the next window; a window here
+    has none), so it is decoded without timestamps, as faster-whisper's batched pipeline decodes."""
+    return len(audio) <= (MAX_WINDOW_S - PAD_S) * SAMPLE_RATE
+
+
 def _decode_group(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
-    results = _decode(model, requests, full=False)
-    retry = [i for i, r in enumerate(results) if get_compression_ratio(r.text) > MAX_COMPRESSION]
+    stamped = _stamped(requests[0].audio)  # the same for the whole group (see _groups)
+    results = _decode(model, requests, full=False, stamped=stamped)
+    retry = [i for i, r in enumerate(results) if _looks_repeated(r)]
     if retry:
-        again = _decode(model, [requests[i] for i in retry], full=True)
+        again = _decode(model, [requests[i] for i in retry], full=True, stamped=stamped)
         for i, result in zip(retry, again):
             results[i] = result
     return results
 
 
-def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: bool) -> list[WindowResult]:
+def _looks_repeated(result: WindowResult) -> bool:
+    """Whisper's own test (gzip ratio above 2.4) misses a short sentence said twice: a run of words that
+    comes again right after itself is a repeat too. Such a window is decoded again on a full 30 s window,
+    as the engine itself decodes it: a false alarm costs time, not accuracy."""
+    ratio = result.scores.compression_ratio if result.scores else get_compression_ratio(result.text)
+    return ratio > MAX_COMPRESSION or repeated_run(result.text) >= REPEAT_MIN_WORDS
+
+
+def repeated_run(text: str) -> int:
+    """Length in words of the longest run of words immediately followed by the same run (0 if none)."""
+    words = ["".join(ch for ch in w.lower() if ch.isalnum()) for w in text.split()]
+    best = 0
+    for shift in range(1, len(words) // 2 + 1):
+        run = 0
+        for i in range(len(words) - shift):
+            run = run + 1 if words[i] and words[i] == words[i + shift] else 0
+            if run >= shift:  # words[i-shift+1 .. i] come again right after themselves
+                best = max(best, shift)
+                break
+    return best
+
+
+def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: bool, stamped: bool,
+            languages: Sequence[tuple[str, float]] | None = None) -> list[WindowResult]:
+    """``stamped``: decoded with timestamps, as Whisper decodes: the decoder places each sentence in time, so
+    text it places after the window's real audio (in the silent pad: a sentence said again) is dropped. A
+    window whose decoding ends with Whisper's "the rest is unfinished" mark before its audio ends is decoded
+    again without timestamps (its last words would be lost)."""
     audios = [r.audio[-int(MAX_WINDOW_S * SAMPLE_RATE):] for r in requests]
     window_s = MAX_WINDOW_S if full else min(MAX_WINDOW_S, max(len(a) for a in audios) / SAMPLE_RATE + PAD_S)
     encoded = model.model.encode(_features(model, audios, window_s))
-    languages = _languages(model, requests, encoded)
+    if languages is None:
+        languages = detect_languages(model, requests, audios, encoded if window_s >= MAX_WINDOW_S else None)
     tokenizers = [Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task=r.task, language=lang)
                   for r, (lang, _) in zip(requests, languages)]
-    prompts = _prompts(tokenizers, requests)
+    prompts = _prompts(tokenizers, requests, stamped)
     longest = max(len(p) for p in prompts)
     new_tokens = int(max(len(a) for a in audios) / SAMPLE_RATE * TOKENS_PER_S) + 16
     generated = model.model.generate(
         encoded, prompts, beam_size=max(r.beam_size for r in requests),
         max_length=min(model.max_length, longest + new_tokens), suppress_blank=True,
-        suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])))
-    texts = [[t for t in g.sequences_ids[0] if t < tok.eot] for g, tok in zip(generated, tokenizers)]
+        suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])), return_scores=True,
+        return_no_speech_prob=True, max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX)
+    texts = [_inside(g.sequences_ids[0], tok, len(a) / SAMPLE_RATE) if stamped else
+             [t for t in g.sequences_ids[0] if t < tok.eot] for g, tok, a in zip(generated, tokenizers, audios)]
     aligned = _align(model, tokenizers[0], requests, texts, encoded, audios)
-    decoded = [tok.decode(tokens) for tok, tokens in zip(tokenizers, texts)]
-    return [WindowResult(text.strip(), _words(words, len(a) / SAMPLE_RATE, text) if r.words else (), lang, p)
-            for r, text, words, a, (lang, p) in zip(requests, decoded, aligned, audios, languages)]
+    decoded = [tok.decode(tokens).strip() for tok, tokens in zip(tokenizers, texts)]
+    results = [WindowResult(text, _words(words, len(a) / SAMPLE_RATE, text) if r.words else (), lang, p,
+                            _scores(g, text))
+               for r, g, text, words, a, (lang, p) in zip(requests, generated, decoded, aligned, audios, languages)]
+    unfinished = [i for i, (g, tok, a) in enumerate(zip(generated, tokenizers, audios))
+                  if stamped and _unfinished(g.sequences_ids[0], tok, len(a) / SAMPLE_RATE)]
+    if unfinished:
+        again = _decode(model, [requests[i] for i in unfinished], full=full, stamped=False,
+                        languages=[languages[i] for i in unfinished])
+        for i, result in zip(unfinished, again):
+            results[i] = result
+    return results
+
+
+def _unfinished(tokens: Sequence[int], tok: Tokenizer, seconds: float) -> bool:
+    """Whisper ends a window with two timestamps when it leaves the speech after them for the next window
+    (its sequential decoding seeks there); here that speech would be lost."""
+    stamps = [t for t in tokens[-2:] if t >= tok.timestamp_begin]
+    return len(stamps) == 2 and (stamps[-1] - tok.timestamp_begin) * TIME_PRECISION < seconds
+
+
+def _inside(tokens: Sequence[int], tok: Tokenizer, seconds: float) -> list[int]:
+    """The text tokens of the segments the decoder placed in the real audio: a segment it starts after the
+    audio's end is text invented in the silence after it (the sentence said again). The first segment is
+    always kept (it is what the window says). Whisper's timestamps drift by a few tenths over a long window,
+    so a segment is judged by its start: one that starts inside the audio and overruns it is speech."""
+    segments: list[tuple[float, list[int]]] = []  # (start, text tokens)
+    start: float | None = None
+    end = 0.0
+    current: list[int] = []
+    for t in tokens:
+        if t >= tok.timestamp_begin:
+            time = (t - tok.timestamp_begin) * TIME_PRECISION
+            if current:
+                segments.append((end if start is None else start, current))
+                current, start = [], None
+            else:
+                start = time
+            end = time
+        elif t < tok.eot:
+            current.append(t)
+    if current:
+        segments.append((end if start is None else start, current))
+    kept = segments[:1] + [s for s in segments[1:] if s[0] < seconds]
+    return [t for _, text in kept for t in text]
+
+
+def _scores(generated: ctranslate2.GenerationResult, text: str) -> WindowScores:
+    # As faster-whisper computes them: CTranslate2's score is the sum of log-probabilities over the length
+    # (length_penalty 1), and Whisper averages over the tokens plus the end of text.
+    length = len(generated.sequences_ids[0])
+    return WindowScores(avg_logprob=generated.scores[0] * length / (length + 1),
+                        compression_ratio=get_compression_ratio(text) if text else 0.0,
+                        no_speech_prob=float(generated.no_speech_prob))
 
 
 def _align(model: WhisperModel, tokenizer: Tokenizer, requests: Sequence[WindowRequest], texts: list[list[int]],
@@ -115,27 +214,45 @@ def _features(model: WhisperModel, audios: list[np.ndarray], window_s: float) ->
     return ctranslate2.StorageView.from_array(np.ascontiguousarray(batch, dtype=np.float32))
 
 
-def _languages(model: WhisperModel, requests: Sequence[WindowRequest],
-               encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
-    """Each window's language and its probability: the one asked for, else detected on this encoding."""
+def detect_languages(model: WhisperModel, requests: Sequence[WindowRequest], audios: Sequence[np.ndarray],
+                     encoded: ctranslate2.StorageView | None) -> list[tuple[str, float]]:
+    """Each window's language and its probability: the one asked for, else detected as faster-whisper's
+    ``transcribe`` detects it, on a full 30 s window (a shortened encoder input, as the short windows are
+    decoded on, answered Chinese or Japanese for far more short accented English clips). ``encoded``: the
+    windows' own encoding when it is a full 30 s window already (reused), else None."""
     if not model.model.is_multilingual:
         return [("en", 1.0)] * len(requests)
-    if all(r.language for r in requests):
+    todo = [i for i, r in enumerate(requests) if not r.language]
+    if not todo:
         return [(r.language or "en", 1.0) for r in requests]
-    detected = model.model.detect_language(encoded)
-    return [(r.language, 1.0) if r.language else (d[0][0][2:-2], float(d[0][1]))  # "<|en|>" -> "en"
-            for r, d in zip(requests, detected)]
+    if encoded is None:
+        encoded = model.model.encode(_detection_features(model, [audios[i] for i in todo]))
+        found = dict(zip(todo, model.model.detect_language(encoded)))
+    else:
+        found = dict(enumerate(model.model.detect_language(encoded)))
+    return [(r.language, 1.0) if r.language else choose_language(_codes(found[i]), r.languages)
+            for i, r in enumerate(requests)]
 
 
-def _prompts(tokenizers: Sequence[Tokenizer], requests: Sequence[WindowRequest]) -> list[list[int]]:
+def _codes(probabilities: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    return [(token[2:-2], float(p)) for token, p in probabilities]  # "<|en|>" -> "en"
+
+
+def _detection_features(model: WhisperModel, audios: Sequence[np.ndarray]) -> ctranslate2.StorageView:
+    # As faster-whisper's detect_language: the audio's own frames, trimmed or padded to 30 s.
+    batch = np.stack([pad_or_trim(model.feature_extractor(a)[:, :FULL_FRAMES]) for a in audios])
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(batch, dtype=np.float32))
+
+
+def _prompts(tokenizers: Sequence[Tokenizer], requests: Sequence[WindowRequest], stamped: bool) -> list[list[int]]:
     """CTranslate2's batched generate needs <|startoftranscript|> at the same position in every prompt, so
     each window's previous text is cut to the shortest one in the batch, keeping its most recent tokens (as
     Whisper itself drops the oldest when the context is full). Whisper's start sequence has the same length
     for every language, so the batch then lines up whatever it holds."""
     previous = [_previous(tok, r) for tok, r in zip(tokenizers, requests)]
     common = min(len(p) for p in previous)
-    return [[*([tok.sot_prev, *p[len(p) - common:]] if common else []), *tok.sot_sequence, tok.no_timestamps]
-            for tok, p in zip(tokenizers, previous)]
+    return [[*([tok.sot_prev, *p[len(p) - common:]] if common else []), *tok.sot_sequence,
+             *([] if stamped else [tok.no_timestamps])] for tok, p in zip(tokenizers, previous)]
 
 
 def _has_prompt(request: WindowRequest) -> bool:

@@ -20,7 +20,8 @@ def load_engine(asr: AsrSettings) -> Engine:
 
     model_dir = resolve_ct2_model(asr.model, cache_dir)
     return FasterWhisperEngine(model_dir, asr.model, compute_type=asr.compute_type, threads=asr.threads,
-                               workers=asr.workers + asr.reserved_workers, device=asr.device)
+                               workers=asr.workers + asr.reserved_workers, device=asr.device,
+                               languages=asr.languages)
 
 
 def _load_openai(asr: AsrSettings, cache_dir: Path) -> Engine:
@@ -34,4 +35,5 @@ def _load_openai(asr: AsrSettings, cache_dir: Path) -> Engine:
     else:
         ct2_dir = resolve_ct2_model(asr.model, cache_dir)
         checkpoint = ensure_openai_checkpoint(ct2_dir, openai_checkpoint_path(asr.model, ct2_dir, cache_dir))
-    return OpenAIWhisperEngine(checkpoint, asr.model, threads=asr.threads, device=asr.device)
+    return OpenAIWhisperEngine(checkpoint, asr.model, threads=asr.threads, device=asr.device,
+                               languages=asr.languages)

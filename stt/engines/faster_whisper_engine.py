@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,14 +17,16 @@ from stt.engines.speech import join_stretches, silero_speech, sound_stretches, w
 from stt.engines.base import (Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word,
                               join_segments)
 from stt.engines.batched_windows import decode_batch
+from stt.engines.languages import allowed_languages, choose_language
 
 
 class FasterWhisperEngine:
     name = "faster-whisper"
 
     def __init__(self, model_dir: Path, model_name: str, *, compute_type: str, threads: int,
-                 workers: int, device: str = "cpu") -> None:
+                 workers: int, device: str = "cpu", languages: tuple[str, ...] = ()) -> None:
         self.model_name = model_name
+        self.languages = languages  # asr.languages: what detection may answer (empty: any)
         # local_files_only: never reach for the network, even when a side file is missing.
         self._model = WhisperModel(str(model_dir), device=device, compute_type=compute_type,
                                    cpu_threads=threads, num_workers=workers, local_files_only=True)
@@ -32,6 +35,10 @@ class FasterWhisperEngine:
         self.parallel_calls = workers  # CTranslate2 replicas sharing the weights, one call each
 
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
+        language, allowed = options.language, allowed_languages(options.languages, self.languages)
+        restricted: float | None = None  # the probability of a language detected among the allowed ones
+        if language is None and allowed:
+            language, restricted = choose_language(self.detect_language(audio), allowed)
         # faster-whisper's own vad_filter would search the whole upload at once; the same search is run a
         # minute at a time here (stt/engines/speech.py), and the speech kept is decoded as faster-whisper does:
         # joined, then its times mapped back. vad_filter=false keeps all but long silent stretches.
@@ -39,7 +46,7 @@ class FasterWhisperEngine:
         kept = join_stretches(audio, stretches)
         segments, info = self._model.transcribe(
             kept,
-            language=options.language,
+            language=language,
             task=options.task,
             beam_size=options.beam_size,
             temperature=list(options.temperature),
@@ -55,7 +62,8 @@ class FasterWhisperEngine:
                                                  SAMPLE_RATE)
         out = tuple(_segment(s) for s in segments)  # the generator runs the decoding
         return Transcript(text=join_segments(out), segments=out, language=info.language,
-                          language_probability=float(info.language_probability),
+                          language_probability=float(info.language_probability if restricted is None
+                                                     else restricted),
                           duration=duration_seconds(audio))
 
     def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
@@ -65,10 +73,13 @@ class FasterWhisperEngine:
         if not self.multilingual:
             return [("en", 1.0)]
         _, _, probs = self._model.detect_language(audio)
-        return [(lang, float(p)) for lang, p in probs]
+        return [(lang, float(p)) for lang, p in probs if not self.languages or lang in self.languages]
 
     def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
         """Many clients' windows (live passes, pieces of uploads) in one batched encode/generate/align."""
+        if self.languages:
+            requests = [dataclasses.replace(r, languages=allowed_languages(r.languages, self.languages))
+                        for r in requests]
         return decode_batch(self._model, requests)
 
     def close(self) -> None:

@@ -15,14 +15,17 @@ from stt.engines.ct2_to_torch import load_whisper_model
 from stt.engines.speech import silero_speech, whisper_speech
 from stt.engines.base import (Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word,
                               join_segments)
+from stt.engines.languages import allowed_languages, choose_language
 from stt.engines.windows import decode_by_transcribe
 
 
 class OpenAIWhisperEngine:
     name = "openai-whisper"
 
-    def __init__(self, checkpoint: Path, model_name: str, *, threads: int, device: str = "cpu") -> None:
+    def __init__(self, checkpoint: Path, model_name: str, *, threads: int, device: str = "cpu",
+                 languages: tuple[str, ...] = ()) -> None:
         self.model_name = model_name
+        self.languages = languages  # asr.languages: what detection may answer (empty: any)
         if threads > 0:
             torch.set_num_threads(threads)
         model = load_whisper_model(checkpoint, device)
@@ -37,7 +40,8 @@ class OpenAIWhisperEngine:
         language, probability = options.language, 1.0
         if language is None:
             # Detect here rather than inside whisper.transcribe, which would not report the probability.
-            language, probability = self.detect_language(audio)[0]
+            language, probability = choose_language(self.detect_language(audio),
+                                                    allowed_languages(options.languages, self.languages))
         kwargs: dict[str, Any] = {}
         if options.vad_filter:
             kwargs["clip_timestamps"] = _speech_clips(audio)
@@ -68,7 +72,8 @@ class OpenAIWhisperEngine:
         mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(audio)),
                                           n_mels=self._model.dims.n_mels).to(self._model.device)
         _, probs = self._model.detect_language(mel)
-        return sorted(((k, float(v)) for k, v in probs.items()), key=lambda kv: -kv[1])
+        return sorted(((k, float(v)) for k, v in probs.items() if not self.languages or k in self.languages),
+                      key=lambda kv: -kv[1])
 
     def close(self) -> None:
         del self._model

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stt.engines.base import Engine, TranscribeOptions, WindowRequest, WindowResult
+from stt.engines.base import Engine, Segment, TranscribeOptions, WindowRequest, WindowResult, WindowScores
 
 __all__ = ["WindowRequest", "WindowResult", "decode_by_transcribe"]
 
@@ -22,10 +22,28 @@ def decode_by_transcribe(engine: Engine, requests: Sequence[WindowRequest]) -> l
 def _transcribe_window(engine: Engine, request: WindowRequest) -> WindowResult:
     # Greedy-or-beam at temperature 0 only, no context from earlier windows: what the batched decoder does.
     # A window holds speech already: no second VAD pass inside it.
-    options = TranscribeOptions(language=request.language, task=request.task, beam_size=request.beam_size,
+    options = TranscribeOptions(language=request.language, languages=request.languages, task=request.task,
+                                beam_size=request.beam_size,
                                 word_timestamps=request.words, initial_prompt=request.prompt,
                                 temperature=(0.0,), condition_on_previous_text=False,
                                 vad_filter=False)
     transcript = engine.transcribe(request.audio, options)
     words = tuple(w for s in transcript.segments for w in s.words)
-    return WindowResult(transcript.text, words, transcript.language, transcript.language_probability)
+    return WindowResult(transcript.text, words, transcript.language, transcript.language_probability,
+                        _scores(transcript.segments))
+
+
+def _scores(segments: Sequence[Segment]) -> WindowScores | None:
+    """The segments' scores, averaged over the window (weighted by their tokens); None when unknown."""
+    known = [s for s in segments
+             if None not in (s.avg_logprob, s.compression_ratio, s.no_speech_prob)]
+    if not known or len(known) < len(segments):
+        return None
+    weights = [max(1, len(s.tokens)) for s in known]
+
+    def mean(values: list[float]) -> float:
+        return sum(v * w for v, w in zip(values, weights)) / sum(weights)
+
+    return WindowScores(mean([s.avg_logprob for s in known]),  # type: ignore[misc]
+                        mean([s.compression_ratio for s in known]),  # type: ignore[misc]
+                        mean([s.no_speech_prob for s in known]))  # type: ignore[misc]

@@ -26,8 +26,8 @@ def ref(name: str) -> dict[str, str]:
 
 NUM, INT, STR = {"type": "number"}, {"type": "integer"}, {"type": "string"}
 WORD = obj(("word", "start", "end", "probability"), word=STR, start=NUM, end=NUM, probability=NUM)
-SEGMENT = obj(("id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
-                "compression_ratio", "no_speech_prob"),
+# avg_logprob, compression_ratio, no_speech_prob: the decoder's scores, left out where unknown.
+SEGMENT = obj(("id", "seek", "start", "end", "text", "tokens", "temperature"),
                id=INT, seek=INT, start=NUM, end=NUM, text=STR, tokens={"type": "array", "items": INT},
                temperature=NUM, avg_logprob=NUM, compression_ratio=NUM, no_speech_prob=NUM,
                words={"type": "array", "items": ref("Word")})
@@ -48,7 +48,8 @@ OPENAI_VERBOSE = obj(("task", "language", "duration", "text"), task={"enum": ["t
                       segments={"type": "array", "items": ref("Segment")},
                       words={"type": "array", "items": ref("Word")})
 OPENAI_MODEL = obj(("id", "object", "created", "owned_by"), id=STR, object={"const": "model"}, created=INT,
-                    owned_by=STR)
+                    owned_by=STR, loaded={"type": "boolean", "description": "In memory now (else loaded on first use)"},
+                    default={"type": "boolean", "description": "Served when a request names no model of ours"})
 OPENAI_MODELS = obj(("object", "data"), object={"const": "list"},
                      data={"type": "array", "items": ref("OpenAIModel")})
 OPENAI_ERROR = obj(("error",), error=obj(("message", "type", "param", "code"), message=STR, type=STR,

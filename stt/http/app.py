@@ -1,9 +1,10 @@
-"""The application factory: middlewares, the app-lifetime Transcriber (engine, scheduler, queues, diarizer)
-and the API faces of stt/http/faces/registry.py."""
+"""The application factory: middlewares, the app-lifetime model registry (a Transcriber per loaded model:
+engine, scheduler, queues, diarizer) and the API faces of stt/http/faces/registry.py."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
 import time
@@ -21,13 +22,14 @@ from stt.http.cors import setup_cors
 from stt.engines.base import Engine
 from stt.http.errors import error_middleware
 from stt.http.expect import expect_middleware
-from stt.http.keys import ENGINE, LIFECYCLE, SCHEDULER, SETTINGS, STARTED_AT, TRANSCRIBER
+from stt.http.keys import ENGINE, LIFECYCLE, MODELS, SCHEDULER, SETTINGS, STARTED_AT, TRANSCRIBER
 from stt.http.lifecycle import Lifecycle
 from stt.http.observability import add_request_id_header, request_id_middleware
 from stt.http.faces.face import FACES, app_face
 from stt.http.faces.registry import FACES as REGISTERED_FACES
 from stt.http.openapi import build_spec
 from stt.http.routes import docs, ops, page
+from stt.inference.registry import Loader, ModelRegistry, Policy
 from stt.inference.transcriber import Budget, Transcriber
 from stt.memory_budget import MemoryBudget, default_max_held_bytes
 from stt.settings import AsrSettings, Settings
@@ -110,27 +112,55 @@ def _generated_token() -> str:
 
 
 def _transcriber_ctx(engine: Engine | None, factory: EngineFactory | None):  # type: ignore[no-untyped-def]
-    """The model's Transcriber (engine, scheduler, window queues, diarizer): created at start-up, drained and
-    closed at cleanup."""
+    """The model registry (one Transcriber per loaded model: engine, scheduler, window queues, diarizer): the
+    default model loaded at start-up, the others on first use; every model drained and closed at cleanup."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        loaded = engine if engine is not None else await _load(settings.asr, factory)
         asr, limits = settings.asr, settings.limits
-        transcriber = Transcriber(loaded, Budget(asr.workers, asr.reserved_workers, limits.max_queue,
-                                                 limits.queue_timeout_seconds, asr.upload_batch_seconds))
-        app[TRANSCRIBER], app[ENGINE], app[SCHEDULER] = transcriber, loaded, transcriber.scheduler
+        budget = Budget(asr.workers, asr.reserved_workers, limits.max_queue, limits.queue_timeout_seconds,
+                        asr.upload_batch_seconds)
+        sources, default = model_sources(asr, engine.model_name if engine is not None else None)
+        registry = ModelRegistry(sources, default, _loader(asr, factory, budget),
+                                 Policy(asr.model_ttl_seconds, asr.max_loaded_models, asr.pin_default_model,
+                                        limits.queue_timeout_seconds))
+        loaded = engine if engine is not None else await _load(dataclasses.replace(asr, model=sources[default]),
+                                                               factory)
+        transcriber = Transcriber(loaded, budget)
+        registry.adopt(default, transcriber, owned=engine is None)  # an engine handed in belongs to the caller
+        registry.start()
+        app[MODELS], app[TRANSCRIBER], app[ENGINE], app[SCHEDULER] = (registry, transcriber, loaded,
+                                                                      transcriber.scheduler)
         yield
-        # Finish what was accepted before the engine goes away (graceful shutdown), within what is left of the
+        # Finish what was accepted before the models go away (graceful shutdown), within what is left of the
         # shutdown budget. A transcription still running then cannot be interrupted: it is abandoned.
-        drained = await transcriber.drain(max(0.0, app[LIFECYCLE].deadline() - time.monotonic()))
-        if not drained:
-            log.error("shutdown timeout: abandoning %d running transcription(s)", transcriber.scheduler.running)
-        transcriber.close(wait=drained)
-        if engine is None:  # an engine handed in belongs to the caller (tests share one)
-            loaded.close()
+        abandoned = await registry.close(max(0.0, app[LIFECYCLE].deadline() - time.monotonic()))
+        if abandoned:
+            log.error("shutdown timeout: abandoning %d running transcription(s)", abandoned)
 
     return ctx
+
+
+def model_sources(asr: AsrSettings, handed_in: str | None = None) -> tuple[dict[str, str], str]:
+    """asr.models (name -> bundled model or path) and the default's name: ``asr.model`` when it is one of
+    those names, else ``asr.model`` is itself a source, registered first under its own name (an engine
+    handed in: under the engine's model name)."""
+    if asr.model in asr.models:
+        return dict(asr.models), asr.model
+    name = handed_in or asr.model
+    return {name: asr.model, **{k: v for k, v in asr.models.items() if k != name}}, name
+
+
+def _loader(asr: AsrSettings, factory: EngineFactory | None, budget: Budget) -> Loader:
+    def load(name: str, source: str) -> Transcriber:
+        """Blocking (the registry runs it in a thread)."""
+        if factory is None:
+            from stt.engines.factory import load_engine as make
+        else:
+            make = factory
+        return Transcriber(make(dataclasses.replace(asr, model=source)), budget)
+
+    return load
 
 
 async def _load(asr: AsrSettings, factory: EngineFactory | None) -> Engine:
@@ -146,6 +176,7 @@ async def _load(asr: AsrSettings, factory: EngineFactory | None) -> Engine:
 
 def unfinished_work(app: web.Application) -> int:
     """After the app stopped: accepted requests that got no answer, or transcriptions still running."""
-    scheduler = app.get(SCHEDULER)
+    registry = app.get(MODELS)
+    running = registry.running() if registry is not None else 0  # over every model, loaded or just closed
     # A cut-off request's transcription may still be running: the larger count, not the sum.
-    return max(app[LIFECYCLE].cut_off, scheduler.running if scheduler is not None else 0)
+    return max(app[LIFECYCLE].cut_off, running)

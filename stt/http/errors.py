@@ -20,8 +20,9 @@ from stt.logs import safe
 log = logging.getLogger("stt.errors")
 
 STATUS = {  # domain error code -> HTTP status
-    "bad_request": 400, "invalid_audio": 400, "not_found": 404, "not_ready": 409, "model_not_found": 404,
-    "too_large": 413, "unsupported_encoding": 415, "overloaded": 503, "engine_error": 500, "internal_error": 500,
+    "bad_request": 400, "invalid_audio": 400, "unknown_model": 400, "not_found": 404, "not_ready": 409,
+    "model_not_found": 404, "too_large": 413, "unsupported_encoding": 415, "overloaded": 503, "engine_error": 500,
+    "internal_error": 500,
 }
 HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
               413: "too_large", 429: "rate_limited"}

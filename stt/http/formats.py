@@ -99,9 +99,13 @@ def segment_json(s: Segment, duration: float, with_words: bool) -> dict[str, Any
     out: dict[str, Any] = {
         "id": s.id, "seek": int(s.start * 100),  # in 10 ms mel frames, as Whisper reports it
         "start": clamped_ms(s.start, duration) / 1000, "end": clamped_ms(s.end, duration) / 1000, "text": s.text,
-        "tokens": list(s.tokens), "temperature": s.temperature, "avg_logprob": round(s.avg_logprob, 4),
-        "compression_ratio": round(s.compression_ratio, 4), "no_speech_prob": round(s.no_speech_prob, 4),
+        "tokens": list(s.tokens), "temperature": s.temperature,
     }
+    # The decoder's scores; left out where the engine does not know them (never a made-up 0.0).
+    for name in ("avg_logprob", "compression_ratio", "no_speech_prob"):
+        value = getattr(s, name)
+        if value is not None:
+            out[name] = round(value, 4)
     if s.speaker is not None:
         out["speaker"] = s.speaker
     if with_words:

@@ -8,13 +8,16 @@ from aiohttp import web
 
 from stt.engines.base import Engine
 from stt.http.lifecycle import Lifecycle
+from stt.inference.registry import ModelRegistry
 from stt.inference.scheduler import Scheduler
 from stt.inference.transcriber import Transcriber
 from stt.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
-TRANSCRIBER = web.AppKey("transcriber", Transcriber)  # the model's engine, scheduler, queues and diarizer
-# The Transcriber's engine and scheduler, for what reads them directly (ops, tests).
+MODELS = web.AppKey("models", ModelRegistry)  # every configured model; lease one per request (service.model)
+# The default model's Transcriber as loaded at start (engine, scheduler, queues, diarizer), and its engine and
+# scheduler, for what reads them directly (ops, tests). Faces take a model from MODELS instead.
+TRANSCRIBER = web.AppKey("transcriber", Transcriber)
 ENGINE = web.AppKey("engine", Engine)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 STARTED_AT = web.AppKey("started_at", float)

@@ -127,11 +127,19 @@ def temperature_schedule(start: float) -> tuple[float, ...]:
 
 
 
-def bcp47_language(tag: str) -> str:
+MODEL_NAME_MAX = 200  # as asr.models' names
+
+
+def model_param(description: str, **kwargs: object) -> Param:
+    """The ``model`` parameter every face takes (its meaning per face in ``description``)."""
+    return Param("model", "string", description, max_length=MODEL_NAME_MAX, **kwargs)  # type: ignore[arg-type]
+
+
+def bcp47_language(tag: str, param: str = "language") -> str:
     """Deepgram's BCP-47 tag ("en-US") -> the Whisper language code ("en"); 400 for one Whisper lacks."""
-    language = tag.split("-")[0].lower()
+    language = tag.strip().split("-")[0].lower()
     if language not in LANGUAGES:
-        raise BadRequest(f"language: {tag!r} is not a language Whisper knows", param="language")
+        raise BadRequest(f"{param}: {tag!r} is not a language Whisper knows", param=param)
     return language
 
 

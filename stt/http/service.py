@@ -1,11 +1,12 @@
-"""What every API face does with an upload: decode it off the loop (within the audio budget), transcribe it on
-the app's Transcriber, and account for it in the request's stats."""
+"""What every API face does with an upload: take the model it names (``model``), decode the upload off the loop
+(within the audio budget), transcribe it on that model's Transcriber, and account for it in the request's stats."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import numpy as np
 from aiohttp import web
@@ -14,7 +15,8 @@ from stt.http.audio_budget import AUDIO_BUDGET, memory_hold
 from stt.audio import decode_audio, decode_channels, duration_seconds
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
-from stt.http.keys import SETTINGS, TRANSCRIBER
+from stt.errors import BadRequest
+from stt.http.keys import MODELS, SETTINGS
 from stt.http.stats import request_stats
 from stt.inference.chunking import Chunking
 from stt.inference.scheduler import JobStats
@@ -54,17 +56,50 @@ async def _decoded(request: web.Request, decoder, *args) -> np.ndarray:  # type:
     return audio
 
 
-def transcriber(request: web.Request) -> Transcriber:
-    return request.app[TRANSCRIBER]
+_LEASED = web.RequestKey("model", Transcriber)  # the request's Transcriber while ``model()`` holds it
+
+
+@contextlib.asynccontextmanager
+async def model(request: web.Request, name: str | None) -> AsyncIterator[Transcriber]:
+    """The per-request hook every face calls: the Transcriber of the configured model ``name`` (None: the
+    default), loaded if need be and kept loaded until the block exits. The wait for a load (or for room to load
+    it) counts as queued time and is bounded by ``limits.queue_timeout_seconds`` (then 503 with Retry-After).
+    A name not configured is UnknownModel (400): a face that answers otherwise maps it before calling this.
+    Within the block, ``transcribe`` and ``detect_language`` use this model."""
+    started = time.monotonic()
+    registry = request.app[MODELS]
+    async with registry.lease(name, request.app[SETTINGS].limits.queue_timeout_seconds) as leased:
+        _job_stats(request).queued_s += time.monotonic() - started
+        request[_LEASED] = leased
+        try:
+            yield leased
+        finally:
+            del request[_LEASED]
+
+
+@contextlib.asynccontextmanager
+async def _current(request: web.Request) -> AsyncIterator[Transcriber]:
+    """The model the request chose; a face that never chose one gets the default, for this call."""
+    leased = request.get(_LEASED)
+    if leased is not None:
+        yield leased
+        return
+    async with model(request, None) as default:
+        yield default
 
 
 async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions,
                      diarize: DiarizeOptions | None = None, chunking: Chunking | None = None) -> Transcript:
-    """The app's Transcriber does the work; the request's stats (access log, metrics) add up its times. The
+    """The request's model does the work; the request's stats (access log, metrics) add up its times. The
     copies of its speech windows in flight (a bounded group at a time) are reserved in the memory budget."""
+    served = request.app[SETTINGS].asr.languages
+    if options.languages and served and not set(options.languages) & set(served):
+        raise BadRequest(f"language: none of {', '.join(options.languages)} is served here (asr.languages: "
+                         f"{', '.join(served)})", param="language")
     memory_hold(request).take(window_bytes_in_flight(audio))
-    return await transcriber(request).transcribe(audio, options, diarize, _job_stats(request), owner=request,
-                                                 chunking=chunking)
+    async with _current(request) as transcriber:
+        return await transcriber.transcribe(audio, options, diarize, _job_stats(request), owner=request,
+                                            chunking=chunking)
 
 
 def stream(request: web.Request, audio: np.ndarray, options: TranscribeOptions, diarize: DiarizeOptions | None,
@@ -72,12 +107,19 @@ def stream(request: web.Request, audio: np.ndarray, options: TranscribeOptions, 
     """As ``transcribe``: each speech window's text as soon as it is decoded (in order), then the Transcript;
     the windows in flight reserved in the memory budget the same way."""
     memory_hold(request).take(window_bytes_in_flight(audio))
-    return transcriber(request).stream(audio, options, diarize, _job_stats(request), owner=request,
-                                       chunking=chunking)
+
+    async def windows() -> AsyncGenerator[WindowText | Transcript, None]:
+        async with _current(request) as transcriber:
+            async for item in transcriber.stream(audio, options, diarize, _job_stats(request), owner=request,
+                                                 chunking=chunking):
+                yield item
+
+    return windows()
 
 
 async def detect_language(request: web.Request, audio: np.ndarray) -> list[tuple[str, float]]:
-    return await transcriber(request).detect_language(audio, _job_stats(request))
+    async with _current(request) as transcriber:
+        return await transcriber.detect_language(audio, _job_stats(request))
 
 
 def _job_stats(request: web.Request) -> JobStats:

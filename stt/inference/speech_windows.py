@@ -66,7 +66,7 @@ def window_request(window: SpeechWindow, upload: np.ndarray, options: Transcribe
     # Hotwords join the prompt of every window, as faster-whisper and the openai-whisper engine use them.
     prompt = " ".join(filter(None, (options.hotwords, options.initial_prompt))) or None
     return WindowRequest(window.audio(upload), options.language, prompt, options.beam_size, options.task,
-                         words=True)
+                         words=True, languages=options.languages)
 
 
 def window_segments(window: SpeechWindow, result: WindowResult, first_id: int = 0) -> list[Segment]:
@@ -75,7 +75,7 @@ def window_segments(window: SpeechWindow, result: WindowResult, first_id: int = 
     for start, end, text, words in _pieces(window, result):
         if text.strip():
             segments.append(Segment(first_id + len(segments), round(start, 3), round(end, 3), text, words,
-                                    temperature=0.0))
+                                    temperature=0.0, **_scores(result)))
     return segments
 
 
@@ -87,6 +87,15 @@ def assemble(windows: Sequence[SpeechWindow], results: Sequence[WindowResult], u
     language, probability = _language(results, options)
     text = "".join(s.text for s in segments).strip()
     return Transcript(text, tuple(segments), language, probability, duration_seconds(upload))
+
+
+def _scores(result: WindowResult) -> dict[str, float]:
+    """The window's decoder scores on each of its segments (as Whisper gives a 30 s window's scores to every
+    segment in it); none when the engine does not know them."""
+    if result.scores is None:
+        return {}
+    return {"avg_logprob": result.scores.avg_logprob, "compression_ratio": result.scores.compression_ratio,
+            "no_speech_prob": result.scores.no_speech_prob}
 
 
 def _pieces(window: SpeechWindow, result: WindowResult) -> list[tuple[float, float, str, tuple[Word, ...]]]:

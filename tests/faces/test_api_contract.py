@@ -187,7 +187,8 @@ async def test_openapi_and_docs_are_public_and_agree(client: Any) -> None:
         assert f"<code>{path}</code>" in html
     stt_params = [p["name"] for p in spec["paths"]["/stt"]["post"]["parameters"]]
     assert stt_params == ["language", "task", "output", "word_timestamps", "vad_filter", "beam_size",
-                          "initial_prompt", "temperature", "hotwords", "diarize", "min_speakers", "max_speakers"]
+                          "initial_prompt", "temperature", "hotwords", "diarize", "min_speakers", "max_speakers",
+                          "model"]
     for name in stt_params:
         assert f"<code>{name}</code>" in html
 

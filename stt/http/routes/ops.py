@@ -12,7 +12,7 @@ from auth.middleware import public
 from stt import metrics
 from stt.http import apidoc as doc
 from stt.http.apidoc import AUTH_ERRORS, INT, JSON, NUM, STR
-from stt.http.keys import ENGINE, LIFECYCLE, LIVE_STREAMS, SCHEDULER, SETTINGS, STARTED_AT
+from stt.http.keys import ENGINE, LIFECYCLE, LIVE_STREAMS, MODELS, SCHEDULER, SETTINGS, STARTED_AT
 
 routes = web.RouteTableDef()
 REGISTRY = web.AppKey("metrics_registry", metrics.CollectorRegistry)
@@ -20,24 +20,35 @@ REGISTRY = web.AppKey("metrics_registry", metrics.CollectorRegistry)
 
 @routes.get("/health")
 @public
-@doc.describe(doc.op("ops", "Health check (no token)", "Engine, model, queue and uptime.",
+@doc.describe(doc.op("ops", "Health check (no token)", "Engine, default model, models loaded, queue and uptime.",
                      operationId="health", security=[],
                      responses={"200": {"description": "Healthy", "content": {JSON: {"schema": doc.obj(
-                         ("status",), status={"const": "ok"}, engine=STR, model=STR, queued=INT,
-                         running=INT, in_flight=INT, uptime_s=NUM)}}}}))
+                         ("status",), status={"const": "ok"}, engine=STR, model=STR,
+                         models_loaded={"type": "array", "items": STR,
+                                        "description": "Models in memory now (names of asr.models)"},
+                         queued=INT, running=INT, in_flight=INT, uptime_s=NUM)}}}}))
 async def health(request: web.Request) -> web.Response:
     app = request.app
-    engine, scheduler = app[ENGINE], app[SCHEDULER]
+    engine, registry = app[ENGINE], app[MODELS]
+    queued, running = _work(app)
     return web.json_response({
         "status": "ok",
         "engine": engine.name,
         "model": public_model_name(engine.model_name),
-        "queued": scheduler.waiting,
-        "running": scheduler.running,
+        "models_loaded": [public_model_name(s.name) for s in registry.states() if s.loaded],
+        "queued": queued,
+        "running": running,
         # Requests being handled, this one aside: an upload is one request but several scheduler jobs.
         "in_flight": max(0, app[LIFECYCLE].in_flight - 1),
         "uptime_s": round(time.time() - app[STARTED_AT], 1),
     })
+
+
+def _work(app: web.Application) -> tuple[int, int]:
+    """Jobs waiting and running, over every loaded model."""
+    registry = app.get(MODELS)
+    schedulers = [t.scheduler for t in registry.loaded()] if registry is not None else []
+    return sum(s.waiting for s in schedulers), sum(s.running for s in schedulers)
 
 
 def public_model_name(model: str) -> str:
@@ -93,10 +104,12 @@ async def _metrics(request: web.Request) -> web.Response:
 
 def _state(app: web.Application) -> metrics.State:
     def read() -> dict[str, float]:
-        scheduler = app.get(SCHEDULER)
+        queued, running = _work(app)
+        registry = app.get(MODELS)
         return {
-            "stt_queue_depth": scheduler.waiting if scheduler else 0,
-            "stt_jobs_running": scheduler.running if scheduler else 0,
+            "stt_queue_depth": queued,
+            "stt_jobs_running": running,
+            "stt_models_loaded": registry.loaded_count() if registry is not None else 0,
             "stt_live_streams_open": len(app.get(LIVE_STREAMS, ())),
             "stt_ready": 0.0 if not_ready(app) else 1.0,
         }

@@ -2,7 +2,8 @@
 
 Auth happens in the auth middleware before the upgrade (header, or the subprotocol pair ["token", "<t>"]
 that browsers can send), so a refused client gets 401/403 and never an open socket. Query parameters are
-checked before the upgrade too (400). Sessions share the app's Transcriber (its passes are batched together).
+checked before the upgrade too (400). A stream takes its model at connect (``model=``); the streams on one model
+share its Transcriber (their passes are batched together).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from multidict import MultiMapping
 from auth.middleware import offered_subprotocol_token
 from stt.errors import BadRequest
 from stt.http import live_streams
-from stt.http.keys import LIVE_STREAMS, SETTINGS, TRANSCRIBER
+from stt.http.keys import LIVE_STREAMS, MODELS, SETTINGS
+from stt.http import service
+from stt.inference.transcriber import Transcriber
 from stt.http import apidoc as doc
-from stt.http.faces.deepgram.params import LIVE_ENDPOINTING_MS, LIVE_PARAMS, live_values
+from stt.http.faces.deepgram.params import LIVE_ENDPOINTING_MS, LIVE_PARAMS, deepgram_model, live_values
 from stt.http.params import bcp47_language
 from stt.http.faces.deepgram.connection import (CLOSE_INTERNAL_ERROR, CLOSE_TRY_LATER, Identity, LiveOptions,
                                                 LiveStream, Limits)
@@ -36,8 +39,9 @@ def _operation(operation_id: str, error_schema: str) -> dict[str, Any]:
     return doc.op("live", "Live transcription over a WebSocket (Deepgram's live API)",
                   "Upgrade with `Authorization: Token|Bearer <t>` or the subprotocol pair `[\"token\", \"<t>\"]`; "
                   "send binary audio, `KeepAlive`, `Finalize`, `CloseStream`; receive `Results`, `SpeechStarted`, "
-                  "`UtteranceEnd` and `Metadata` (see the README's Live transcription section). Other Deepgram "
-                  "parameters are accepted and ignored. A plain GET without the upgrade is a 400.",
+                  "`UtteranceEnd` and `Metadata` (see the README's Live transcription section). `model` is chosen "
+                  "at connect. Other Deepgram parameters are accepted and ignored. A plain GET without the "
+                  "upgrade is a 400.",
                   operationId=operation_id, parameters=doc.query(LIVE_PARAMS),
                   responses={"101": {"description": "Switching to the WebSocket protocol"},
                              **doc.errors(error_schema, (400, 401, 403, 429))})
@@ -48,7 +52,14 @@ def _operation(operation_id: str, error_schema: str) -> dict[str, Any]:
 @doc.describe(per_path={"/listen": _operation("listenSeed", "Error"),
                         "/v1/listen": _operation("listenLive", "DeepgramError")})
 async def listen(request: web.Request) -> web.StreamResponse:
-    transcriber = request.app[TRANSCRIBER]
+    # The model is chosen at connect (``model=``) and held for the stream's life: never unloaded under it.
+    # It loads (if need be) before the upgrade, so a refusal is still an HTTP answer.
+    name = deepgram_model(live_values(request.query)["model"], request.app[MODELS].sources)
+    async with service.model(request, name) as transcriber:
+        return await _listen(request, transcriber)
+
+
+async def _listen(request: web.Request, transcriber: Transcriber) -> web.StreamResponse:
     options, config = parse_query(request.query, multilingual=transcriber.engine.multilingual)
     ws = web.WebSocketResponse(protocols=_echoed_protocols(request), max_msg_size=4 * 1024 * 1024)
     if not ws.can_prepare(request).ok:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from multidict import MultiMapping
@@ -11,11 +11,30 @@ from multidict import MultiMapping
 from stt.audio import MAX_SOURCE_RATE, MIN_SOURCE_RATE
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions
-from stt.errors import BadRequest
+from stt.errors import BadRequest, UnknownModel
 from stt.jobs.webhooks import URL_MAX
-from stt.http.params import PROMPT_MAX_CHARS, Param, bcp47_language, diarize_options, parse_params
+from stt.http.params import (FALSE, PROMPT_MAX_CHARS, TRUE, Param, bcp47_language, diarize_options,
+                             model_param, parse_params)
 
 MULTICHANNEL_MAX = 8  # channels transcribed one by one: each costs a full transcription
+# Deepgram's model families (`nova-3`, `nova-2-meeting`, `enhanced`, `base`, `whisper-large`...): a client
+# written for Deepgram sends them; they mean the default model.
+DEEPGRAM_FAMILIES = ("nova-3", "nova-2", "nova", "enhanced", "base", "whisper")
+MODEL = model_param("A model of the config's `asr.models` (listed by `GET /v1/models`; loaded on first use). "
+                    "Deepgram's own model names (`nova-3`, `nova-2-general`, `enhanced`, `base`, `whisper-large`...) "
+                    "mean the server's default model, unless the config names a model so. Any other is a 400.")
+
+
+def deepgram_model(value: str | None, configured: Collection[str]) -> str | None:
+    """Deepgram's ``model`` -> the configured model to use (None: the default); a clear 400 for others."""
+    if not value or value in configured:
+        return value or None
+    if any(value == family or value.startswith(family + "-") for family in DEEPGRAM_FAMILIES):
+        return None
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    raise UnknownModel(f"model: unknown model {shown!r}: use one of this server's ({', '.join(configured)}) "
+                       "or a Deepgram model name (nova-3, nova-2, enhanced, base, whisper) for the default",
+                       param="model")
 
 # Deepgram's asynchronous mode: the request runs as a job (the jobs face, stt/http/faces/jobs/deepgram.py).
 DEEPGRAM_CALLBACK_PARAMS: tuple[Param, ...] = (
@@ -27,11 +46,12 @@ DEEPGRAM_CALLBACK_PARAMS: tuple[Param, ...] = (
 DEEPGRAM_PARAMS: tuple[Param, ...] = (
     Param("language", "string", "BCP-47 tag (`en`, `en-US`, `de`...); its primary subtag must be a Whisper "
           "language. Default `en`, as Deepgram's.", default="en", max_length=35),
-    Param("detect_language", "boolean", "Detect the spoken language (overrides `language`).", default=False),
+    Param("detect_language", "string", "`true`: detect the spoken language (overrides `language`). Repeated "
+          "with BCP-47 tags (`detect_language=en&detect_language=de`): detect it among those only.",
+          max_length=35, repeated=True),
     Param("punctuate", "boolean", "Punctuation and capitals in `transcript`.", default=False),
     Param("smart_format", "boolean", "Formatted transcript (implies `punctuate`).", default=False),
-    Param("model", "string", "Accepted for compatibility; the loaded Whisper model serves every request.",
-          max_length=200, ignored=True),
+    MODEL,
     Param("tag", "string", "Accepted for compatibility; ignored.", max_length=200, repeated=True, ignored=True),
     Param("mip_opt_out", "boolean", "Accepted for compatibility; nothing is ever kept.", ignored=True),
     Param("numerals", "boolean", "Accepted for compatibility, as on the live WebSocket; numbers are written as "
@@ -60,6 +80,7 @@ class DeepgramRequest:
     utterances: bool = False
     paragraphs: bool = False
     multichannel: bool = False
+    model: str | None = None
 
 
 def deepgram_hotwords(keyterms: list[str], keywords: list[str]) -> str | None:
@@ -71,13 +92,29 @@ def deepgram_hotwords(keyterms: list[str], keywords: list[str]) -> str | None:
     return joined or None
 
 
+def deepgram_detection(values: list[str]) -> tuple[bool, tuple[str, ...]]:
+    """Deepgram's ``detect_language``: absent or ``false`` -> no; ``true`` -> any language; one or more
+    BCP-47 tags -> detect among those (Whisper codes)."""
+    flags = [v.strip().lower() for v in values if v.strip().lower() in TRUE | FALSE]
+    tags = [v for v in values if v.strip().lower() not in TRUE | FALSE]
+    if flags and tags or len(set(flags)) > 1:
+        raise BadRequest("detect_language: either true/false or language tags, not both",
+                         param="detect_language")
+    if tags:
+        return True, tuple(dict.fromkeys(bcp47_language(t, "detect_language") for t in tags))
+    return bool(flags) and flags[0] in TRUE, ()
+
+
 def deepgram_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -> DeepgramRequest:
     v = parse_params(DEEPGRAM_PARAMS, pairs)
-    language = None if v["detect_language"] else bcp47_language(v["language"])
-    options = TranscribeOptions(language=language, beam_size=default_beam_size, word_timestamps=True,
+    detect, languages = deepgram_detection(v["detect_language"])
+    language = None if detect else bcp47_language(v["language"])
+    options = TranscribeOptions(language=language, languages=languages, beam_size=default_beam_size,
+                                word_timestamps=True,
                                 hotwords=deepgram_hotwords(v["keyterm"], v["keywords"]))
-    return DeepgramRequest(options, v["punctuate"] or v["smart_format"], v["detect_language"],
-                           diarize_options(v["diarize"]), v["utterances"], v["paragraphs"], v["multichannel"])
+    return DeepgramRequest(options, v["punctuate"] or v["smart_format"], detect,
+                           diarize_options(v["diarize"]), v["utterances"], v["paragraphs"], v["multichannel"],
+                           v["model"])
 
 
 # --- live transcription: GET /listen and GET /v1/listen (WebSocket, Deepgram's live API) -------------------
@@ -109,6 +146,7 @@ LIVE_PARAMS: tuple[Param, ...] = (
     Param("vad_events", "boolean", "Send `SpeechStarted` when speech begins.", default=False),
     Param("punctuate", "boolean", "Punctuated, cased transcript and `punctuated_word`.", default=False),
     Param("smart_format", "boolean", "Formatted transcript (implies `punctuate`).", default=False),
+    MODEL,
 )
 LIVE_PARAM_NAMES = frozenset(p.name for p in LIVE_PARAMS)
 

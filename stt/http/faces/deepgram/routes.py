@@ -20,9 +20,9 @@ from stt.http.apidoc import AUDIO_ERRORS, JSON
 from stt.http.bodies import read_upload
 from stt.http.faces.deepgram.errors import DG_REQUEST_ID, deepgram_request_id
 from stt.http.faces.deepgram.params import (DEEPGRAM_CALLBACK_PARAMS, DEEPGRAM_PARAMS, MULTICHANNEL_MAX,
-                                            deepgram_request)
+                                            deepgram_model, deepgram_request)
 from stt.http.faces.deepgram.render import deepgram_json
-from stt.http.keys import DEEPGRAM_CALLBACK, ENGINE, SETTINGS
+from stt.http.keys import DEEPGRAM_CALLBACK, MODELS, SETTINGS
 from stt.http.params import check_model_support, request_pairs
 
 PREFIX = "/v1/listen"
@@ -48,16 +48,18 @@ async def listen(request: web.Request) -> web.Response:
     upload = await read_upload(request)
     refuse_url_body(request.content_type, upload.audio)
     parsed = deepgram_request(request_pairs(request.query, upload.items), request.app[SETTINGS].asr.beam_size)
-    engine = request.app[ENGINE]
-    check_model_support(parsed.options, engine.multilingual, engine.model_name)
-    # The upload's hash (Deepgram's metadata.sha256) is computed while it is decoded, not after.
-    decoding = (service.decode_each_channel(request, upload.audio, MULTICHANNEL_MAX) if parsed.multichannel
-                else service.decode(request, upload.audio))
-    audio, digest = await asyncio.gather(decoding,
-                                         asyncio.to_thread(lambda: hashlib.sha256(upload.audio).hexdigest()))
-    # Multichannel: each channel is its own scheduler job, one after the other (a fair share of the workers).
-    transcript = ([await service.transcribe(request, channel, parsed.options, parsed.diarize) for channel in audio]
-                  if parsed.multichannel else await service.transcribe(request, audio, parsed.options, parsed.diarize))
+    async with service.model(request, deepgram_model(parsed.model, request.app[MODELS].sources)) as model:
+        engine = model.engine
+        check_model_support(parsed.options, engine.multilingual, engine.model_name)
+        # The upload's hash (Deepgram's metadata.sha256) is computed while it is decoded, not after.
+        decoding = (service.decode_each_channel(request, upload.audio, MULTICHANNEL_MAX) if parsed.multichannel
+                    else service.decode(request, upload.audio))
+        audio, digest = await asyncio.gather(decoding,
+                                             asyncio.to_thread(lambda: hashlib.sha256(upload.audio).hexdigest()))
+        # Multichannel: each channel is its own scheduler job, one after the other (a fair share of the workers).
+        transcript = ([await service.transcribe(request, channel, parsed.options, parsed.diarize)
+                       for channel in audio] if parsed.multichannel
+                      else await service.transcribe(request, audio, parsed.options, parsed.diarize))
     request_id = deepgram_request_id(request)
     body = deepgram_json(transcript, request_id=request_id, sha256=digest, engine=engine.name,
                                  model=engine.model_name, punctuate=parsed.punctuate,

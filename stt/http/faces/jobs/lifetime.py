@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from stt.http.faces.jobs.render import callback_body
-from stt.http.keys import SETTINGS, TRANSCRIBER
+from stt.http.keys import MODELS, SETTINGS, TRANSCRIBER
 from stt.jobs import webhooks
 from stt.jobs.runner import JobRunner
 from stt.jobs.store import AsyncJobStore, SqliteJobStore
@@ -72,6 +72,9 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         yield  # no jobs: their routes answer 503
         return
     store = AsyncJobStore(await asyncio.to_thread(_open_store, jobs))
+    # Jobs run on the default model, leased for the app's life: it is never unloaded under the runner, pinned
+    # or not (choosing a model per job is not built yet).
+    lease = await app[MODELS].acquire(None)
     transcriber = app[TRANSCRIBER]
     # No proxies from the environment, no cookies: a callback goes straight to the listed host.
     session = aiohttp.ClientSession(trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
@@ -90,3 +93,4 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         await deliverer.stop()
         await session.close()
         await store.close()
+        app[MODELS].release(lease)

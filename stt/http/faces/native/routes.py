@@ -12,7 +12,7 @@ from stt.http.apidoc import AUDIO_ERRORS, AUTH_ERRORS, JSON
 from stt.http.bodies import read_upload
 from stt.http.faces.native.params import DETECT_PARAMS, STT_PARAMS, stt_request
 from stt.http.faces.native.render import languages_json, native_json, native_verbose_json
-from stt.http.keys import ENGINE, SETTINGS
+from stt.http.keys import SETTINGS
 from stt.http.params import check_model_support, parse_params, request_pairs
 
 routes = web.RouteTableDef()
@@ -40,10 +40,10 @@ async def stt(request: web.Request) -> web.Response:
     upload = await read_upload(request)
     # Options are checked before the audio is decoded or queued: a typo costs no inference, only a 400.
     parsed = stt_request(request_pairs(request.query, upload.items), request.app[SETTINGS].asr.beam_size)
-    engine = request.app[ENGINE]
-    check_model_support(parsed.options, engine.multilingual, engine.model_name)
-    audio = await service.decode(request, upload.audio)
-    transcript = await service.transcribe(request, audio, parsed.options, parsed.diarize)
+    async with service.model(request, parsed.model) as model:
+        check_model_support(parsed.options, model.engine.multilingual, model.engine.model_name)
+        audio = await service.decode(request, upload.audio)
+        transcript = await service.transcribe(request, audio, parsed.options, parsed.diarize)
     proc = service.elapsed_since(started)
     if parsed.output == "json":
         return web.json_response(native_json(transcript, proc))
@@ -63,7 +63,8 @@ async def stt(request: web.Request) -> web.Response:
                **doc.errors("Error", AUDIO_ERRORS)}))
 async def detect_language(request: web.Request) -> web.Response:
     upload = await read_upload(request)
-    top = parse_params(DETECT_PARAMS, request_pairs(request.query, upload.items))["top"]
-    audio = await service.decode(request, upload.audio)
-    probabilities = await service.detect_language(request, audio)
-    return web.json_response(languages_json(probabilities, top))
+    values = parse_params(DETECT_PARAMS, request_pairs(request.query, upload.items))
+    async with service.model(request, values["model"]):
+        audio = await service.decode(request, upload.audio)
+        probabilities = await service.detect_language(request, audio)
+    return web.json_response(languages_json(probabilities, values["top"]))

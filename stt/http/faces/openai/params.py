@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions
-from stt.errors import BadRequest
+from stt.errors import BadRequest, ModelNotFound
 from stt.inference.chunking import Chunking
-from stt.http.params import (LANGUAGES, OUTPUTS, PROMPT_MAX_CHARS, Param, diarize_options, parse_params,
-                             temperature_schedule)
+from stt.http.params import (LANGUAGES, OUTPUTS, PROMPT_MAX_CHARS, Param, diarize_options, model_param,
+                             parse_params, temperature_schedule)
+
+ALIAS = "whisper-1"  # the id OpenAI clients send by default
+# OpenAI's own transcription models: a client written for OpenAI sends them; they mean the default model.
+OPENAI_MODELS = (ALIAS, "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-transcribe-diarize")
 
 OPENAI_FORMATS = (*OUTPUTS, "diarized_json")  # the native renderers, and speaker segments (transcriptions)
 STREAMED_FORMATS = ("json", "diarized_json")  # the others ignore stream=true, as OpenAI's whisper-1 does
@@ -25,8 +29,10 @@ MAX_SILENCE_MS = 30_000  # a window holds 30 s: longer pauses never join anythin
 MAX_PADDING_MS = 10_000
 
 OPENAI_FIELDS: tuple[Param, ...] = (
-    Param("model", "string", "Model id. Any id is served by the loaded model (see `GET /v1/models`); "
-          "`whisper-1` is the usual one.", required=True, max_length=200),
+    model_param("Model id: one of `GET /v1/models`. `whisper-1` (and OpenAI's `gpt-4o-transcribe`, "
+                "`gpt-4o-mini-transcribe`, `gpt-4o-transcribe-diarize`) means the server's default model; a name "
+                "of the config's `asr.models` selects that model (loaded on first use). Any other is a 404 "
+                "`model_not_found`.", required=True),
     Param("language", "string", "Spoken language (ISO-639-1). Omit to detect it.", enum=LANGUAGES),
     Param("prompt", "string", "Text to guide the style or continue a previous segment.",
           max_length=PROMPT_MAX_CHARS),
@@ -74,6 +80,7 @@ class OpenAIRequest:
     stream: bool = False  # Server-Sent Events (only for the formats that stream)
     logprobs: bool = False
     chunking: Chunking | None = None
+    model: str = ALIAS
 
 
 def openai_request(pairs: Iterable[tuple[str, str]], task: str, default_beam_size: int) -> OpenAIRequest:
@@ -90,7 +97,7 @@ def openai_request(pairs: Iterable[tuple[str, str]], task: str, default_beam_siz
         temperature=temperature_schedule(v["temperature"]))
     stream = bool(v.get("stream")) and v["response_format"] in STREAMED_FORMATS
     return OpenAIRequest(options, v["response_format"], granularities, diarize, stream, logprobs,
-                         chunking_of(v) if task == "transcribe" else None)
+                         chunking_of(v) if task == "transcribe" else None, v["model"])
 
 
 def chunking_of(v: dict[str, Any]) -> Chunking | None:
@@ -133,3 +140,14 @@ def _chunking_json(raw: str) -> dict[str, Any]:
     if "type" not in out:
         raise BadRequest(f"{CHUNKING}: the object needs a `type` (`server_vad` or `auto`)", param=CHUNKING)
     return out
+
+
+def openai_model(model_id: str, configured: Collection[str]) -> str | None:
+    """OpenAI's ``model`` -> the configured model to use (None: the default); 404 ``model_not_found`` as
+    OpenAI answers an id it does not have. A configured name wins over OpenAI's own names."""
+    if model_id in configured:
+        return model_id
+    if model_id in OPENAI_MODELS:
+        return None
+    shown = model_id if len(model_id) <= 40 else model_id[:40] + "..."
+    raise ModelNotFound(f"The model `{shown}` does not exist or you do not have access to it.", param="model")

@@ -16,14 +16,14 @@ from stt.http import apidoc as doc
 from stt.http import formats, service
 from stt.http.apidoc import AUTH_ERRORS, JSON, STR
 from stt.http.bodies import read_upload
-from stt.http.faces.openai.params import OPENAI_FIELDS, OPENAI_TRANSLATION_FIELDS, openai_request
+from stt.http.faces.openai.params import (ALIAS, OPENAI_FIELDS, OPENAI_TRANSLATION_FIELDS, openai_model,
+                                         openai_request)
 from stt.http.faces.openai.events import stream_response
 from stt.http.faces.openai.render import openai_diarized_json, verbose_json, word_logprobs
-from stt.http.keys import ENGINE, SETTINGS, STARTED_AT
+from stt.http.keys import MODELS, SETTINGS, STARTED_AT
 from stt.http.params import Param, check_model_support, request_pairs
 
 SSE = "text/event-stream"
-ALIAS = "whisper-1"  # the id OpenAI clients send by default
 OWNER = "stt-server"
 routes = web.RouteTableDef()
 
@@ -34,6 +34,8 @@ def _audio_operation(summary: str, path: str, operation_id: str, fields: Iterabl
     transcriptions stream)."""
     responses = doc.transcript_responses(["OpenAITranscription", "OpenAIVerboseTranscription"], "OpenAIError",
                                          answer)
+    responses["404"] = {"description": "`model_not_found`: no such model (see `GET /v1/models`)",
+                        "content": {JSON: {"schema": doc.ref("OpenAIError")}}}
     if any(p.name == "stream" for p in fields):
         responses["200"]["content"][SSE] = {"schema": {**STR, "description": (
             "With `stream=true`: Server-Sent Events, one `data:` line of JSON each: `transcript.text.delta` "
@@ -63,14 +65,15 @@ async def translations(request: web.Request) -> web.StreamResponse:
 async def _audio(request: web.Request, task: str) -> web.StreamResponse:
     upload = await read_upload(request)
     parsed = openai_request(request_pairs(request.query, upload.items), task, request.app[SETTINGS].asr.beam_size)
-    engine = request.app[ENGINE]
-    check_model_support(parsed.options, engine.multilingual, engine.model_name)
-    audio = await service.decode(request, upload.audio)
-    if parsed.stream:
-        return await stream_response(
-            request, service.stream(request, audio, parsed.options, parsed.diarize, parsed.chunking),
-            diarized=parsed.diarize is not None, logprobs=parsed.logprobs)
-    transcript = await service.transcribe(request, audio, parsed.options, parsed.diarize, parsed.chunking)
+    async with service.model(request, openai_model(parsed.model, request.app[MODELS].sources)) as model:
+        check_model_support(parsed.options, model.engine.multilingual, model.engine.model_name)
+        audio = await service.decode(request, upload.audio)
+        if parsed.stream:
+            # The model stays leased until the last event is sent.
+            return await stream_response(
+                request, service.stream(request, audio, parsed.options, parsed.diarize, parsed.chunking),
+                diarized=parsed.diarize is not None, logprobs=parsed.logprobs)
+        transcript = await service.transcribe(request, audio, parsed.options, parsed.diarize, parsed.chunking)
     fmt = parsed.response_format
     if fmt == "diarized_json":
         return web.json_response(openai_diarized_json(transcript))
@@ -88,22 +91,30 @@ async def _audio(request: web.Request, task: str) -> web.StreamResponse:
     return web.Response(text=rendered.body, content_type=rendered.content_type, charset="utf-8")
 
 
-def _model_ids(request: web.Request) -> list[str]:
-    name = request.app[ENGINE].model_name
-    return [ALIAS] if name == ALIAS else [ALIAS, name]
+def _models(request: web.Request) -> dict[str, dict[str, Any]]:
+    """``whisper-1`` (the default model) and every configured model, with whether it is in memory now."""
+    states = request.app[MODELS].states()
+    default = next(s for s in states if s.default)
+    listed = {ALIAS: _model(request, ALIAS, default.loaded, True)}
+    for state in states:
+        listed.setdefault(state.name, _model(request, state.name, state.loaded, state.default))
+    return listed
 
 
-def _model(request: web.Request, model_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": int(request.app[STARTED_AT]), "owned_by": OWNER}
+def _model(request: web.Request, model_id: str, loaded: bool, default: bool) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": int(request.app[STARTED_AT]), "owned_by": OWNER,
+            "loaded": loaded, "default": default}
 
 
 @routes.get("/v1/models")
-@doc.describe(doc.op("openai", "List models (OpenAI-compatible)", "The ids this server answers to.",
+@doc.describe(doc.op("openai", "List models (OpenAI-compatible)",
+                     "`whisper-1` (the default model) and every model of the config's `asr.models`, with "
+                     "`loaded` (in memory now) and `default`. Every face takes these names as `model`.",
                      operationId="listModels",
                      responses={"200": {"description": "Models", "content": {JSON: {
                          "schema": doc.ref("OpenAIModelList")}}}, **doc.errors("OpenAIError", AUTH_ERRORS)}))
 async def models(request: web.Request) -> web.Response:
-    return web.json_response({"object": "list", "data": [_model(request, m) for m in _model_ids(request)]})
+    return web.json_response({"object": "list", "data": list(_models(request).values())})
 
 
 @routes.get("/v1/models/{model}")
@@ -115,6 +126,7 @@ async def models(request: web.Request) -> web.Response:
                **doc.errors("OpenAIError", AUTH_ERRORS)}))
 async def model(request: web.Request) -> web.Response:
     model_id = request.match_info["model"]
-    if model_id not in _model_ids(request):
-        raise ModelNotFound(f"The model '{model_id}' does not exist", param="model")
-    return web.json_response(_model(request, model_id))
+    listed = _models(request)
+    if model_id not in listed:
+        raise ModelNotFound(f"The model '{model_id[:40]}' does not exist", param="model")
+    return web.json_response(listed[model_id])

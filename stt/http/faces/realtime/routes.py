@@ -19,7 +19,9 @@ from stt.http import live_streams
 from stt.http.faces.realtime.connection import CLOSE_INTERNAL_ERROR, CLOSE_TRY_LATER, Limits, RealtimeStream
 from stt.http.faces.realtime.errors import EventError
 from stt.http.faces.realtime.events import Events, new_id
-from stt.http.keys import LIVE_STREAMS, SETTINGS, TRANSCRIBER
+from stt.http import service
+from stt.http.keys import LIVE_STREAMS, SETTINGS
+from stt.inference.transcriber import Transcriber
 from stt.http.params import bcp47_language
 from stt.http.stats import request_stats
 
@@ -57,8 +59,16 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         raise BadRequest("This endpoint takes a WebSocket connection (OpenAI's Realtime API)")
     await ws.prepare(request)
     live_streams.bound_receive_buffer(request)  # back-pressure reaches a fast sender within seconds
+    # The session's model is the server's default: transcription.model arrives after the upgrade and is
+    # echoed, not used to switch models in the middle of a session.
+    async with service.model(request, None) as transcriber:
+        return await _session(request, ws, transcriber, offered)
+
+
+async def _session(request: web.Request, ws: web.WebSocketResponse, transcriber: Transcriber,
+                   offered: list[str]) -> web.WebSocketResponse:
     app, request_id = request.app, request_stats(request).request_id
-    transcriber, limits = app[TRANSCRIBER], app[SETTINGS].limits
+    limits = app[SETTINGS].limits
     streams = app[LIVE_STREAMS]
     if len(streams) >= limits.max_streams:
         message = f"too many live streams: the limit is {limits.max_streams}, retry later"
