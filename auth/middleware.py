@@ -54,10 +54,23 @@ def offered_subprotocol_token(request: web.Request) -> tuple[str, str] | None:
     return None
 
 
+OPENAI_KEY_PROTOCOL = "openai-insecure-api-key."
+
+
+def openai_subprotocol_token(request: web.Request) -> str | None:
+    """OpenAI's Realtime API in a browser: the key rides in a subprotocol, ``openai-insecure-api-key.<t>``,
+    offered beside ``realtime`` (which the handler echoes). Only on a WebSocket upgrade."""
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return None
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    tokens = [p[len(OPENAI_KEY_PROTOCOL):] for p in offered if p.startswith(OPENAI_KEY_PROTOCOL)]
+    return tokens[0] if len(tokens) == 1 and tokens[0] else None
+
+
 def token_from_subprotocol(request: web.Request) -> str | None:
     """The handler echoes the offered scheme (see offered_subprotocol_token) when it accepts the upgrade."""
     pair = offered_subprotocol_token(request)
-    return pair[1] if pair else None
+    return pair[1] if pair else openai_subprotocol_token(request)
 
 
 def auth_middleware(store: TokenStore, throttle: FailureThrottle,

@@ -55,11 +55,13 @@ class StreamConfig:
     vad_threshold: float = 0.5
     context_chars: int = 200  # earlier final text given as the prompt
     beam_size: int = 1
+    prompt: str = ""  # text said before the stream (OpenAI's transcription prompt): the first passes' context
 
 
 @dataclasses.dataclass(frozen=True)
 class SpeechStarted:
     timestamp: float
+    opened: bool = True  # it opened a new utterance (False: speech resumed inside the open one)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +152,7 @@ class StreamSession:
         self._utterance_end_sent = True
         self._ids = itertools.count(1)
         self.passes = 0  # decoding passes run, for statistics
+        self._context = config.prompt[-4 * config.context_chars:]
 
     # -- audio in -------------------------------------------------------------------------------------
 
@@ -210,10 +213,11 @@ class StreamSession:
         self._in_speech = True
         self._speech_end = end
         self._utterance_end_sent = self.config.utterance_end_s is None
-        if self._utt is None:
+        opened = self._utt is None
+        if opened:
             begin = max(self._buf_start, start - int(self.config.preroll_s * SAMPLE_RATE))
             self._utt = _Utterance(next(self._ids), begin)
-        return [SpeechStarted(round(start / SAMPLE_RATE, 3))]
+        return [SpeechStarted(round(start / SAMPLE_RATE, 3), opened)]
 
     def _check_endpoint(self) -> list[Event]:
         utt, endpointing = self._utt, self.config.endpointing_s

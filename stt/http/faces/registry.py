@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stt.http.faces import deepgram, jobs, native, openai
+from stt.http.faces import deepgram, jobs, native, openai, realtime
 from stt.http.faces.face import Face
 
-FACES: tuple[Face, ...] = (native.FACE, jobs.FACE, openai.FACE, deepgram.FACE, deepgram.LIVE_FACE)
+FACES: tuple[Face, ...] = (native.FACE, jobs.FACE, openai.FACE, deepgram.FACE, deepgram.LIVE_FACE, realtime.FACE)

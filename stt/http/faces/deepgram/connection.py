@@ -1,10 +1,9 @@
-"""One live connection: WebSocket messages in, StreamSession in the middle, Deepgram messages out.
+"""One live connection: WebSocket messages in, the live session core in the middle, Deepgram messages out.
 
-Two loops share the session: the receive loop decodes audio and feeds it (speech detection runs on the
-scheduler's detection threads, off the event loop), the pass loop starts the decoding passes the session
-asks for (an interim and an urgent one at most) through the shared PassBatcher. Flushing (Finalize,
-CloseStream, limits) runs the remaining passes itself, after those in flight, so the words at the very end
-of the audio always come out before Metadata and the close.
+The receive loop decodes audio and hands it to a ``stt.live.runner.SessionRunner`` (one session per channel,
+the pass loop on the shared PassBatcher, back-pressure, flushing), the same core OpenAI's Realtime face
+drives. Flushing (Finalize, CloseStream, limits) decodes everything heard, so the words at the very end of
+the audio always come out before Metadata and the close.
 """
 
 from __future__ import annotations
@@ -21,17 +20,18 @@ from aiohttp import WSMessage, WSMsgType, web
 
 from stt.inference.pass_batcher import PassBatcher
 from stt.diarization.live import LiveSpeakers
-from stt.engines.windows import WindowResult
-from stt.errors import ApiError, AudioError, BadRequest
+from stt.errors import AudioError, BadRequest
 from stt.http.faces.deepgram.control import LogBudget, read_control
 from stt.http.faces.deepgram.messages import error, metadata, render
 from stt.http.faces.deepgram.params import LIVE_PARAMS
 from stt.live.audio_in import ContainerDecoder, PcmDecoder
 from stt.live.intake import Intake, MessageRate
-from stt.live.session import Event, Pass, SpeechStarted, StreamSession, Transcribed
-from stt import metrics
+from stt.live.runner import HARD_PENDING_SECONDS, MAX_PENDING_SECONDS, SessionRunner
+from stt.live.session import Event, SpeechStarted, StreamSession, Transcribed
 
 log = logging.getLogger("stt.live")
+# MAX_PENDING_SECONDS: re-exported (the limits are the runner's, the tests import them from here).
+__all__ = ["HARD_PENDING_SECONDS", "MAX_PENDING_SECONDS", "Identity", "Limits", "LiveOptions", "LiveStream"]
 
 SAMPLE_RATE_PARAM = next(p for p in LIVE_PARAMS if p.name == "sample_rate")
 CLOSE_NORMAL = 1000
@@ -53,25 +53,6 @@ class LiveOptions:
     punctuate: bool = False
     multichannel: bool = False  # each linear16 channel transcribed on its own (one session per channel)
     diarize: bool = False  # speaker numbers on final words (per channel)
-
-
-@dataclasses.dataclass
-class _Lane:
-    """One channel's session and its passes in flight (a mono stream has one lane)."""
-
-    index: int
-    session: StreamSession
-    guard: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)  # feed (in a thread) vs passes
-    passes: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)  # the session allows two
-    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # audio came, or a pass ended
-    speakers: LiveSpeakers | None = None  # diarize=true: this channel's speakers
-
-
-# Audio a lane's session may hold undecoded (its open utterance, and finals waiting for their pass) before the
-# stream stops reading the socket until the passes catch up: a sender faster than real time is paced by TCP.
-MAX_PENDING_SECONDS = 30.0
-# Past this (only when no pass could bring it down), the stream is closed with 1008.
-HARD_PENDING_SECONDS = 2 * MAX_PENDING_SECONDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,30 +81,28 @@ class LiveStream:
                  transport: asyncio.BaseTransport | None = None,
                  speakers: Callable[[], LiveSpeakers] | None = None) -> None:
         sessions = session if isinstance(session, list) else [session]
-        self._ws, self._batcher = ws, batcher
-        self._lanes = [_Lane(i, s, speakers=speakers() if speakers else None) for i, s in enumerate(sessions)]
-        self._session = sessions[0]  # every lane hears the same length of audio
+        self._ws = ws
+        self._runner = SessionRunner(sessions, batcher, self._send, identity.request_id, speakers)
+        self._channels = len(sessions)
         self._options, self._limits, self._id = options, limits, identity
         self._intake: Intake | None = None
         self._log_budget = LogBudget()  # lines about a client's odd text messages, per stream
         self._rate = MessageRate()
         self._hash = hashlib.sha256()
         self._first_message = True
-        self._arrivals = metrics.ArrivalClock()  # times finals from the end of their speech
         self._transport = transport  # cut when the client does not read, or shutdown runs out of time
         self._stop = asyncio.Event()  # shutdown: stop receiving, flush, close 1001
         self._waiting: asyncio.Timeout | None = None  # the wait for the next message, while it runs
         self.done = asyncio.Event()
 
     async def run(self) -> None:
-        passes = [asyncio.create_task(self._pass_loop(lane)) for lane in self._lanes]
+        self._runner.start()
         try:
             code, reason = await self._receive_loop()
             if code is not None:
                 await self._finish(code, reason)
         finally:
-            for task in passes + [t for lane in self._lanes for t in lane.passes]:
-                task.cancel()
+            self._runner.stop()
             if self._intake is not None and isinstance(self._intake.decoder, ContainerDecoder):
                 self._intake.decoder.close()  # idempotent after _finish; the only way out when the client vanished
             self.done.set()
@@ -131,7 +110,7 @@ class LiveStream:
     @property
     def pending_seconds(self) -> float:
         """Undecoded audio the stream holds (its busiest channel): what back-pressure bounds."""
-        return max(lane.session.held_seconds for lane in self._lanes)
+        return self._runner.pending_seconds
 
     def stop_for_shutdown(self) -> None:
         """Stop receiving; the stream then flushes its final Results and Metadata and closes with 1001."""
@@ -223,91 +202,19 @@ class LiveStream:
         return None
 
     async def _feed_piece(self, piece: np.ndarray) -> tuple[int, str] | None:
-        await self._feed_lanes(piece)
-        if self._session.seconds >= self._limits.max_seconds:
+        await self._runner.feed(piece)
+        if self._runner.seconds >= self._limits.max_seconds:
             return CLOSE_POLICY, f"stream reached its limit of {self._limits.max_seconds:g} s of audio"
-        if not await self._pace():
+        if not await self._runner.pace(self._limits.max_pending_s, self._limits.hard_pending_s):
             return CLOSE_POLICY, (f"more than {self._limits.hard_pending_s:g} s of audio waiting to be decoded: "
                                   "send at most in real time")
         return None
 
-    async def _pace(self) -> bool:
-        """Back-pressure: while a lane holds more than max_pending_s of undecoded audio, wait for its passes
-        (the socket is not read meanwhile). False when it is still over the hard bound with nothing left to wait
-        for."""
-        for lane in self._lanes:
-            while lane.session.held_seconds > self._limits.max_pending_s:
-                await self._start_passes(lane)
-                if not lane.passes:
-                    break
-                await asyncio.wait(set(lane.passes), return_when=asyncio.FIRST_COMPLETED)
-        return all(lane.session.held_seconds <= self._limits.hard_pending_s for lane in self._lanes)
-
     def _make_intake(self) -> Intake:
         o = self._options
-        self._intake = Intake(PcmDecoder(o.sample_rate, o.channels, keep_channels=len(self._lanes) > 1)
+        self._intake = Intake(PcmDecoder(o.sample_rate, o.channels, keep_channels=self._channels > 1)
                               if o.encoding == "linear16" else ContainerDecoder())
         return self._intake
-
-    async def _feed_lanes(self, samples: np.ndarray) -> None:
-        """Mono samples, or (channels, samples) for a multichannel stream: each row to its own lane."""
-        rows = samples if samples.ndim == 2 else samples[np.newaxis]
-        if len(self._lanes) == 1:  # no gather (a task per lane) for the common case
-            await self._feed(self._lanes[0], rows[0])
-            return
-        await asyncio.gather(*(self._feed(lane, row) for lane, row in zip(self._lanes, rows)))
-
-    async def _feed(self, lane: _Lane, samples: np.ndarray) -> None:
-        if lane.speakers is not None:
-            lane.speakers.hear(samples)
-        async with lane.guard:
-            events = await self._batcher.detect(lambda: lane.session.feed(samples))
-            if lane.index == 0:
-                self._arrivals.heard(lane.session.seconds)
-        await self._send(events, lane.index)
-        lane.wake.set()
-
-    # -- decoding passes ----------------------------------------------------------------------------
-
-    async def _pass_loop(self, lane: _Lane) -> None:
-        while True:
-            await lane.wake.wait()
-            lane.wake.clear()
-            await self._start_passes(lane)
-
-    async def _start_passes(self, lane: _Lane) -> None:
-        """Every pass the session wants now, started without waiting for those in flight (an urgent pass
-        runs beside an interim one)."""
-        while True:
-            async with lane.guard:
-                step = lane.session.next_pass()
-            if step is None:
-                return
-            task = asyncio.create_task(self._run_pass(lane, step))
-            lane.passes.add(task)
-            task.add_done_callback(lane.passes.discard)
-
-    async def _run_pass(self, lane: _Lane, step: Pass) -> None:
-        result = await self._decode(step)
-        async with lane.guard:
-            events = lane.session.apply(step, result)
-        await self._send(events, lane.index)
-        lane.wake.set()  # the session may want the next pass now
-
-    async def _drain_passes(self, lane: _Lane) -> None:
-        """Passes until the session wants none and none is in flight (a flush: every final out)."""
-        while True:
-            await self._start_passes(lane)
-            if not lane.passes:
-                return
-            await asyncio.wait(set(lane.passes), return_when=asyncio.FIRST_COMPLETED)
-
-    async def _decode(self, step: Pass) -> WindowResult | None:
-        try:
-            return await self._batcher.decode(step.request, urgent=step.urgent)
-        except ApiError as exc:  # overloaded or engine failure: skip this interim, keep the stream alive
-            log.warning("%s: live pass failed: %s", self._id.request_id, exc.message)
-            return None
 
     # -- ending -------------------------------------------------------------------------------------
 
@@ -320,20 +227,14 @@ class LiveStream:
             self._intake = None
             try:
                 async for piece in intake.finish():
-                    await self._feed_lanes(piece)
+                    await self._runner.feed(piece)
             except AudioError as exc:
                 error_message = exc.message
         elif intake is not None:
             for piece in intake.held():  # the few samples waiting for a whole detector frame
-                await self._feed_lanes(piece)
-        await asyncio.gather(*(self._flush_lane(lane, from_finalize) for lane in self._lanes))
+                await self._runner.feed(piece)
+        await self._runner.flush(from_finalize)
         return error_message
-
-    async def _flush_lane(self, lane: _Lane, from_finalize: bool) -> None:
-        async with lane.guard:
-            events = await self._batcher.detect(lambda: lane.session.flush(from_finalize))
-        await self._send(events, lane.index)
-        await self._drain_passes(lane)
 
     async def _finish(self, code: int, reason: str) -> None:
         error = await self._flush(from_finalize=False)
@@ -342,8 +243,8 @@ class LiveStream:
         try:
             async with asyncio.timeout(self._limits.close_timeout_s):
                 await self._send_json(metadata(request_id=self._id.request_id, sha256=self._hash.hexdigest(),
-                                               seconds=self._session.seconds, engine=self._id.engine,
-                                               model_name=self._id.model_name, channels=len(self._lanes)))
+                                               seconds=self._runner.seconds, engine=self._id.engine,
+                                               model_name=self._id.model_name, channels=self._channels))
                 await self._ws.close(code=code, message=reason.encode())
         except TimeoutError:  # Metadata or the close frame never drained, or the client never answered the close
             log.info("%s: the client did not complete the close in %g s: connection cut", self._id.request_id,
@@ -356,14 +257,9 @@ class LiveStream:
                 continue
             if isinstance(event, SpeechStarted) and not self._options.vad_events:
                 continue
-            if isinstance(event, Transcribed) and event.is_final:
-                self._arrivals.final(event.end)
-                speakers = self._lanes[channel].speakers
-                if speakers is not None:
-                    event = dataclasses.replace(event, words=await speakers.label(event.words))
             await self._send_json(render(event, request_id=self._id.request_id, engine=self._id.engine,
                                          model_name=self._id.model_name, punctuate=self._options.punctuate,
-                                         channel=(channel, len(self._lanes))))
+                                         channel=(channel, self._channels)))
 
     async def _send_json(self, payload: dict[str, Any]) -> None:
         if not self._ws.closed:

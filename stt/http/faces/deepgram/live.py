@@ -8,10 +8,7 @@ share its Transcriber (their passes are batched together).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import socket
-import time
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +16,8 @@ from multidict import MultiMapping
 
 from auth.middleware import offered_subprotocol_token
 from stt.errors import BadRequest
-from stt.http.keys import LIFECYCLE, LIVE_STREAMS, MODELS, SETTINGS
+from stt.http import live_streams
+from stt.http.keys import LIVE_STREAMS, MODELS, SETTINGS
 from stt.http import service
 from stt.inference.transcriber import Transcriber
 from stt.http import apidoc as doc
@@ -34,10 +32,6 @@ log = logging.getLogger("stt.live")
 routes = web.RouteTableDef()
 
 MAX_ENDPOINTING_MS = 60_000
-# The kernel's receive buffer for a live socket (8 s of 16 kHz linear16): a stream that stops reading while its
-# passes catch up (back-pressure) slows a fast sender within seconds, instead of after the megabytes Linux's
-# autotuning would buffer (minutes of audio the client believes sent). 40x real time at a 100 ms round trip.
-RECEIVE_BUFFER_BYTES = 256 * 1024
 
 
 def _operation(operation_id: str, error_schema: str) -> dict[str, Any]:
@@ -71,7 +65,7 @@ async def _listen(request: web.Request, transcriber: Transcriber) -> web.StreamR
     if not ws.can_prepare(request).ok:
         raise BadRequest("This endpoint takes a WebSocket connection (Deepgram's live API)")
     await ws.prepare(request)
-    _bound_receive_buffer(request)
+    live_streams.bound_receive_buffer(request)
     app = request.app
     streams = app[LIVE_STREAMS]
     limits = app[SETTINGS].limits
@@ -95,15 +89,6 @@ async def _listen(request: web.Request, transcriber: Transcriber) -> web.StreamR
     finally:
         streams.discard(stream)
     return ws
-
-
-def _bound_receive_buffer(request: web.Request) -> None:
-    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
-        except OSError:  # not a TCP socket (a test transport): nothing to bound
-            pass
 
 
 def _echoed_protocols(request: web.Request) -> tuple[str, ...]:
@@ -157,27 +142,5 @@ def _endpointing(raw: str) -> float | None:
     return int(low) / 1000
 
 
-async def _close_streams(app: web.Application) -> None:
-    """on_shutdown: every stream stops receiving, sends the final Results for what it heard, Metadata, and
-    closes with 1001, within the shutdown budget; a stream still not done then (a client that does not read)
-    has its connection cut, so it cannot hold the process."""
-    streams = list(app.get(LIVE_STREAMS, ()))
-    if not streams:
-        return
-    for stream in streams:
-        stream.stop_for_shutdown()
-    budget = max(0.0, app[LIFECYCLE].deadline() - time.monotonic())
-    waits = [asyncio.ensure_future(s.done.wait()) for s in streams]
-    _, pending = await asyncio.wait(waits, timeout=budget)
-    for wait in pending:
-        wait.cancel()
-    late = [s for s in streams if not s.done.is_set()]
-    if late:
-        log.warning("shutdown timeout: cutting %d live stream(s) that did not finish", len(late))
-        for stream in late:
-            stream.abort()
-
-
 def setup(app: web.Application) -> None:
-    app[LIVE_STREAMS] = set()
-    app.on_shutdown.append(_close_streams)
+    live_streams.setup(app)
