@@ -47,7 +47,7 @@ from tests.bad_inputs import tone, wav_bytes, wav_header  # noqa: E402
 from tests.helpers import AUDIO_DIR, TOKEN  # noqa: E402
 from tests.live_helpers import collect, load_pcm16  # noqa: E402
 from tests.serverproc import ServerProcess  # noqa: E402
-from tests.security.test_hardening2 import _ping_flooder, _with_total_samples  # noqa: E402
+from tests.hardening_helpers import _ping_flooder, _with_total_samples  # noqa: E402
 import abuse_live as live_attacks  # noqa: E402  (the live stream's rows, issue 19)
 
 AUTH = {"Authorization": f"Token {TOKEN}"}

@@ -157,3 +157,22 @@ async def test_queue_timeout_gets_503_and_its_job_never_runs(make_client: Any) -
     assert (await running).status == 200
     await asyncio.sleep(0.2)
     assert engine.calls == 1
+
+
+# -- 1 (queue): requests in flight hold a bounded amount of decoded audio --------------------------------------
+
+async def test_decoded_audio_held_by_requests_in_flight_is_bounded(make_client: Any) -> None:
+    """Queued requests kept their decoded audio: 64 queued 4 h uploads could hold 59 GB."""
+    engine = FakeEngine(delay=1.0)
+    client = await make_client(engine, limits={"max_held_audio_seconds": 3})
+    body = wav_bytes(tone(2.0))
+    first = asyncio.create_task(client.post("/stt", data=body, headers=AUTH))
+    await asyncio.to_thread(engine.running.wait, 5)  # the first one's 2 s are held while it runs
+    second = await client.post("/stt", data=body, headers=AUTH)
+    assert second.status == 503 and second.headers["Retry-After"]
+    assert "audio in flight" in (await second.json())["message"]
+    assert (await first).status == 200
+    third = await client.post("/stt", data=body, headers=AUTH)  # released when the first one answered
+    assert third.status == 200
+    alone = await client.post("/stt", data=wav_bytes(tone(5.0)), headers=AUTH)  # over the bound, but alone
+    assert alone.status == 200
