@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from stt.diarization.types import DiarizeOptions
-from stt.engines.base import Segment, TranscribeOptions, Transcript, WindowResult, Word
+from stt.engines.base import Segment, TranscribeOptions, Transcript, WindowResult, WindowScores, Word
 from stt.jobs.model import Work
 
 
@@ -43,4 +43,6 @@ def window_to_json(result: WindowResult) -> str:
 
 def window_from_json(text: str) -> WindowResult:
     d = json.loads(text)
-    return WindowResult(d["text"], tuple(Word(**w) for w in d["words"]), d["language"], d["language_probability"])
+    scores = d.get("scores")  # absent in chunks a server before segment scores recorded
+    return WindowResult(d["text"], tuple(Word(**w) for w in d["words"]), d["language"], d["language_probability"],
+                        WindowScores(**scores) if scores else None)
