@@ -46,9 +46,11 @@ def test_windows_with_prompts_of_different_lengths_decode_in_one_batch(fw_base: 
     requests = [WindowRequest(a, "en", None), WindowRequest(b, "en", "He hoped there would be stew for dinner."),
                 WindowRequest(a, "en", "Stew."), WindowRequest(b, "en", None)]
     results = fw_base.decode_windows(requests)
+    # Each window as it decodes alone: a batch of other prompts changes nothing. The WER is pooled, because the
+    # engine itself hears 0001 as "Stuffed into you" (faster-whisper's own transcribe too): 2 of its 8 words.
+    assert [r.text for r in results] == [fw_base.decode_windows([request])[0].text for request in requests]
     references = [clips[f"en/librispeech/1089-134686-{n}.flac"].transcript for n in ("0001", "0030")] * 2
-    for reference, result in zip(references, results):
-        assert wer(reference, result.text) <= 0.2, result.text
+    assert wer(references, [r.text for r in results]) <= 0.2, [r.text for r in results]
 
 
 @pytest.mark.model
