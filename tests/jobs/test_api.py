@@ -88,7 +88,8 @@ async def test_multipart_upload_and_options_in_form(make_client: Any, tmp_path: 
 async def test_bad_options_are_refused_before_anything_is_queued(make_client: Any, tmp_path: Path,
                                                                  wav_bytes: bytes) -> None:
     client = await make(make_client, tmp_path)
-    for query, param in (("?language=xx", "language"), ("?nope=1", "nope"), ("?beam_size=99", "beam_size")):
+    for query, param in (("?language=xx", "language"), ("?nope=1", "nope"), ("?beam_size=99", "beam_size"),
+                         ("?model=nope", "model")):
         response = await submit(client, wav_bytes, query)
         assert response.status == 400
         assert (await response.json())["param"] == param

@@ -10,10 +10,10 @@ from aiohttp import web
 from stt.errors import BadRequest
 from stt.http.bodies import read_upload
 from stt.http.faces.deepgram.errors import DG_REQUEST_ID, deepgram_request_id
-from stt.http.faces.deepgram.params import DEEPGRAM_CALLBACK_PARAMS, MULTICHANNEL_MAX, deepgram_request
+from stt.http.faces.deepgram.params import DEEPGRAM_CALLBACK_PARAMS, MULTICHANNEL_MAX, deepgram_model, deepgram_request
 from stt.http.faces.deepgram.routes import refuse_url_body
-from stt.http.faces.jobs.routes import create_job, jobs_of
-from stt.http.keys import SETTINGS, TRANSCRIBER
+from stt.http.faces.jobs.routes import create_job, default_model_only, jobs_of
+from stt.http.keys import MODELS, SETTINGS, TRANSCRIBER
 from stt.http.params import check_model_support, parse_params, request_pairs
 from stt.jobs.model import DEEPGRAM, Work
 
@@ -31,6 +31,7 @@ async def deepgram_callback(request: web.Request) -> web.Response:
     if callback["callback"] is None:
         raise BadRequest("callback: required with callback_method", param="callback")
     parsed = deepgram_request(params, settings.asr.beam_size)
+    default_model_only(request, deepgram_model(parsed.model, request.app[MODELS].sources))
     engine = request.app[TRANSCRIBER].engine
     check_model_support(parsed.options, engine.multilingual, engine.model_name)
     work = Work(parsed.options, parsed.diarize, MULTICHANNEL_MAX if parsed.multichannel else 0)

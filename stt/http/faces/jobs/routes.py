@@ -25,7 +25,7 @@ from stt.http.faces.jobs.lifetime import JOBS, Jobs
 from stt.http.faces.jobs.params import CALLBACK_PARAMS, LIST_PARAMS, RESULT_PARAMS
 from stt.http.faces.jobs.render import PREFIX, render, result_url
 from stt.http.faces.native.params import STT_PARAMS, stt_request
-from stt.http.keys import SETTINGS, TRANSCRIBER
+from stt.http.keys import MODELS, SETTINGS, TRANSCRIBER
 from stt.http.params import check_model_support, parse_params, request_pairs
 from stt.jobs import results, webhooks
 from stt.jobs.model import COMPLETED, DEEPGRAM, FINISHED, NATIVE, Job, JobsFull, Work, owner_of
@@ -74,11 +74,20 @@ async def submit(request: web.Request) -> web.Response:
     callback = parse_params(CALLBACK_PARAMS, [p for p in pairs if p[0] == "callback_url"])["callback_url"]
     params = [p for p in pairs if p[0] != "callback_url"]
     parsed = stt_request(params, settings.asr.beam_size)  # a 400 now, not a failed job later
+    default_model_only(request, parsed.model)
     engine = request.app[TRANSCRIBER].engine
     check_model_support(parsed.options, engine.multilingual, engine.model_name)
     work = Work(parsed.options, parsed.diarize)
     job = await create_job(request, NATIVE, params, work, upload.audio, callback, "POST", str(uuid.uuid4()))
     return web.json_response(job.public(result_url(job.id)), status=202, headers={"Location": f"{PREFIX}/{job.id}"})
+
+
+def default_model_only(request: web.Request, name: str | None) -> None:
+    """Jobs run on the default model (leased for the app's life): another model is a 400, never ignored."""
+    models = request.app[MODELS]
+    if name is not None and models.resolve(name) != models.default:
+        raise BadRequest(f"model: jobs run on the default model ({models.default}); choosing another model per job "
+                         "is not supported yet", param="model")
 
 
 async def create_job(request: web.Request, face: str, params: list[tuple[str, str]], work: Work, audio: bytes,
