@@ -5,6 +5,7 @@ unload, LRU eviction within max_loaded_models, busy and pinned models kept, and 
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 import time
 from collections.abc import Callable
@@ -286,3 +287,52 @@ async def test_openai_stream_runs_on_the_chosen_model_and_releases_it(served: An
     assert "transcript.text.done" in await resp.text()
     assert served.loads.loaded == ["base", "tiny.en"]
     await until(lambda: all(s.leases == 0 for s in served.app[MODELS].states()))
+
+
+async def test_realtime_picks_its_model_at_connect_and_switches_before_audio(served: Any) -> None:
+    url = "/v1/realtime?intent=transcription"
+    states = lambda: {s.name: s for s in served.app[MODELS].states()}  # noqa: E731
+    resp = await served.get(f"{url}&model=large-v3", headers=BEARER)  # unknown: refused before the upgrade
+    error = (await resp.json())["error"]
+    assert resp.status == 404 and error["code"] == "model_not_found" and error["param"] == "model"
+    assert served.loads.loaded == ["base"]
+    async with served.ws_connect(f"{url}&model=tiny.en", headers=BEARER) as ws:
+        created = await ws.receive_json()
+        assert created["session"]["audio"]["input"]["transcription"]["model"] == "tiny.en"
+        assert served.loads.loaded == ["base", "tiny.en"] and states()["tiny.en"].leases == 1
+        # whisper-1 (an OpenAI name) keeps the model; an unknown name is model_not_found, the model stays
+        await ws.send_json({"type": "session.update", "session": {"type": "transcription", "audio": {
+            "input": {"transcription": {"model": "whisper-1"}}}}})
+        assert (await ws.receive_json())["type"] == "session.updated" and states()["tiny.en"].leases == 1
+        await ws.send_json({"type": "session.update", "session": {"type": "transcription", "audio": {
+            "input": {"transcription": {"model": "large-v3"}}}}})
+        error = (await ws.receive_json())["error"]
+        assert error["code"] == "model_not_found" and error["param"] == "session.audio.input.transcription.model"
+        # Before any audio: the lease switches (beta shape here)
+        await ws.send_json({"type": "transcription_session.update", "session": {
+            "input_audio_transcription": {"model": "small"}}})
+        updated = await ws.receive_json()
+        assert updated["type"] == "transcription_session.updated"
+        assert updated["session"]["input_audio_transcription"]["model"] == "small"
+        assert states()["small"].leases == 1 and states()["tiny.en"].leases == 0
+        # After audio: an error naming the param, the model stays
+        await ws.send_json({"type": "input_audio_buffer.append", "audio": base64.b64encode(bytes(4800)).decode()})
+        await ws.send_json({"type": "transcription_session.update", "session": {
+            "input_audio_transcription": {"model": "base"}}})
+        error = (await ws.receive_json())["error"]
+        assert error["param"] == "session.input_audio_transcription.model" and "before audio" in error["message"]
+        assert states()["small"].leases == 1
+    await until(lambda: all(s.leases == 0 for s in served.app[MODELS].states()))
+
+
+async def test_realtime_switch_to_english_only_model_checks_the_language(served: Any) -> None:
+    async with served.ws_connect("/v1/realtime?intent=transcription", headers=BEARER) as ws:
+        await ws.receive_json()
+        await ws.send_json({"type": "session.update", "session": {"type": "transcription", "audio": {
+            "input": {"transcription": {"model": "whisper-1", "language": "de"}}}}})
+        assert (await ws.receive_json())["type"] == "session.updated"
+        await ws.send_json({"type": "session.update", "session": {"type": "transcription", "audio": {
+            "input": {"transcription": {"model": "tiny.en"}}}}})
+        error = (await ws.receive_json())["error"]
+        assert error["param"] == "session.audio.input.transcription.language"
+        assert {s.name: s.leases for s in served.app[MODELS].states()} == {"base": 1, "tiny.en": 0, "small": 0}

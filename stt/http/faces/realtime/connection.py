@@ -24,12 +24,13 @@ import collections
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, Protocol
 
 from aiohttp import WSMessage, WSMsgType, web
 
-from stt.errors import AudioError
+from stt.errors import ApiError, AudioError
+from stt.http.faces.openai.params import OPENAI_MODELS
 from stt.http.faces.realtime.config import (SessionConfig, Shape, apply_beta, apply_ga, is_beta_session)
 from stt.http.faces.realtime.errors import EventError
 from stt.http.faces.realtime.events import Events, new_id
@@ -60,6 +61,19 @@ UNSUPPORTED = {"response.create", "response.cancel", "conversation.item.create",
                "conversation.item.truncate", "conversation.item.retrieve", "output_audio_buffer.clear"}
 CLIENT_EVENTS = ("session.update", "transcription_session.update", "input_audio_buffer.append",
                  "input_audio_buffer.commit", "input_audio_buffer.clear")
+
+
+class Models(Protocol):
+    """The session's model lease (``routes.SessionModels``): chosen at connect (``?model=``), switched by a
+    ``transcription.model`` naming another configured model before any audio is appended."""
+
+    names: Collection[str]  # the configured models
+    current: str  # the leased one
+
+    async def switch(self, name: str, language: str | None, param: str) -> tuple[PassBatcher, Language]:
+        """Lease ``name`` in place of the current model (kept when this raises: EventError, ApiError); the
+        session's ``language`` is checked against the new model (``param`` names it in the error)."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,9 +114,12 @@ class _Item:
 
 class RealtimeStream:
     def __init__(self, ws: web.WebSocketResponse, batcher: PassBatcher, limits: Limits, request_id: str,
-                 language: Language, shape: Shape, transport: asyncio.BaseTransport | None = None) -> None:
+                 language: Language, shape: Shape, transport: asyncio.BaseTransport | None = None,
+                 models: Models | None = None, model: str | None = None) -> None:
         self._ws, self._limits, self._request_id, self._language = ws, limits, request_id, language
-        self._config, self._shape = SessionConfig(), shape
+        self._config, self._shape = SessionConfig(**({"model": model} if model else {})), shape
+        self._models = models
+        self._heard = False  # audio was appended: the model can no longer change
         self._events = Events(new_id("sess"))
         self._runner = SessionRunner([StreamSession(stream_config(self._config))], batcher, self._on_events,
                                      request_id)
@@ -227,9 +244,40 @@ class RealtimeStream:
             raise EventError("missing_required_parameter", "session: required, an object", "session")
         beta = kind == "transcription_session.update" or is_beta_session(session)
         config = (apply_beta if beta else apply_ga)(self._config, session, self._language)
+        if config.model != self._config.model:
+            await self._switch_model(config, "session.input_audio_transcription" if beta
+                                     else "session.audio.input.transcription")
         self._shape = "beta" if beta else "ga"
         await self._reconfigure(config)
         await self._send(self._events.session(config, self._shape, kind.removesuffix(".update"), created=False))
+
+    async def _switch_model(self, config: SessionConfig, param: str) -> None:
+        """``transcription.model``, as the OpenAI face maps names: a configured model is used (the lease switches
+        to it while no audio was appended; after, an error and the current model stays), OpenAI's own names keep
+        the current model, another name is OpenAI's ``model_not_found``."""
+        models, name = self._models, config.model
+        if models is None:
+            return
+        if name not in models.names:
+            if name in OPENAI_MODELS:
+                return
+            shown = name if len(name) <= 40 else name[:40] + "..."
+            raise EventError("model_not_found", f"{param}.model: the model `{shown}` does not exist or you do not "
+                             f"have access to it (this server has: {', '.join(models.names)})", f"{param}.model")
+        if name == models.current:
+            return
+        if self._heard:
+            raise EventError("invalid_value", f"{param}.model: the model can change only before audio is appended; "
+                             f"this session keeps {models.current!r}", f"{param}.model")
+        try:
+            batcher, self._language = await models.switch(name, config.language, f"{param}.language")
+        except ApiError as exc:  # no room to load it in time, or it failed to load: the current one stays
+            raise EventError(exc.code, f"{param}.model: {exc.message}", f"{param}.model",
+                             kind="server_error") from None
+        self._runner.stop()
+        self._runner = SessionRunner([StreamSession(stream_config(self._config))], batcher, self._on_events,
+                                     self._request_id)
+        self._runner.start()
 
     async def _reconfigure(self, config: SessionConfig) -> None:
         old, self._config = self._config, config
@@ -257,6 +305,7 @@ class RealtimeStream:
             data = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
             raise EventError("invalid_value", "audio: not valid base64", "audio") from None
+        self._heard = self._heard or bool(data)
         try:
             async for piece in self._intake.push(data):
                 await self._runner.feed(piece)
