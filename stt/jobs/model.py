@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import dataclasses
 import hashlib
 from typing import Any
@@ -102,3 +104,14 @@ class JobsFull(Exception):
         super().__init__(message)
         self.message = message
         self.retry_after_s = retry_after_s
+
+
+async def woken_or_polled(wake: asyncio.Event, poll_s: float) -> None:
+    """Wait for a wake-up or ``poll_s``, whichever is first (the queue and the outbox are also looked at unasked:
+    another replica's work, a lost lease), then arm the event again."""
+    try:
+        async with asyncio.timeout(poll_s):
+            await wake.wait()
+    except TimeoutError:
+        pass
+    wake.clear()

@@ -34,7 +34,7 @@ from stt.inference.scheduler import Priority
 from stt.inference.transcriber import Transcriber
 from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows, window_request
 from stt.jobs import results
-from stt.jobs.model import COMPLETED, FAILED, Job
+from stt.jobs.model import COMPLETED, FAILED, Job, woken_or_polled
 from stt.jobs.store import AsyncJobStore
 from stt.settings import JobsSettings
 from stt.diarization.types import DiarizeOptions
@@ -116,12 +116,7 @@ class JobRunner:
                     task.add_done_callback(lambda _, job_id=job.id: self._done(job_id))
             except Exception:  # the database went away for a moment: try again at the next poll
                 log.exception("jobs: claiming failed")
-            try:
-                async with asyncio.timeout(POLL_S):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await woken_or_polled(self._wake, POLL_S)
 
     def _done(self, job_id: str) -> None:
         self._running.pop(job_id, None)

@@ -19,7 +19,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 
 from stt.errors import BadRequest
-from stt.jobs.model import Attempt
+from stt.jobs.model import Attempt, woken_or_polled
 from stt.jobs.store import AsyncJobStore, DueDelivery
 
 log = logging.getLogger("stt.jobs.webhooks")
@@ -128,12 +128,7 @@ class Deliverer:
                     task.add_done_callback(self._sending.discard)
             except Exception:
                 log.exception("callbacks: claiming failed")
-            try:
-                async with asyncio.timeout(POLL_S):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await woken_or_polled(self._wake, POLL_S)
 
     async def _deliver(self, due: DueDelivery) -> None:
         headers = signed_headers(self._secret, due.job_id, due.body)
