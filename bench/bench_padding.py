@@ -5,7 +5,7 @@ Each clip is cut into speech windows as an upload is (Silero VAD, ``cut_windows`
 by ``decode_batch`` (beam 5, language detected) with the encoder input
 - ``audio+5``: the window's audio plus PAD_S of silence (the policy before window_seconds),
 - ``step``: ``window_seconds`` (audio + PAD_S rounded up to STEP_S; the server's policy),
-- ``full 30``: a full 30 s window, as Whisper and ``transcribe`` encode it;
+- ``full 30``: a full 30 s window (``WindowRequest.full_window``), as Whisper and ``transcribe`` encode it;
 and by ``WhisperModel.transcribe`` (beam 5, its defaults). The language of each window is detected once (on a
 full window, as the server does) and reused by every policy, so the rows differ only by the encoder input.
 Printed per set: WER (Whisper's normalisers, corpus-level), answers in another language, runaway outputs, and
@@ -17,6 +17,7 @@ Usage: .venv/bin/python bench/bench_padding.py [--sets speechocean762,fleurs] [-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -36,10 +37,10 @@ from bench.bench_accuracy import Answer, is_runaway, normalise, shared_sets  # n
 import jiwer  # noqa: E402
 
 OWN = batched_windows.window_seconds
-POLICIES: dict[str, Callable[[int], float]] = {
+POLICIES: dict[str, Callable[[int], float] | None] = {  # None: WindowRequest.full_window
     "audio+5": lambda samples: min(batched_windows.MAX_WINDOW_S, samples / SAMPLE_RATE + batched_windows.PAD_S),
     "step": OWN,
-    "full 30": lambda samples: batched_windows.MAX_WINDOW_S,
+    "full 30": None,
 }
 
 
@@ -48,6 +49,7 @@ def main() -> int:
     parser.add_argument("--sets", default="")
     parser.add_argument("--stride", type=int, default=1, help="every Nth clip of each set")
     parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--dump", default="", help="a TSV file for every clip's answers (file, mode, lang, text)")
     args = parser.parse_args()
     policies = [p for p in args.policies.split(",") if p]
     engine = load_engine(settings_from_dict({"asr": {"threads": 2}}, env={}).asr)
@@ -66,19 +68,24 @@ def main() -> int:
             answers["in-process"].append(Answer(text, info.language, time.process_time() - cpu))
             windows = cut_windows(engine.find_speech(audio), len(audio))
             requests = [window_request(w, audio, options) for w in windows]
-            requests = [r.__class__(**{**r.__dict__, "words": False}) for r in requests]
+            requests = [dataclasses.replace(r, words=False) for r in requests]
             languages = batched_windows.detect_languages(model, requests, [r.audio for r in requests], None)
-            requests = [r.__class__(**{**r.__dict__, "language": lang}) for r, (lang, _) in zip(requests, languages)]
+            requests = [dataclasses.replace(r, language=lang) for r, (lang, _) in zip(requests, languages)]
             for policy in policies:
-                batched_windows.window_seconds = POLICIES[policy]
+                batched_windows.window_seconds = POLICIES[policy] or OWN
+                full = [dataclasses.replace(r, full_window=POLICIES[policy] is None) for r in requests]
                 cpu = time.process_time()
-                results = batched_windows.decode_batch(model, requests) if requests else []
+                results = batched_windows.decode_batch(model, full) if requests else []
                 spent = time.process_time() - cpu
                 batched_windows.window_seconds = OWN
-                results = [r.__class__(**{**r.__dict__, "language": lang, "language_probability": p})
-                           for r, (lang, p) in zip(results, languages)]
+                results = [dataclasses.replace(r, language_probability=p) for r, (_, p) in zip(results, languages)]
                 transcript = assemble(windows, results, audio, options)
                 answers[policy].append(Answer(transcript.text, transcript.language, spent))
+        if args.dump:
+            with open(args.dump, "a", encoding="utf-8") as out:
+                for mode in modes:
+                    for c, a in zip(clips, answers[mode]):
+                        out.write(f"{c.file}\t{mode}\t{a.language}\t{a.text}\n")
         refs = [normalise(c.transcript, c.lang) for c in clips]
         cells = []
         for mode in modes:

@@ -57,6 +57,11 @@ def window_seconds(samples: int) -> float:
     return min(MAX_WINDOW_S, math.ceil((samples / SAMPLE_RATE + PAD_S) / STEP_S) * STEP_S)
 
 
+def input_seconds(request: WindowRequest) -> float:
+    """The encoder input of a window: a full 30 s window when it asks for one, else ``window_seconds``."""
+    return MAX_WINDOW_S if request.full_window else window_seconds(len(request.audio[-MAX_WINDOW:]))
+
+
 def text_budget(samples: int) -> int:
     """The most tokens a window of ``samples`` may decode (a bound on runaway text): its length rounded up to
     STEP_S, at TOKENS_PER_S. A function of the window alone, as ``window_seconds``."""
@@ -72,7 +77,7 @@ def _groups(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[list
     tok = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
     for i, r in enumerate(requests):
         audio = len(r.audio[-MAX_WINDOW:])
-        key = (r.beam_size, _stamped(r.audio), window_seconds(audio), text_budget(audio), len(_previous(tok, r)))
+        key = (r.beam_size, _stamped(r.audio), input_seconds(r), text_budget(audio), len(_previous(tok, r)))
         groups.setdefault(key, []).append(i)
     return list(groups.values())
 
@@ -88,7 +93,7 @@ def _stamped(audio: np.ndarray) -> bool:
 def _decode_group(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
     stamped = _stamped(requests[0].audio)  # the same for the whole group (see _groups)
     results = _decode(model, requests, full=False, stamped=stamped)
-    retry = [i for i, r in enumerate(results) if _looks_repeated(r)]
+    retry = [i for i, (q, r) in enumerate(zip(requests, results)) if not q.full_window and _looks_repeated(r)]
     if retry:
         again = _decode(model, [requests[i] for i in retry], full=True, stamped=stamped)
         for i, result in zip(retry, again):
@@ -125,8 +130,7 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
     window whose decoding ends with Whisper's "the rest is unfinished" mark before its audio ends is decoded
     again without timestamps (its last words would be lost)."""
     audios = [r.audio[-MAX_WINDOW:] for r in requests]
-    own = window_seconds(len(audios[0]))  # the same for the whole batch (see _groups)
-    window_s = MAX_WINDOW_S if full else own
+    window_s = MAX_WINDOW_S if full else input_seconds(requests[0])  # the same for the whole batch (_groups)
     encoded = model.model.encode(_features(model, audios, window_s))
     if languages is None:
         languages = detect_languages(model, requests, audios, encoded if window_s >= MAX_WINDOW_S else None)

@@ -35,8 +35,8 @@ def audio(name: str) -> np.ndarray:
 
 
 def windows() -> list[WindowRequest]:
-    """Short and long, English and not, prompted and not, beam 5 (uploads) and 1 (live passes), and a window
-    longer than 25 s (decoded without timestamps)."""
+    """Short and long, English and not, prompted and not, beam 5 (uploads) and 1 (live passes), a window
+    longer than 25 s (decoded without timestamps), on their own encoder input and on a full 30 s one."""
     short, medium = audio(LIBRI.format("0003")), audio(LIBRI.format("0001"))
     long = audio(LIBRI.format("0000"))
     german = audio("eval/fleurs/de/de-001.ogg")
@@ -47,7 +47,9 @@ def windows() -> list[WindowRequest]:
             WindowRequest(joined, beam_size=5),
             WindowRequest(medium, "en", prompt), WindowRequest(short, "en", prompt),
             WindowRequest(long, "en", prompt), WindowRequest(medium, "en", "Stew."),
-            WindowRequest(short, None, None)]
+            WindowRequest(short, None, None),
+            WindowRequest(short, beam_size=5, full_window=True), WindowRequest(german, beam_size=5, full_window=True),
+            WindowRequest(long, beam_size=5, full_window=True)]
 
 
 def test_each_window_decodes_the_same_whatever_its_companions(fw_base: Engine) -> None:
@@ -61,7 +63,7 @@ def test_each_window_decodes_the_same_whatever_its_companions(fw_base: Engine) -
         assert everyone[i] == alone[i], (i, everyone[i], alone[i])
         assert backwards[i] == alone[i], (i, backwards[i], alone[i])
     # A window beside a copy of itself, beside one longer and one shorter, beside a prompted one.
-    for i, j in ((0, 0), (0, 2), (2, 0), (1, 5), (5, 8), (3, 2), (4, 0)):
+    for i, j in ((0, 0), (0, 2), (2, 0), (1, 5), (5, 8), (3, 2), (4, 0), (10, 11), (11, 0), (12, 10)):
         pair = fw_base.decode_windows([requests[i], requests[j]])
         assert pair[0] == alone[i], (i, j, pair[0], alone[i])
         assert pair[1] == alone[j], (j, i, pair[1], alone[j])
