@@ -1,9 +1,14 @@
-"""Batched short-window decoding on faster-whisper's CTranslate2 model (the live streams' passes).
+"""Batched window decoding on faster-whisper's CTranslate2 model (uploads' windows and the live streams' passes).
 
-Whisper's encoder is trained on 30 s windows, but CTranslate2 accepts fewer frames. A live window holds a
-few seconds of speech, so it is encoded as its audio plus PAD_S of silence instead of a full 30 s: measured
-here on the LibriSpeech clips, that keeps the WER of a full window (base: 1.1% vs 1.4%) at a third of the
-encoder cost. Without the silent pad the decoder does not see the audio end and repeats its last words.
+An upload's window is encoded on a full 30 s window, as Whisper and faster-whisper's ``transcribe`` encode
+(``WindowRequest.full_window``): a shortened input lost words on short uploads (bench/bench_padding.py). A
+live pass holds a few seconds of speech and is encoded as its audio plus at least PAD_S of silence, rounded
+up to STEP_S (``window_seconds``), a fraction of a full window's encoder cost. Without the silent pad the
+decoder does not see the audio end and repeats its last words.
+A window's decoding is a function of that window alone: its encoder input, its text budget and its prompt
+come from itself, and a batch holds only windows that share them (``_groups``), so a transcript never
+depends on what else the server decodes with it (CTranslate2's batched encode and beam search give each row
+the numbers it gets alone; tests/inference/test_batch_invariance.py).
 Windows are decoded with timestamps, as Whisper decodes: text the decoder places in the silent pad (a
 short sentence said again, up to three times) is dropped, and a result that still repeats itself is decoded
 again on a full window. The language is detected on a full window, as faster-whisper's ``transcribe`` does,
@@ -70,9 +75,9 @@ def text_budget(samples: int) -> int:
 
 def _groups(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[list[int]]:
     """Windows decoded in one batch: those that share every input of the decoding but the audio and the
-    prompt's tokens (beam width, timestamps or not, encoder input length, text budget, prompt length). A batch then decodes
-    each window exactly as it would decode alone (CTranslate2's batched encode and beam search give the same
-    numbers row by row: tests/inference/test_batch_invariance.py). Returns index lists into ``requests``."""
+    prompt's tokens (beam width, timestamps or not, encoder input, text budget, prompt length). A batch then
+    decodes each window exactly as it would decode alone (CTranslate2's batched encode and beam search give
+    the same numbers row by row: tests/inference/test_batch_invariance.py). Index lists into ``requests``."""
     groups: dict[tuple[int, bool, float, int, int], list[int]] = {}
     tok = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
     for i, r in enumerate(requests):
