@@ -32,7 +32,10 @@ from stt.engines.languages import choose_language
 from stt.engines.base import WindowRequest, WindowResult, WindowScores, Word
 
 PAD_S = 5.0  # silence after the audio, so the decoder sees where speech ends
-STEP_S = 5.0  # encoder inputs come in steps of this (see window_seconds)
+# Live passes' encoder inputs come in steps of this (window_seconds): one pass alone costs +2 % CPU over its
+# audio + PAD_S exactly (2.5 s: +10 %, 5 s: +13 %; bench/bench_live_step.py, 24 shared clips, beam 1), and
+# passes within a step of each other share a batch.
+STEP_S = 1.0
 MAX_WINDOW_S = 30.0
 MAX_WINDOW = int(MAX_WINDOW_S * SAMPLE_RATE)
 HOP = 160  # samples per mel frame
