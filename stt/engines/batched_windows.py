@@ -1,10 +1,10 @@
 """Batched window decoding on faster-whisper's CTranslate2 model (uploads' windows and the live streams' passes).
 
-An upload's window is encoded on a full 30 s window, as Whisper and faster-whisper's ``transcribe`` encode
-(``WindowRequest.full_window``): a shortened input lost words on short uploads (bench/bench_padding.py). A
-live pass holds a few seconds of speech and is encoded as its audio plus at least PAD_S of silence, rounded
-up to STEP_S (``window_seconds``), a fraction of a full window's encoder cost. Without the silent pad the
-decoder does not see the audio end and repeats its last words.
+A window (a piece of an upload, a live pass) is encoded as its audio plus at least PAD_S of silence, rounded
+up to STEP_S (``window_seconds``), a fraction of a full 30 s window's encoder cost; without the silent pad the
+decoder does not see the audio end and repeats its last words. ``WindowRequest.full_window`` asks for a full
+30 s window instead: measured on every shared set (bench/bench_padding.py) it was no closer to faster-whisper's
+``transcribe`` and hallucinated a whole sentence on a short non-native clip, so no caller asks for it today.
 A window's decoding is a function of that window alone: its encoder input, its text budget and its prompt
 come from itself, and a batch holds only windows that share them (``_groups``), so a transcript never
 depends on what else the server decodes with it (CTranslate2's batched encode and beam search give each row

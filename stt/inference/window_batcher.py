@@ -6,7 +6,7 @@ Each upload hands all its speech windows over at once, to one of two queues:
 - long uploads run at Priority.BATCH, on the ``workers`` slots only, in bigger jobs (batching pays most on
   long files, and nothing urgent waits behind them: live passes and short clips have the reserved slot).
 A job takes waiting windows one upload at a time in rotation (the upload after the one served last goes
-first) up to its budget of encoder input (a full 30 s per upload window), so four short clips sent together
+first) up to its budget of encoder input (a window's audio and the silence after it), so four short clips sent together
 decode as one batch and two long files take turns. Windows whose client left are dropped when a job takes its windows; a job that already runs finishes.
 """
 
@@ -29,8 +29,10 @@ SHORT_JOB_AUDIO_S = 30.0
 LONG_JOB_AUDIO_S = 60.0
 # A job's windows are counted by their encoder input (a full 30 s for uploads' windows, WindowRequest.full_window):
 # what bounds its memory (each 30 s window holds ~185 MB at beam 5, the decoder's cross-attention per beam).
-# Short clips' jobs take up to four full windows, so four short clips sent together still share one batch.
-SHORT_JOB_INPUT_S = 120.0
+# A window on a shortened input counts its audio plus PAD_S. Short clips' jobs take up to 60 s of input (two full
+# windows' worth), so four short clips sent together still share one batch.
+SHORT_JOB_INPUT_S = 60.0
+PAD = int(5.0 * SAMPLE_RATE)  # the silence after a window's audio on a shortened input (batched_windows.PAD_S)
 
 
 @dataclasses.dataclass(eq=False)
@@ -123,5 +125,5 @@ class _Queue(WindowQueue[_Waiting]):
 
 
 def _input(request: WindowRequest) -> int:
-    """The samples a window's encoder input holds: a full 30 s window, or its audio (and a few seconds)."""
-    return MAX_WINDOW if request.full_window else len(request.audio)
+    """The samples a window's encoder input holds: a full 30 s window, or its audio and the pad after it."""
+    return MAX_WINDOW if request.full_window else min(MAX_WINDOW, len(request.audio) + PAD)
