@@ -6,8 +6,9 @@ Each upload hands all its speech windows over at once, to one of two queues:
 - long uploads run at Priority.BATCH, on the ``workers`` slots only, in bigger jobs (batching pays most on
   long files, and nothing urgent waits behind them: live passes and short clips have the reserved slot).
 A job takes waiting windows one upload at a time in rotation (the upload after the one served last goes
-first) up to its budget of encoder input (a window's audio and the silence after it), so four short clips sent together
-decode as one batch and two long files take turns. Windows whose client left are dropped when a job takes its windows; a job that already runs finishes.
+first) up to its budget of encoder input (a window's audio and the silence after it), so four short clips
+sent together decode as one batch and two long files take turns. Windows whose client left are dropped when a
+job takes its windows; a job that already runs finishes.
 """
 
 from __future__ import annotations
