@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -81,26 +80,33 @@ def measure(extra: dict[str, Any]) -> list[tuple[str, float, float]]:
 IN_PROCESS_STEPS = ("started", "11 s clip", "276 s chapter", "chapter + 11 s clip")
 
 
-def in_process() -> None:
-    """The baseline (run in a child process): faster-whisper alone, as a user of the library runs it."""
-    from faster_whisper import WhisperModel
-
-    from stt.models import default_cache_dir, resolve_ct2_model
-
-    m = manifest()
-    model = WhisperModel(str(resolve_ct2_model("base", default_cache_dir())), device="cpu", compute_type="int8",
-                         cpu_threads=2, local_files_only=True)
-    rows = [("started", peak_rss_mb(os.getpid()), 0.0)]
-    for step, name in zip(IN_PROCESS_STEPS[1:], (CLIP_11S, CHAPTER, CLIP_11S)):
-        started = time.perf_counter()
-        segments, _ = model.transcribe(str(m[name].path), beam_size=5)
-        "".join(s.text for s in segments)  # the generator runs the decoding
-        rows.append((step, peak_rss_mb(os.getpid()), time.perf_counter() - started))
-    print(json.dumps(rows))
+# The baseline runs in a process of its own that imports only faster-whisper (the bench's own imports, through
+# tests.helpers, bring torch: +260 MB that a user of the library does not have).
+IN_PROCESS = """
+import json, os, sys, time
+from pathlib import Path
+from faster_whisper import WhisperModel
+from stt.models import default_cache_dir, resolve_ct2_model
+def peak():
+    return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]) / 1024
+audio, steps, files = Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
+model = WhisperModel(str(resolve_ct2_model("base", default_cache_dir())), device="cpu", compute_type="int8",
+                     cpu_threads=2, local_files_only=True)
+rows = [(steps[0], peak(), 0.0)]
+for step, name in zip(steps[1:], files):
+    started = time.perf_counter()
+    segments, _ = model.transcribe(str(audio / name), beam_size=5)
+    "".join(s.text for s in segments)  # the generator runs the decoding
+    rows.append((step, peak(), time.perf_counter() - started))
+print(json.dumps(rows))
+"""
 
 
 def measure_in_process() -> list[tuple[str, float, float]]:
-    out = subprocess.run([sys.executable, __file__, "--in-process"], capture_output=True, text=True, check=True)
+    audio = manifest()[CHAPTER].path.parents[1]
+    out = subprocess.run([sys.executable, "-c", IN_PROCESS, str(audio), json.dumps(IN_PROCESS_STEPS),
+                          json.dumps([CLIP_11S, CHAPTER, CLIP_11S])], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
     rows = [tuple(r) for r in json.loads(out.stdout.strip().splitlines()[-1])]
     for step, peak, wall in rows:
         print(f"  {step}: peak {peak:.0f} MB" + (f" ({wall:.1f} s)" if wall else ""), flush=True)
@@ -110,11 +116,7 @@ def measure_in_process() -> list[tuple[str, float, float]]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
-    parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.in_process:
-        in_process()
-        return 0
     print("in-process faster-whisper (baseline)", flush=True)
     baseline = measure_in_process()
     results = {}

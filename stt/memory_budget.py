@@ -21,8 +21,11 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -161,6 +164,28 @@ class Hold:
         self.peak_held = max(self.peak_held, self.held)
         self.budget._give(self, self.held)
 
+    async def run_reserving(self, work: Callable[[Callable[[int], None]], T]) -> T:
+        """Run blocking ``work(reserve)`` in a thread, each of its buffers reserved (``reserve(n)`` before it is
+        allocated) in this hold, and WAIT for room rather than fail: when the budget refuses a buffer, the work
+        is dropped (its buffers freed), and run again once all it had asked for fits (``reserve``, woken by
+        releases); that much stays reserved for the next run, so each run gets further. A holder alone is
+        always admitted, so this ends. For work that must not be refused (a queued job's decoding)."""
+        base, credit = self.held, 0
+        while True:
+            asked = 0
+
+            def reserve(nbytes: int) -> None:
+                nonlocal asked
+                asked += nbytes
+                if asked > credit:  # beyond what an earlier run already reserved
+                    self.take(min(nbytes, asked - credit))
+
+            try:
+                return await asyncio.to_thread(work, reserve)
+            except OverBudget:
+                self.give(self.held - base)
+                await self.reserve(asked)
+                credit = asked
 
 
 # glibc keeps freed heap memory in the process (one arena per thread) unless asked: buffers of a few MiB
