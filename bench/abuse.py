@@ -9,8 +9,10 @@ its own loopback address (127.0.0.N) so that the auth throttle it trips does not
 The last attack sends SIGTERM while 4 live streams are mid-utterance and a client floods pings without reading.
 
 Issue 19's upload rows (run_uploads: a memory budget of 1 GiB, 16 gzip bombs, 4 h near-silent uploads on each
-whole-upload path, a 99 MiB form field, a forged log line, deep JSON) run on a second server after them; their
-bounds: peak RSS growth per row, /ping max <= 100 ms.
+whole-upload path including diarize=true, 1 h of 220 ms speech bursts diarized (its CPU against the same upload
+without diarize=true; the diarizer loaded by a short request first, its one-time cost printed apart), a 99 MiB
+form field, a forged log line, deep JSON) run on a second server after them; their bounds: peak RSS growth per
+row, /ping max <= 100 ms.
 
 Usage: .venv/bin/python bench/abuse.py [--skip-throttle-table] [--only-uploads]    (exit 1 if any attack failed)
 """
@@ -568,6 +570,78 @@ def near_silent_upload(query: str) -> Attack:
     return attack
 
 
+BURSTS_H = 1.0
+_BURSTS: list[bytes] = []
+
+
+def bursts_flac() -> bytes:
+    """1 h of 220 ms pieces of one speaker's speech every 520 ms (issue 19 P12: ~6,900 tiny speech stretches)."""
+    if not _BURSTS:
+        from tests.diarization.bounds_job import bursts
+        buf = io.BytesIO()
+        sf.write(buf, bursts(BURSTS_H * 60), 16000, format="FLAC", subtype="PCM_16")
+        _BURSTS.append(buf.getvalue())
+    return _BURSTS[0]
+
+
+_PLAIN_BURSTS_CPU: list[float] = []
+
+
+async def post_bursts(server: ServerProcess, query: str) -> tuple[int, dict[str, Any], float]:
+    """The bursts upload: (status, body, server CPU seconds it took)."""
+    assert server.proc is not None
+    proc = psutil.Process(server.proc.pid)
+    cpu, wall = cpu_seconds(proc), time.monotonic()
+    async with session(22) as http:
+        async with http.post(f"{server.url}/stt{query}", data=bursts_flac(), headers=AUTH,
+                             timeout=aiohttp.ClientTimeout(total=3600)) as resp:
+            status, body = resp.status, await resp.json()
+    used = cpu_seconds(proc) - cpu
+    print(f"         /stt{query or ' (plain)'}: {status}, {time.monotonic() - wall:.0f} s wall, {used:.0f} CPU-s",
+          flush=True)
+    return status, body, used
+
+
+async def plain_bursts(server: ServerProcess) -> None:
+    """The transcription alone, before the row's probe: the CPU the diarized row is held against."""
+    if not _PLAIN_BURSTS_CPU:
+        status, _, used = await post_bursts(server, "")
+        assert status == 200, status
+        _PLAIN_BURSTS_CPU.append(used)
+
+
+async def diarized_bursts(server: ServerProcess) -> tuple[bool, str]:
+    """diarize=true on the bursts: its CPU against the same upload transcribed without it (measured just
+    before, outside this row's memory probe; target <= 2x transcription time), the speakers it finds (one)."""
+    status, body, used = await post_bursts(server, "?diarize=true&output=verbose_json")
+    speakers = {s.get("speaker") for s in body.get("segments", [])} if status == 200 else set()
+    plain = _PLAIN_BURSTS_CPU[0]
+    ratio = used / max(plain, 1e-9)
+    return status == 200 and ratio <= 2.0, (
+        f"{len(bursts_flac()) / 1e6:.1f} MB FLAC, {BURSTS_H:.0f} h: plain {plain:.0f} CPU-s, diarized "
+        f"{used:.0f} CPU-s ({ratio:.2f}x, target <= 2x), {len(speakers)} speaker label(s)")
+
+
+_WARMED: list[bool] = []
+
+
+async def warm_diarizer(server: ServerProcess) -> None:
+    """The diarizer (torch, the speech detector, the speaker encoder) loads on the first diarized request, once
+    per server: loaded here by a 10 s request, its one-time cost printed apart, so that a row measures what the
+    upload itself holds."""
+    if _WARMED:
+        return
+    assert server.proc is not None
+    before = psutil.Process(server.proc.pid).memory_info().rss
+    async with session(23) as http:
+        async with http.post(f"{server.url}/stt?diarize=true", data=(AUDIO_DIR / SPEECH).read_bytes(),
+                             headers=AUTH) as resp:
+            await resp.read()
+    grown = (psutil.Process(server.proc.pid).memory_info().rss - before) / 2**20
+    print(f"         (diarizer loaded by a 10 s diarized request first: +{grown:.0f} MB, once per server)", flush=True)
+    _WARMED.append(True)
+
+
 def cpu_seconds(proc: psutil.Process) -> float:
     times = proc.cpu_times()
     return times.user + times.system
@@ -622,6 +696,8 @@ UPLOAD_ATTACKS: list[tuple[str, Attack, float, bool]] = [  # name, attack, RSS b
     ("P4: 4 h near-silent FLAC, default", near_silent_upload(""), DECODED_MB + 300, False),
     ("P4: 4 h near-silent FLAC, temperature=0.2", near_silent_upload("?temperature=0.2"), DECODED_MB + 300, False),
     ("P4: 4 h near-silent FLAC, vad_filter=false", near_silent_upload("?vad_filter=false"), DECODED_MB + 300, False),
+    ("P3: 4 h near-silent FLAC, diarize=true", near_silent_upload("?diarize=true"), DECODED_MB + 300, False),
+    ("P12: 1 h of 220 ms bursts, diarize=true", diarized_bursts, 600, False),
     ("P7: 99 MiB form field of 0xFF, x8", huge_form_field, 300, True),
     ("P8: forged access-log line, no token", forged_log_line, 50, True),
     # 100 MB: FFmpeg reads the brackets as audio, so the server may load its speech detector (+42 MB) here.
@@ -641,7 +717,13 @@ async def run_uploads(skip: set[str], only: tuple[str, ...] = ()) -> list[Upload
                     continue
                 if "near-silent" in name:
                     await asyncio.to_thread(near_silent_flac)  # built before the probe starts
+                if "bursts" in name:
+                    await asyncio.to_thread(bursts_flac)
+                if "diarize" in name:
+                    await warm_diarizer(server)
                 idle = psutil.Process(server.proc.pid).memory_info().rss
+                if "bursts" in name:  # its reference run: outside the probe, but what it leaves held counts
+                    await plain_bursts(server)
                 async with Probe(server, ping=ping) as probe:
                     ok, detail = await _attack(attack, server, False)
                 row = UploadRow(name, ok, detail, max(0.0, (probe.peak - idle) / 2**20), bound, probe.max_ms())
