@@ -27,7 +27,7 @@ from stt.http.faces.deepgram.params import LIVE_PARAMS
 from stt.live.audio_in import ContainerDecoder, PcmDecoder
 from stt.live.intake import Intake, MessageRate
 from stt.live.runner import HARD_PENDING_SECONDS, MAX_PENDING_SECONDS, SessionRunner
-from stt.live.session import Event, SpeechStarted, StreamSession, Transcribed
+from stt.live.session import Event, SpeechStarted, SpeechStopped, StreamSession, Transcribed
 
 log = logging.getLogger("stt.live")
 # MAX_PENDING_SECONDS: re-exported (the limits are the runner's, the tests import them from here).
@@ -256,6 +256,8 @@ class LiveStream:
             if isinstance(event, Transcribed) and not event.is_final and not self._options.interim_results:
                 continue
             if isinstance(event, SpeechStarted) and not self._options.vad_events:
+                continue
+            if isinstance(event, SpeechStopped):  # Deepgram has no such message (its speech_final final says it)
                 continue
             await self._send_json(render(event, request_id=self._id.request_id, engine=self._id.engine,
                                          model_name=self._id.model_name, punctuate=self._options.punctuate,
