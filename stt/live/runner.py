@@ -167,9 +167,11 @@ class SessionRunner:
 
     # -- flushing and replacing -----------------------------------------------------------------------
 
-    async def flush(self, from_finalize: bool) -> None:
-        """Everything heard so far comes out (its finals emitted) before this returns."""
-        await asyncio.gather(*(self._flush_lane(lane, from_finalize) for lane in self.lanes))
+    async def flush(self, from_finalize: bool, channel: int | None = None) -> None:
+        """Everything heard so far (on every channel, or on ``channel`` only) comes out, its finals emitted,
+        before this returns."""
+        lanes = self.lanes if channel is None else [self.lanes[channel]]
+        await asyncio.gather(*(self._flush_lane(lane, from_finalize) for lane in lanes))
 
     async def _flush_lane(self, lane: Lane, from_finalize: bool) -> None:
         async with lane.guard:
