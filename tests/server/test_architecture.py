@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.helpers import ROOT
 
 PACKAGE = ROOT / "stt"
-DOMAIN = ("stt.inference", "stt.engines", "stt.live", "stt.diarization", "stt.errors", "stt.jobs")
+DOMAIN = ("stt.inference", "stt.engines", "stt.live", "stt.diarization", "stt.errors", "stt.jobs", "stt.numerals")
 HTTP = ("aiohttp", "multidict", "stt.http")
 
 

@@ -53,6 +53,7 @@ class LiveOptions:
     punctuate: bool = False
     multichannel: bool = False  # each linear16 channel transcribed on its own (one session per channel)
     diarize: bool = False  # speaker numbers on final words (per channel)
+    numerals_language: str | None = None  # spelled numbers as digits in this language (None: as Whisper wrote them)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +268,8 @@ class LiveStream:
                 continue
             await self._send_json(render(event, request_id=self._id.request_id, engine=self._id.engine,
                                          model_name=self._id.model_name, punctuate=self._options.punctuate,
-                                         channel=(channel, self._channels)))
+                                         channel=(channel, self._channels),
+                                         numerals=self._options.numerals_language))
 
     async def _send_json(self, payload: dict[str, Any]) -> None:
         if not self._ws.closed:

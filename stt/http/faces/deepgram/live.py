@@ -101,16 +101,19 @@ def _echoed_protocols(request: web.Request) -> tuple[str, ...]:
 def parse_query(query: MultiMapping[str], multilingual: bool = True) -> tuple[LiveOptions, StreamConfig]:
     """Deepgram's query parameters (validated by params.LIVE_PARAMS) -> options and stream config."""
     v = live_values(query)
+    language = _language(v["language"], multilingual)
     options = LiveOptions(
         encoding=v["encoding"], sample_rate=v["sample_rate"], channels=v["channels"],
         interim_results=v["interim_results"], vad_events=v["vad_events"],
         punctuate=v["punctuate"] or v["smart_format"], multichannel=v["multichannel"], diarize=v["diarize"],
+        # Digits are written in the stream's language; with language=multi a pass's language is not known here.
+        numerals_language=language if v["numerals"] or v["smart_format"] else None,
     )
     if options.multichannel and options.encoding != "linear16":
         raise BadRequest("multichannel: needs encoding=linear16 (raw interleaved channels)", param="multichannel")
     utterance_end = v["utterance_end_ms"]
     config = StreamConfig(
-        language=_language(v["language"], multilingual),
+        language=language,
         endpointing_s=_endpointing(v["endpointing"]),
         utterance_end_s=utterance_end / 1000 if utterance_end else None,
     )

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from stt.engines.base import Word
 from stt.http.faces.deepgram.render import bare_word, deepgram_metadata, deepgram_model_info, deepgram_model_uuid
 from stt.live.session import Event, SpeechStarted, Transcribed, UtteranceEnd
+from stt.numerals import digits, words_with_digits
 
 
 def render(event: Event, *, request_id: str, engine: str, model_name: str, punctuate: bool,
-           channel: tuple[int, int] = (0, 1)) -> dict[str, Any]:
-    """``channel``: (this channel, channel count), Deepgram's ``channel_index`` ([0, 1] for mono)."""
+           channel: tuple[int, int] = (0, 1), numerals: str | None = None) -> dict[str, Any]:
+    """``channel``: (this channel, channel count), Deepgram's ``channel_index`` ([0, 1] for mono);
+    ``numerals``: the language to write spelled numbers in as digits (None: as Whisper wrote them)."""
     if isinstance(event, SpeechStarted):
         return {"type": "SpeechStarted", "channel": [channel[0]], "timestamp": event.timestamp}
     if isinstance(event, UtteranceEnd):
         return {"type": "UtteranceEnd", "channel": list(channel), "last_word_end": event.last_word_end}
+    if numerals:
+        event = dataclasses.replace(event, text=digits(event.text, numerals),
+                                    words=words_with_digits(event.words, numerals))
     return _results(event, request_id, engine, model_name, punctuate, channel)
 
 

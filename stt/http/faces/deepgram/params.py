@@ -43,6 +43,10 @@ DEEPGRAM_CALLBACK_PARAMS: tuple[Param, ...] = (
     Param("callback_method", "string", "`post` (default) or `put`.", default="post", enum=("post", "put")),
 )
 
+NUMERALS = Param("numerals", "boolean", "Spelled numbers as digits (\"nine hundred\" -> \"900\") in the "
+                 "transcript and its words, in en, fr, es, pt, de, nl, da, it; isolated small numbers stay words.",
+                 default=False)
+
 DEEPGRAM_PARAMS: tuple[Param, ...] = (
     Param("language", "string", "BCP-47 tag (`en`, `en-US`, `de`...); its primary subtag must be a Whisper "
           "language. Default `en`, as Deepgram's.", default="en", max_length=35),
@@ -50,12 +54,11 @@ DEEPGRAM_PARAMS: tuple[Param, ...] = (
           "with BCP-47 tags (`detect_language=en&detect_language=de`): detect it among those only.",
           max_length=35, repeated=True),
     Param("punctuate", "boolean", "Punctuation and capitals in `transcript`.", default=False),
-    Param("smart_format", "boolean", "Formatted transcript (implies `punctuate`).", default=False),
+    Param("smart_format", "boolean", "Formatted transcript (implies `punctuate` and `numerals`).", default=False),
     MODEL,
     Param("tag", "string", "Accepted for compatibility; ignored.", max_length=200, repeated=True, ignored=True),
     Param("mip_opt_out", "boolean", "Accepted for compatibility; nothing is ever kept.", ignored=True),
-    Param("numerals", "boolean", "Accepted for compatibility, as on the live WebSocket; numbers are written as "
-          "Whisper writes them (digits for most, words for some small ones).", ignored=True),
+    NUMERALS,
     Param("diarize", "boolean", "Label speakers: `speaker` and `speaker_confidence` on every word.",
           default=False),
     Param("utterances", "boolean", "Add `results.utterances`: the words cut at pauses and speaker changes.",
@@ -81,6 +84,7 @@ class DeepgramRequest:
     paragraphs: bool = False
     multichannel: bool = False
     model: str | None = None
+    numerals: bool = False
 
 
 def deepgram_hotwords(keyterms: list[str], keywords: list[str]) -> str | None:
@@ -114,7 +118,7 @@ def deepgram_request(pairs: Iterable[tuple[str, str]], default_beam_size: int) -
                                 hotwords=deepgram_hotwords(v["keyterm"], v["keywords"]))
     return DeepgramRequest(options, v["punctuate"] or v["smart_format"], detect,
                            diarize_options(v["diarize"]), v["utterances"], v["paragraphs"], v["multichannel"],
-                           v["model"])
+                           v["model"], v["numerals"] or v["smart_format"])
 
 
 # --- live transcription: GET /listen and GET /v1/listen (WebSocket, Deepgram's live API) -------------------
@@ -145,7 +149,8 @@ LIVE_PARAMS: tuple[Param, ...] = (
           minimum=1, maximum=60_000),
     Param("vad_events", "boolean", "Send `SpeechStarted` when speech begins.", default=False),
     Param("punctuate", "boolean", "Punctuated, cased transcript and `punctuated_word`.", default=False),
-    Param("smart_format", "boolean", "Formatted transcript (implies `punctuate`).", default=False),
+    Param("smart_format", "boolean", "Formatted transcript (implies `punctuate` and `numerals`).", default=False),
+    NUMERALS,
     MODEL,
 )
 LIVE_PARAM_NAMES = frozenset(p.name for p in LIVE_PARAMS)

@@ -14,6 +14,7 @@ from typing import Any
 
 from stt.engines.base import Transcript, Word
 from stt.http.formats import all_words, clamped_ms, rounded_s
+from stt.numerals import transcript_with_digits
 
 UTTERANCE_PAUSE_S = 0.8  # Deepgram's default `utt_split`
 PARAGRAPH_PAUSE_S = 1.5  # a pause this long starts a new paragraph even without a speaker change
@@ -53,9 +54,11 @@ def deepgram_metadata(*, request_id: str, sha256: str, seconds: float, engine: s
 
 def deepgram_json(t: Transcript | Sequence[Transcript], *, request_id: str, sha256: str, engine: str, model: str,
                   punctuate: bool, detected: bool, diarize: bool = False, utterances: bool = False,
-                  paragraphs: bool = False) -> dict[str, Any]:
+                  paragraphs: bool = False, numerals: bool = False) -> dict[str, Any]:
     """Deepgram's pre-recorded answer; several transcripts are the channels of a multichannel request."""
     channels = [t] if isinstance(t, Transcript) else list(t)
+    if numerals:
+        channels = [transcript_with_digits(c) for c in channels]
     duration = max(c.duration for c in channels)
     results: dict[str, Any] = {"channels": [
         _deepgram_channel(c, punctuate=punctuate, detected=detected, diarize=diarize, paragraphs=paragraphs)

@@ -8,6 +8,7 @@ shape ``{"err_code", "err_msg", "request_id"}`` (``errors.py``). Only POST is he
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 
@@ -61,10 +62,12 @@ async def listen(request: web.Request) -> web.Response:
                        for channel in audio] if parsed.multichannel
                       else await service.transcribe(request, audio, parsed.options, parsed.diarize))
     request_id = deepgram_request_id(request)
-    body = deepgram_json(transcript, request_id=request_id, sha256=digest, engine=engine.name,
-                                 model=engine.model_name, punctuate=parsed.punctuate,
-                                 detected=parsed.detect_language, diarize=parsed.diarize is not None,
-                                 utterances=parsed.utterances, paragraphs=parsed.paragraphs)
+    # Off the event loop: an hour's transcript is ~10k words to shape (and, with numerals, to parse).
+    body = await asyncio.to_thread(functools.partial(
+        deepgram_json, transcript, request_id=request_id, sha256=digest, engine=engine.name,
+        model=engine.model_name, punctuate=parsed.punctuate, detected=parsed.detect_language,
+        diarize=parsed.diarize is not None, utterances=parsed.utterances, paragraphs=parsed.paragraphs,
+        numerals=parsed.numerals))
     return web.json_response(body, headers={DG_REQUEST_ID: request_id})
 
 

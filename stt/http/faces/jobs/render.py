@@ -41,7 +41,8 @@ def deepgram_body(job: Job, transcripts: list[Transcript], engine: Engine) -> di
     return deepgram_json(transcripts if parsed.multichannel else transcripts[0], request_id=job.id,
                          sha256=job.meta.get("sha256", ""), engine=engine.name, model=engine.model_name,
                          punctuate=parsed.punctuate, detected=parsed.detect_language,
-                         diarize=parsed.diarize is not None, utterances=parsed.utterances, paragraphs=parsed.paragraphs)
+                         diarize=parsed.diarize is not None, utterances=parsed.utterances, paragraphs=parsed.paragraphs,
+                         numerals=parsed.numerals)
 
 
 def callback_body(engine: Engine) -> Callable[[Job, list[Transcript] | None], bytes]:
