@@ -9,10 +9,14 @@ import os
 import ssl
 import sys
 
-from aiohttp import web
+from stt.memory_budget import limit_heap_arenas
 
-from stt.http import aiohttp_patches
-from stt.http.app import create_app, server_options, unfinished_work
+limit_heap_arenas()  # before numpy's threads start (at import, below): see stt/memory_budget.py
+
+from aiohttp import web  # noqa: E402
+
+from stt.http import aiohttp_patches  # noqa: E402
+from stt.http.app import create_app, server_options, unfinished_work  # noqa: E402
 from stt.http.connections import serve
 from stt.models import ModelError
 from stt import logs

@@ -7,11 +7,19 @@ chapter, the chapter again with the 11 s clip sent 1 s after it, 4 live streams,
 LibriSpeech clips each, real time). After each step the server's peak RSS (VmHWM) and current RSS are
 printed, and the chapter's wall time (what the memory buys). Default: asr.reserved_workers 1 and
 asr.upload_batch_seconds 60; one window: 1 and 30; lean: 0 and 30.
+
+The baseline, in its own process: faster-whisper's ``WhisperModel.transcribe`` (base int8, 2 threads, beam 5)
+on the same files one after the other (the clip, the chapter, the clip again), its peak RSS after each; the
+last lines print each configuration's peak over the chapter + clips against it (issue 19's target: <= 1.1x).
+``--configs default`` runs only the named configurations.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -69,9 +77,51 @@ def measure(extra: dict[str, Any]) -> list[tuple[str, float, float]]:
     return rows
 
 
+IN_PROCESS_STEPS = ("started", "11 s clip", "276 s chapter", "chapter + 11 s clip")
+
+
+# The baseline runs in a process of its own that imports only faster-whisper (the bench's own imports, through
+# tests.helpers, bring torch: +260 MB that a user of the library does not have).
+IN_PROCESS = """
+import json, os, sys, time
+from pathlib import Path
+from faster_whisper import WhisperModel
+from stt.models import default_cache_dir, resolve_ct2_model
+def peak():
+    return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]) / 1024
+audio, steps, files = Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
+model = WhisperModel(str(resolve_ct2_model("base", default_cache_dir())), device="cpu", compute_type="int8",
+                     cpu_threads=2, local_files_only=True)
+rows = [(steps[0], peak(), 0.0)]
+for step, name in zip(steps[1:], files):
+    started = time.perf_counter()
+    segments, _ = model.transcribe(str(audio / name), beam_size=5)
+    "".join(s.text for s in segments)  # the generator runs the decoding
+    rows.append((step, peak(), time.perf_counter() - started))
+print(json.dumps(rows))
+"""
+
+
+def measure_in_process() -> list[tuple[str, float, float]]:
+    audio = manifest()[CHAPTER].path.parents[1]
+    out = subprocess.run([sys.executable, "-c", IN_PROCESS, str(audio), json.dumps(IN_PROCESS_STEPS),
+                          json.dumps([CLIP_11S, CHAPTER, CLIP_11S])], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    rows = [tuple(r) for r in json.loads(out.stdout.strip().splitlines()[-1])]
+    for step, peak, wall in rows:
+        print(f"  {step}: peak {peak:.0f} MB" + (f" ({wall:.1f} s)" if wall else ""), flush=True)
+    return rows  # type: ignore[return-value]
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
+    args = parser.parse_args()
+    print("in-process faster-whisper (baseline)", flush=True)
+    baseline = measure_in_process()
     results = {}
-    for name, extra in CONFIGS.items():
+    for name in args.configs.split(","):
+        extra = CONFIGS[name]
         print(f"{name}: {extra or 'defaults'}", flush=True)
         results[name] = measure(extra)
     print("\n| after | " + " | ".join(f"{n} peak / now" for n in results) + " |")
@@ -80,6 +130,13 @@ def main() -> int:
         cells = [f"{rows[i][1]:.0f} / {rows[i][2]:.0f} MB" + (f" {rows[i][0][rows[i][0].find('('):]}"
                  if "(" in rows[i][0] else "") for rows in results.values()]
         print(f"| {step.split(' (')[0]} | " + " | ".join(cells) + " |")
+    base_peak, base_wall = baseline[-1][1], baseline[2][2]
+    print(f"\nin-process faster-whisper: peak {base_peak:.0f} MB over the clip, the chapter and the clip; "
+          f"chapter {base_wall:.1f} s")
+    for name, rows in results.items():
+        peak = rows[3][1]  # after the chapter + 11 s clip
+        print(f"{name}: peak {peak:.0f} MB over the chapter + clips = {peak / base_peak:.2f}x in-process "
+              f"(target <= 1.1x); chapter {rows[2][0][rows[2][0].find('(') + 1:-1]}")
     return 0
 
 

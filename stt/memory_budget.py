@@ -21,8 +21,11 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -161,12 +164,60 @@ class Hold:
         self.peak_held = max(self.peak_held, self.held)
         self.budget._give(self, self.held)
 
+    async def run_reserving(self, work: Callable[[Callable[[int], None]], T]) -> T:
+        """Run blocking ``work(reserve)`` in a thread, each of its buffers reserved (``reserve(n)`` before it is
+        allocated) in this hold, and WAIT for room rather than fail: when the budget refuses a buffer, the work
+        is dropped (its buffers freed), and run again once all it had asked for fits (``reserve``, woken by
+        releases); that much stays reserved for the next run, so each run gets further. A holder alone is
+        always admitted, so this ends. For work that must not be refused (a queued job's decoding)."""
+        base, credit = self.held, 0
+        while True:
+            asked = 0
+
+            def reserve(nbytes: int) -> None:
+                nonlocal asked
+                asked += nbytes
+                if asked > credit:  # beyond what an earlier run already reserved
+                    self.take(min(nbytes, asked - credit))
+
+            try:
+                return await asyncio.to_thread(work, reserve)
+            except OverBudget:
+                self.give(self.held - base)
+                await self.reserve(asked)
+                credit = asked
 
 
 # glibc keeps freed heap memory in the process (one arena per thread) unless asked: buffers of a few MiB
 # (inflated pieces, read chunks) fall under its dynamic mmap threshold, so after a burst of large requests the
 # RSS stayed at the burst's peak. A request that held at least TRIM_AFTER_BYTES asks for it back once done.
 TRIM_AFTER_BYTES = 32 * MiB
+
+
+# glibc gives each thread that allocates under contention a heap arena of its own, up to 8 per core, and a
+# freed buffer stays in the arena that allocated it: the server's many threads (CTranslate2's, ONNX's, the
+# scheduler's, the decoders') each kept a few tens of MB. Measured on the chapter + 11 s clip (bench_memory):
+# peak 836 MB with the default arenas, 702 MB with two, the chapter's time unchanged. MALLOC_ARENA_MAX=2 in the
+# environment does this too (make run and the Docker image set it); set here, ``python server.py`` alone gets
+# it as well. It must run before any other thread allocates (numpy starts its BLAS threads at import), so the
+# entry point calls it before importing anything but the standard library. ``MALLOC_ARENA_MAX`` set in the
+# environment wins (glibc read it at start).
+HEAP_ARENAS = 2
+M_ARENA_MAX = -8  # mallopt's parameter number (glibc's malloc.h)
+
+
+def limit_heap_arenas(arenas: int = HEAP_ARENAS) -> bool:
+    """Cap glibc's heap arenas (True when set). Call before any thread starts; a no-op on other C libraries."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        return bool(name) and ctypes.CDLL(name).mallopt(M_ARENA_MAX, arenas) == 1
+    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+        return False
 
 
 def give_back_to_the_system() -> None:

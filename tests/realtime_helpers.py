@@ -80,3 +80,76 @@ async def events_until_close(ws: aiohttp.ClientWebSocketResponse, timeout: float
             if msg.type != aiohttp.WSMsgType.TEXT:
                 return out
             out.append(json.loads(msg.data))
+
+
+STARTED, STOPPED = "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped"
+COMMITTED = "input_audio_buffer.committed"
+DELTA, COMPLETED = ("conversation.item.input_audio_transcription.delta",
+                    "conversation.item.input_audio_transcription.completed")
+
+
+def check_items(events: list[dict[str, Any]]) -> dict[str, str]:
+    """OpenAI's server-VAD contract over a whole session: speech_started and speech_stopped alternate with the
+    same item_id; speech_stopped is followed at once by that item's committed (previous_item_id chaining the
+    commits); every committed item gets exactly one completed, after it, whose transcript is its deltas joined.
+    Returns each item's transcript."""
+    open_item: str | None = None
+    previous: str | None = None
+    committed: set[str] = set()
+    deltas: dict[str, list[str]] = {}
+    done: dict[str, str] = {}
+    for i, event in enumerate(events):
+        kind, item = event["type"], event.get("item_id")
+        if kind == STARTED:
+            assert open_item is None, f"speech_started for {item} while {open_item} is open"
+            open_item = item
+        elif kind == STOPPED:
+            assert item == open_item, (item, open_item)
+            assert events[i + 1]["type"] == COMMITTED and events[i + 1]["item_id"] == item
+            open_item = None
+        elif kind == COMMITTED:
+            assert item not in committed and item != open_item
+            assert event["previous_item_id"] == previous
+            committed.add(item)
+            previous = item
+        elif kind == DELTA:
+            assert item in committed and item not in done
+            deltas.setdefault(item, []).append(event["delta"])
+        elif kind == COMPLETED:
+            assert item in committed and item not in done, item
+            assert event["transcript"] == "".join(deltas.get(item, []))
+            done[item] = event["transcript"]
+    assert open_item is None, f"{open_item} was never stopped"
+    assert set(done) == committed, committed - set(done)
+    return done
+
+
+async def events_until_turns_done(ws: aiohttp.ClientWebSocketResponse, sending: asyncio.Task[None],
+                                  timeout: float = 120.0) -> list[dict[str, Any]]:
+    """Events while ``sending`` appends, until it is done and every item speech opened is completed (the last one
+    may complete before the sender's trailing silence is sent: both are waited for, never an event alone)."""
+    events: list[dict[str, Any]] = []
+
+    def done() -> bool:
+        kinds = [e["type"] for e in events]
+        return sending.done() and kinds.count(COMPLETED) >= kinds.count(STARTED) > 0
+
+    receiving = asyncio.ensure_future(ws.receive())
+    try:
+        async with asyncio.timeout(timeout):
+            while not done():
+                await asyncio.wait({receiving} if sending.done() else {receiving, sending},
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if not receiving.done():
+                    continue
+                msg = receiving.result()
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    raise AssertionError(f"socket ended: {msg.type} {msg.data} {[e['type'] for e in events]}")
+                events.append(json.loads(msg.data))
+                if events[-1]["type"] == "error":
+                    raise AssertionError(events[-1])
+                receiving = asyncio.ensure_future(ws.receive())
+    finally:
+        receiving.cancel()
+    await sending
+    return events

@@ -36,6 +36,7 @@ from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows, wi
 from stt.jobs import results
 from stt.jobs.model import COMPLETED, FAILED, Job, woken_or_polled
 from stt.jobs.store import AsyncJobStore
+from stt.memory_budget import Hold, MemoryBudget
 from stt.settings import JobsSettings
 from stt.diarization.types import DiarizeOptions
 
@@ -63,9 +64,10 @@ def new_worker_id() -> str:
 class JobRunner:
     def __init__(self, store: AsyncJobStore, transcriber: Transcriber, chunk_s: float, settings: JobsSettings,
                  callback_body: CallbackBody, worker: str | None = None,
-                 on_end: Callable[[], None] = lambda: None) -> None:
+                 on_end: Callable[[], None] = lambda: None, memory: MemoryBudget | None = None) -> None:
         """``chunk_s``: audio decoded in one batch (asr.upload_batch_seconds), recorded when done; ``on_end``:
-        called when a job ended (its callback may be due)."""
+        called when a job ended (its callback may be due); ``memory``: the server's one memory budget (a job's
+        audio, decoded audio and windows in flight are reserved in it, waiting for room: never refused)."""
         self._callback_body = callback_body
         self._store = store
         self._on_end = on_end
@@ -77,6 +79,7 @@ class JobRunner:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._decoding = asyncio.Semaphore(1)  # one job's audio decoded at a time: it is CPU and memory
+        self._memory = memory if memory is not None else MemoryBudget(1 << 62)
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._claim_loop(), name="jobs-claim"),
@@ -107,7 +110,7 @@ class JobRunner:
     async def _claim_loop(self) -> None:
         while True:
             try:
-                while len(self._running) < self._settings.concurrency:
+                while len(self._running) < self._settings.concurrency and self._has_room():
                     job = await self._store.call("claim", self.worker, self._settings.lease_seconds)
                     if job is None:
                         break
@@ -117,6 +120,11 @@ class JobRunner:
             except Exception:  # the database went away for a moment: try again at the next poll
                 log.exception("jobs: claiming failed")
             await woken_or_polled(self._wake, POLL_S)
+
+    def _has_room(self) -> bool:
+        """A job is claimed only while the memory budget is not full (it stays queued); one claimed when room
+        ran out since waits for room before it decodes (``_decode``)."""
+        return self._memory.held < self._memory.max_bytes
 
     def _done(self, job_id: str) -> None:
         self._running.pop(job_id, None)
@@ -182,8 +190,18 @@ class JobRunner:
             log.info("job %s: ended here but no longer ours (cancelled or taken over): not recorded", job.id)
 
     async def _transcribe(self, job: Job) -> list[Transcript]:
+        hold = self._memory.hold()
+        try:
+            return await self._transcribe_held(job, hold)
+        finally:
+            hold.close()
+            self._wake.set()  # room for a queued job, maybe
+
+    async def _transcribe_held(self, job: Job, hold: Hold) -> list[Transcript]:
         work = job.work
-        channels = await self._decode(job, work.max_channels)
+        channels = await self._decode(job, work.max_channels, hold)
+        # The windows' copies in flight (CHUNKS_IN_FLIGHT chunks), reserved before they are cut.
+        await hold.reserve(min(sum(c.nbytes for c in channels), CHUNKS_IN_FLIGHT * self._chunk * 4))
         total = sum(len(c) for c in channels) / SAMPLE_RATE
         await self._renew(job, done_s=0.0 if not job.done_s else None, total_s=total)
         stored: dict[int, str] = await self._store.call("windows", job.id)
@@ -196,13 +214,22 @@ class JobRunner:
             out.append(transcript)
         return out
 
-    async def _decode(self, job: Job, max_channels: int) -> list[np.ndarray]:
+    async def _decode(self, job: Job, max_channels: int, hold: Hold) -> list[np.ndarray]:
+        """The job's audio decoded, its file's bytes and every decoded buffer reserved in ``hold`` first: over
+        the budget the job waits for room (it is never refused nor failed for it)."""
         data = await self._store.call("audio", job.id)
+        await hold.reserve(len(data))  # read from the store first: its size is not known before
         limit = self._settings.max_audio_seconds
         async with self._decoding:
             if max_channels:
-                return list(await asyncio.to_thread(decode_channels, data, limit, max_channels))
-            return [await asyncio.to_thread(decode_audio, data, limit)]
+                audio = await hold.run_reserving(lambda reserve: decode_channels(data, limit, max_channels, reserve))
+            else:
+                audio = await hold.run_reserving(lambda reserve: decode_audio(data, limit, reserve))
+        kept = (audio.base if audio.base is not None else audio).nbytes
+        before = hold.held
+        del data  # the file's bytes are not needed once decoded
+        hold.give(max(0, before - kept))  # they, and the buffers that grew and were dropped
+        return list(audio) if max_channels else [audio]
 
     async def _channel(self, job: Job, audio: np.ndarray, options: TranscribeOptions,
                        stored: dict[int, str], channel: int, offset_s: float) -> Transcript:

@@ -45,6 +45,9 @@ class Lane:
     guard: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)  # feed (in a thread) vs passes
     passes: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)  # the session allows two
     wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # audio came, or a pass ended
+    # Held while its events go out: batches from a feed and from passes reach the face in the order the session
+    # made them (a face awaiting a send for one batch must not see the next batch's events first).
+    emitting: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     speakers: LiveSpeakers | None = None  # diarize=true: this channel's speakers
 
 
@@ -158,12 +161,17 @@ class SessionRunner:
         except ApiError as exc:  # overloaded or engine failure: skip this interim, keep the stream alive
             log.warning("%s: live pass failed: %s", self._request_id, exc.message)
             return None
+        except Exception:  # a bug must not leave the pass in the session's flight forever (no final ever again)
+            log.exception("%s: live pass failed", self._request_id)
+            return None
 
     # -- flushing and replacing -----------------------------------------------------------------------
 
-    async def flush(self, from_finalize: bool) -> None:
-        """Everything heard so far comes out (its finals emitted) before this returns."""
-        await asyncio.gather(*(self._flush_lane(lane, from_finalize) for lane in self.lanes))
+    async def flush(self, from_finalize: bool, channel: int | None = None) -> None:
+        """Everything heard so far (on every channel, or on ``channel`` only) comes out, its finals emitted,
+        before this returns."""
+        lanes = self.lanes if channel is None else [self.lanes[channel]]
+        await asyncio.gather(*(self._flush_lane(lane, from_finalize) for lane in lanes))
 
     async def _flush_lane(self, lane: Lane, from_finalize: bool) -> None:
         async with lane.guard:
@@ -187,13 +195,15 @@ class SessionRunner:
     # -- events out ---------------------------------------------------------------------------------
 
     async def _send(self, events: list[Event], lane: Lane) -> None:
+        """Called right after the session made ``events`` (no await in between): the lock is taken in that order."""
         if not events:
             return
-        out: list[Event] = []
-        for event in events:
-            if isinstance(event, Transcribed) and event.is_final:
-                self._arrivals.final(event.end)
-                if lane.speakers is not None:
-                    event = dataclasses.replace(event, words=await lane.speakers.label(event.words))
-            out.append(event)
-        await self._emit(out, lane.index)
+        async with lane.emitting:
+            out: list[Event] = []
+            for event in events:
+                if isinstance(event, Transcribed) and event.is_final:
+                    self._arrivals.final(event.end)
+                    if lane.speakers is not None:
+                        event = dataclasses.replace(event, words=await lane.speakers.label(event.words))
+                out.append(event)
+            await self._emit(out, lane.index)

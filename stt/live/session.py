@@ -18,6 +18,12 @@ How it works:
 - An utterance longer than ``max_utterance_s`` is cut after its last committed word: those words go out as a
   final (not ``speech_final``) and the window restarts there, so a pass never grows past a bounded window and
   latency does not grow with the length of the session.
+
+Turns. Speech after a pause opens a turn (``SpeechStarted`` with ``opened``); the utterances a cut in the middle of
+speech continues (length, Finalize) belong to the same turn. Every turn ends exactly once: ``SpeechStopped`` at its
+endpoint (or at the flush that ends it), and exactly one final with ``speech_final`` after it, possibly with no text
+(noise, or speech that stopped right at a cut). Its other finals (cuts) are not ``speech_final``. A face that pairs
+items with turns (OpenAI's Realtime) relies on this; every event names its turn.
 """
 
 from __future__ import annotations
@@ -61,7 +67,16 @@ class StreamConfig:
 @dataclasses.dataclass(frozen=True)
 class SpeechStarted:
     timestamp: float
-    opened: bool = True  # it opened a new utterance (False: speech resumed inside the open one)
+    opened: bool = True  # it opened a new turn (False: speech resumed inside the open one)
+    turn: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechStopped:
+    """The turn ended (its endpoint, or a flush outside speech): its ``speech_final`` final follows."""
+
+    timestamp: float  # where its speech ended
+    turn: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +86,9 @@ class Transcribed:
     text: str
     words: tuple[Word, ...]
     is_final: bool
-    speech_final: bool = False
+    speech_final: bool = False  # the last final of its turn
     from_finalize: bool = False
+    turn: int = 0
 
     @property
     def duration(self) -> float:
@@ -84,13 +100,14 @@ class UtteranceEnd:
     last_word_end: float
 
 
-Event = SpeechStarted | Transcribed | UtteranceEnd
+Event = SpeechStarted | SpeechStopped | Transcribed | UtteranceEnd
 
 
 @dataclasses.dataclass
 class _Utterance:
     id: int
     start: int  # absolute sample
+    turn: int  # the id of the utterance that opened its turn (its own, unless it continues a cut)
     committed: list[Word] = dataclasses.field(default_factory=list)  # absolute times
     previous: list[str] = dataclasses.field(default_factory=list)  # last hypothesis, normalised words
     hypothesis: list[Word] = dataclasses.field(default_factory=list)
@@ -109,13 +126,17 @@ class _Utterance:
         return max(self.start, self.cut or 0)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(eq=False)
 class _FinalDue:
+    """An utterance's final, owed. Finals come out in the order their utterances ended (a turn's last one last),
+    so one made early waits in ``event`` for those before it."""
+
     utterance: _Utterance
     end: int  # absolute sample the final pass decodes up to
     need: int  # an earlier pass that reached this far heard the whole utterance: it can be the final
     speech_final: bool
     from_finalize: bool = False
+    event: Transcribed | None = None  # made, not out yet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,11 +234,12 @@ class StreamSession:
         self._in_speech = True
         self._speech_end = end
         self._utterance_end_sent = self.config.utterance_end_s is None
-        opened = self._utt is None
-        if opened:
-            begin = max(self._buf_start, start - int(self.config.preroll_s * SAMPLE_RATE))
-            self._utt = _Utterance(next(self._ids), begin)
-        return [SpeechStarted(round(start / SAMPLE_RATE, 3), opened)]
+        if self._utt is not None:
+            return [SpeechStarted(round(start / SAMPLE_RATE, 3), False, self._utt.turn)]
+        begin = max(self._buf_start, start - int(self.config.preroll_s * SAMPLE_RATE))
+        uid = next(self._ids)
+        self._utt = _Utterance(uid, begin, uid)
+        return [SpeechStarted(round(start / SAMPLE_RATE, 3), True, uid)]
 
     def _check_endpoint(self) -> list[Event]:
         utt, endpointing = self._utt, self.config.endpointing_s
@@ -228,7 +250,8 @@ class StreamSession:
         self._utt = None
         end = min(self._total, self._speech_end + int(FINAL_PAD_S * SAMPLE_RATE))
         need = min(end, self._speech_end + int(COVER_MARGIN_S * SAMPLE_RATE))
-        return self._finish(_FinalDue(utt, end, need, speech_final=True))
+        stopped = SpeechStopped(round(self._speech_end / SAMPLE_RATE, 3), utt.turn)
+        return [stopped, *self._finish(_FinalDue(utt, end, need, speech_final=True))]
 
     def _check_length(self) -> list[Event]:
         utt = self._utt
@@ -236,11 +259,13 @@ class StreamSession:
             return []
         cut = _seconds_to_sample(utt.committed[-1].end) if utt.committed else 0
         if cut - utt.start >= SAMPLE_RATE:  # at least a second of agreed words: they are the final
-            event = self._final_event(utt.begins, cut, utt.committed, speech_final=False)
-            self._utt = _Utterance(next(self._ids), cut, cut=cut)
-            return [event]
+            due = _FinalDue(utt, cut, cut, speech_final=False)
+            due.event = self._final_event(utt, utt.begins, cut, utt.committed, speech_final=False)
+            self._utt = _Utterance(next(self._ids), cut, utt.turn, cut=cut)
+            self._finals.append(due)
+            return self._release()
         # Nothing agreed in a whole window (noise, or a hesitant model): decode it all once and move on.
-        self._utt = _Utterance(next(self._ids), self._total, cut=self._total)
+        self._utt = _Utterance(next(self._ids), self._total, utt.turn, cut=self._total)
         return self._finish(_FinalDue(utt, self._total, self._total, speech_final=False))
 
     def _check_utterance_end(self) -> list[Event]:
@@ -275,8 +300,8 @@ class StreamSession:
     def next_pass(self) -> Pass | None:
         if any(p.urgent for p in self._inflight):
             return None
-        if self._finals:
-            due = self._finals[0]
+        due = next((f for f in self._finals if f.event is None), None)
+        if due is not None:
             return self._start_pass(due.utterance, due.end, due, urgent=True)
         utt = self._utt
         if utt is None or self._speech_end - utt.begins < self.config.min_speech_s * SAMPLE_RATE:
@@ -297,23 +322,27 @@ class StreamSession:
         OpenAI's commit). ``from_finalize=False`` is the flush at the end of the stream (CloseStream)."""
         events = self._score_speech(pad=True)
         utt = self._utt
-        if utt is not None:
-            self._utt = None
-            # When speech already stopped, a pass that heard its end (plus a margin) is the final: the client
-            # is waiting (Deepgram's SDK stops listening 0.5 s after CloseStream), so nothing is re-decoded.
-            need = self._total if self._in_speech else min(
-                self._total, self._speech_end + int(COVER_MARGIN_S * SAMPLE_RATE))
-            # speech_final means the speaker paused; a Finalize in the middle of speech is no pause.
-            paused = not (from_finalize and self._in_speech)
-            due = _FinalDue(utt, self._total, need, speech_final=paused, from_finalize=from_finalize)
-            events += self._finish(due)
-        if self._in_speech:
-            # The speaker goes on: the words after the cut belong to a new utterance, opened now (the speech
-            # detector does not report an onset in the middle of speech). Its window starts a pre-roll before
-            # the cut so a word cut in two is heard whole; words the final already holds are not said twice
+        if utt is None:
+            return events
+        self._utt = None
+        # When speech already stopped, a pass that heard its end (plus a margin) is the final: the client
+        # is waiting (Deepgram's SDK stops listening 0.5 s after CloseStream), so nothing is re-decoded.
+        need = self._total if self._in_speech else min(
+            self._total, self._speech_end + int(COVER_MARGIN_S * SAMPLE_RATE))
+        # A Finalize in the middle of speech is no pause: the turn goes on (at the end of the stream it ends).
+        goes_on = from_finalize and self._in_speech
+        if not goes_on:
+            self._in_speech, self._speech_run = False, 0
+            events.append(SpeechStopped(round(self._speech_end / SAMPLE_RATE, 3), utt.turn))
+        due = _FinalDue(utt, self._total, need, speech_final=not goes_on, from_finalize=from_finalize)
+        events += self._finish(due)
+        if goes_on:
+            # The speaker goes on: the words after the cut belong to a new utterance of the same turn, opened now
+            # (the speech detector does not report an onset in the middle of speech). Its window starts a pre-roll
+            # before the cut so a word cut in two is heard whole; words the final already holds are not said twice
             # (see _unsaid).
             begin = max(self._buf_start, self._total - int(self.config.preroll_s * SAMPLE_RATE))
-            self._utt = _Utterance(next(self._ids), begin, cut=self._total)
+            self._utt = _Utterance(next(self._ids), begin, utt.turn, cut=self._total)
         return events
 
     def _start_pass(self, utt: _Utterance, end: int, due: _FinalDue | None, urgent: bool = False) -> Pass:
@@ -344,22 +373,23 @@ class StreamSession:
             Word(w.start + offset, min(w.end + offset, done.end / SAMPLE_RATE), w.word, w.probability)
             for w in result.words], done.end / SAMPLE_RATE), done.cut)
         if done.final is not None:
-            if not any(f is done.final for f in self._finals):
+            due = done.final
+            if due.event is not None or due not in self._finals:
                 return []  # a pass that ran beside it already made that final
-            self._finals = [f for f in self._finals if f is not done.final]
-            return [self._final_event(done.final.utterance.begins, done.end, words or done.final.utterance.hypothesis,
-                                      done.final.speech_final, done.final.from_finalize)]
-        due = next((f for f in self._finals if f.utterance.id == done.utterance_id), None)
+            due.event = self._final_event(due.utterance, due.utterance.begins, done.end,
+                                          words or due.utterance.hypothesis, due.speech_final, due.from_finalize)
+            return self._release()
+        due = next((f for f in self._finals if f.utterance.id == done.utterance_id and f.event is None), None)
         utt = due.utterance if due else self._utt
         if utt is None or utt.id != done.utterance_id or result is None or done.end < utt.covered:
             return []  # a pass over an utterance already finalized, a failed interim, or an outrun one
         shown = self._agree(utt, words, done.end)
         if due is not None and done.end >= due.need:
             # This pass already heard the whole utterance: it is the final, no further decoding.
-            self._finals.remove(due)
-            return [self._final_event(utt.begins, done.end, words, due.speech_final, due.from_finalize)]
+            due.event = self._final_event(utt, utt.begins, done.end, words, due.speech_final, due.from_finalize)
+            return self._release()
         return [Transcribed(round(utt.begins / SAMPLE_RATE, 3), round(done.end / SAMPLE_RATE, 3),
-                            _text(shown), tuple(shown), is_final=False)] if shown else []
+                            _text(shown), tuple(shown), is_final=False, turn=utt.turn)] if shown else []
 
     def _agree(self, utt: _Utterance, words: list[Word], end: int) -> list[Word]:
         """LocalAgreement-2: the longest common prefix of two successive hypotheses is committed. Returns
@@ -387,25 +417,39 @@ class StreamSession:
         return [Word(max(w.start, at), max(w.end, at), w.word, w.probability) for w in words[start:]]
 
     def _finish(self, due: _FinalDue) -> list[Event]:
+        """The utterance's final: made now when its last pass heard it all, else by a final pass. Either way it
+        comes out exactly once, after the finals owed before it: a turn's ``speech_final`` final ends it (see
+        Turns above)."""
         utt = due.utterance
         if utt.cut is not None and self._speech_end - utt.cut < START_FRAMES * FRAME:
-            return []  # speech stopped right at the cut: its pre-roll holds only words already final
-        if utt.hypothesis and utt.covered >= due.need:
-            return [self._final_event(utt.begins, utt.covered, utt.hypothesis, due.speech_final,
-                                      due.from_finalize)]
-        if utt.hypothesis or self._speech_end > utt.start or due.from_finalize:
-            self._finals.append(due)
-        return []
+            # Speech stopped right at the cut: its pre-roll holds only words already final. Nothing to decode, but
+            # its turn still ends with a final (an empty one).
+            due.event = self._final_event(utt, utt.begins, due.end, [], due.speech_final, due.from_finalize)
+        elif utt.hypothesis and utt.covered >= due.need:
+            due.event = self._final_event(utt, utt.begins, utt.covered, utt.hypothesis, due.speech_final,
+                                          due.from_finalize)
+        self._finals.append(due)
+        return self._release()
 
-    def _final_event(self, start: int, end: int, words: list[Word], speech_final: bool,
+    def _release(self) -> list[Event]:
+        """The finals made, in the order owed, up to the first one still waiting for its pass. Their text is the
+        context of the next passes and what a new window's overlap is compared with (_unsaid)."""
+        out: list[Event] = []
+        while self._finals and (event := self._finals[0].event) is not None:
+            self._finals.pop(0)
+            if event.text:
+                self._context = (self._context + " " + event.text)[-4 * self.config.context_chars:]
+                self._last_word_end = event.words[-1].end
+                self._said = list(event.words)
+            out.append(event)
+        return out
+
+    def _final_event(self, utt: _Utterance, start: int, end: int, words: list[Word], speech_final: bool,
                      from_finalize: bool = False) -> Transcribed:
         text = _text(words)
-        if text:
-            self._context = (self._context + " " + text)[-4 * self.config.context_chars:]
-            self._last_word_end = words[-1].end
-            self._said = list(words)
-        return Transcribed(round(start / SAMPLE_RATE, 3), round(end / SAMPLE_RATE, 3), text, tuple(words),
-                           is_final=True, speech_final=speech_final, from_finalize=from_finalize)
+        return Transcribed(round(start / SAMPLE_RATE, 3), round(max(start, end) / SAMPLE_RATE, 3), text,
+                           tuple(words), is_final=True, speech_final=speech_final, from_finalize=from_finalize,
+                           turn=utt.turn)
 
 
 def _heard(words: list[Word], end: float) -> list[Word]:

@@ -153,6 +153,28 @@ async def test_finalize_flushes_and_the_stream_goes_on(client: Any) -> None:
     assert received.messages[-1][1]["type"] == "Metadata"
 
 
+async def test_finalize_with_a_channel_finalizes_only_that_channel(client: Any) -> None:
+    """Deepgram's ``{"type": "Finalize", "channel": n}``: only channel n's speech so far becomes a from_finalize
+    final; the other channel goes on until its own Finalize. A channel the stream lacks finalizes nothing."""
+    ws = await client.ws_connect(PCM.replace("channels=1", "channels=2") + "&multichannel=true", headers=AUTH)
+    speech = decode_audio((AUDIO_DIR / "en/librispeech/1089-134686-0001.flac").read_bytes())[: 2 * SAMPLE_RATE]
+    data = (np.clip(np.stack([speech, speech], axis=1), -1, 1) * 32767).astype("<i2").tobytes()  # mid-sentence
+    for i in range(0, len(data), 6400):
+        await ws.send_bytes(data[i:i + 6400])
+    for message in ({"type": "Finalize", "channel": 5}, {"type": "Finalize", "channel": "1"},
+                    {"type": "Finalize", "channel": 1}, {"type": "KeepAlive"}):
+        await ws.send_str(json.dumps(message))
+    first = json.loads((await ws.receive(timeout=30)).data)
+    assert first["from_finalize"] and first["channel_index"] == [1, 2] and transcript(first) == "hello world"
+    with pytest.raises(TimeoutError):  # channel 0 is still speaking: nothing of it yet (passes take ms here)
+        await ws.receive(timeout=1.0)
+    await ws.send_str(json.dumps({"type": "Finalize"}))  # every channel: channel 0's speech, at last
+    await ws.send_str(json.dumps({"type": "CloseStream"}))
+    received = await collect(ws)
+    finalized = [m for m in received.finals if m["from_finalize"]]
+    assert [m["channel_index"] for m in finalized if transcript(m)] == [[0, 2]], finalized
+
+
 # -- real model ----------------------------------------------------------------------------------------
 
 @pytest.mark.model

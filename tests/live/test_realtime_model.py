@@ -15,7 +15,8 @@ import pytest
 
 from stt.audio import SAMPLE_RATE, decode_audio
 from tests.helpers import AUDIO_DIR, TOKEN, manifest, wer
-from tests.realtime_helpers import clip_pcm24, g711, receive_until, send_audio
+from tests.realtime_helpers import (COMPLETED, STARTED, STOPPED, check_items, clip_pcm24, events_until_turns_done,
+                                    g711, pcm24, receive_until, send_audio)
 
 pytestmark = pytest.mark.model
 
@@ -28,11 +29,6 @@ def sdk_client(client: Any, key: str = TOKEN) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(api_key=key, base_url=base, websocket_base_url=base.replace("http", "ws", 1))
 
 
-# Known defect, open: this fails on main and on the realtime branch's head (cause not found in stop 14):
-# with server VAD two utterances the session opened never get a speech-final final, so their items are never
-# completed; the client waits and the server closes it idle after 10 s (7 speech_started, 5 completed).
-# Marked xfail so the rest lands; the closing note of stop 14 says so. Fix the cause, then drop the mark.
-@pytest.mark.xfail(strict=False, reason="open defect: an item opened by server VAD may never complete (stop 14 note)")
 async def test_openai_sdk_realtime_session_transcribes_two_utterances(make_client: Any, fw_base: Any) -> None:
     client = await make_client(fw_base)
     refs = [manifest()[c].transcript for c in CLIPS]
@@ -40,6 +36,13 @@ async def test_openai_sdk_realtime_session_transcribes_two_utterances(make_clien
     sdk = sdk_client(client)
     completed: list[str] = []
     kinds: list[str] = []
+    seen: list[dict[str, Any]] = []
+
+    def finished() -> bool:
+        # Every item that speech opened is completed (server VAD cuts items at pauses of 500 ms, inside a clip
+        # too), and all the audio with its trailing silence was sent.
+        return sending.done() and len(completed) == kinds.count(STARTED) and len(completed) >= len(CLIPS)
+
     async with sdk.realtime.connect(extra_query={"intent": "transcription"}) as conn:
         await conn.session.update(session={"type": "transcription", "audio": {"input": {
             "format": {"type": "audio/pcm", "rate": 24000},
@@ -51,22 +54,28 @@ async def test_openai_sdk_realtime_session_transcribes_two_utterances(make_clien
                 await conn.input_audio_buffer.append(audio=base64.b64encode(audio[i:i + 9600]).decode())
                 await asyncio.sleep(0.1)
 
-        task = asyncio.create_task(sender())
+        sending = asyncio.create_task(sender())
+        events = aiter(conn)
+        receiving = asyncio.ensure_future(anext(events))
         async with asyncio.timeout(120):
-            async for event in conn:
+            # The last item may complete before the sender is done: wait for either, never for an event only.
+            while not finished():
+                await asyncio.wait({receiving} if sending.done() else {receiving, sending},
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if not receiving.done():
+                    continue
+                event = receiving.result()
+                receiving = asyncio.ensure_future(anext(events))
                 kinds.append(event.type)
+                seen.append(event.model_dump())
                 if event.type == "error":
                     raise AssertionError((event.error, kinds, completed))
-                if event.type == "conversation.item.input_audio_transcription.completed":
+                if event.type == COMPLETED:
                     completed.append(event.transcript)
-                # Every item that speech opened is completed, and all the audio (with its trailing silence) was
-                # sent: server VAD cuts items at pauses of 500 ms, inside a clip too.
-                if task.done() and len(completed) == kinds.count("input_audio_buffer.speech_started") \
-                        and len(completed) >= len(CLIPS):
-                    break
-        await task
+        receiving.cancel()
+        await sending
     assert kinds[0] == "session.created" and "session.updated" in kinds
-    assert kinds.count("input_audio_buffer.committed") == len(completed)
+    assert list(check_items(seen).values()) == completed  # started/stopped paired, one completed per item
     assert wer(" ".join(refs), " ".join(completed)) <= 0.1, completed
 
 
@@ -122,4 +131,37 @@ async def test_a_commit_in_the_middle_of_speech_loses_no_words(make_client: Any,
         texts.append(done["transcript"])
     assert all(texts), texts
     assert wer(manifest()[CLIPS[0]].transcript, " ".join(texts)) <= 0.15, texts
+    await ws.close()
+
+
+# Clips and the silence after each: a turn over the 15 s an utterance may grow to (cut by length inside the turn),
+# a pause shorter than silence_duration_ms (one turn over two clips), pauses just over it and longer.
+TURNS = [("en/librispeech/1089-134686-0018.flac", 1.0), ("en/librispeech/1089-134686-0001.flac", 0.3),
+         ("en/librispeech/1089-134686-0003.flac", 1.0), ("en/librispeech/1089-134686-0014.flac", 0.6),
+         ("en/librispeech/1089-134686-0036.flac", 1.5)]
+
+
+async def test_server_vad_pairs_every_turn_over_a_multi_utterance_stream(make_client: Any, fw_base: Any) -> None:
+    """Raw WebSocket, real model: over a stream of turns of every kind, speech_started and speech_stopped alternate
+    (speech_stopped at the turn's endpoint, with its committed), and every item gets exactly one completed;
+    together they hold the clips' words."""
+    client = await make_client(fw_base)
+    ws = await client.ws_connect(PATH, headers={"Authorization": f"Bearer {TOKEN}"})
+    await ws.send_str(json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {
+        "input": {"transcription": {"language": "en"},
+                  "turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}}}}))
+    await receive_until(ws, "session.updated")
+    pieces = [decode_audio((AUDIO_DIR / clip).read_bytes()) for clip, _ in TURNS]
+    audio = np.concatenate([part for piece, (_, gap) in zip(pieces, TURNS)
+                            for part in (piece, np.zeros(int(gap * SAMPLE_RATE), np.float32))])
+    events = await events_until_turns_done(ws, asyncio.create_task(send_audio(ws, pcm24(audio), speed=3)))
+    items = check_items(events)
+    stops = [e["audio_end_ms"] for e in events if e["type"] == STOPPED]
+    assert 4 <= len(items) <= len(TURNS) + 2, list(items.values())
+    # On the audio's own timeline, in order, each at the end of its item's speech.
+    starts = [e["audio_start_ms"] for e in events if e["type"] == STARTED]
+    assert all(a < b for a, b in zip(stops, stops[1:])) and stops[-1] <= len(audio) / SAMPLE_RATE * 1000
+    assert all(start < stop for start, stop in zip(starts, stops))
+    refs = " ".join(manifest()[clip].transcript for clip, _ in TURNS)
+    assert wer(refs, " ".join(items.values())) <= 0.15, list(items.values())
     await ws.close()

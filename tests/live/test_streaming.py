@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from stt.audio import SAMPLE_RATE, decode_audio
 from stt.engines.base import Word
 from stt.engines.windows import WindowResult
 from stt.live.speech_detector import FRAME, SpeechDetector
-from stt.live.session import StreamConfig, StreamSession, Transcribed
+from stt.live.session import SpeechStarted, SpeechStopped, StreamConfig, StreamSession, Transcribed
 from tests.helpers import AUDIO_DIR
 
 CHUNK = SAMPLE_RATE // 10
@@ -125,7 +127,8 @@ def test_flush_in_the_middle_of_speech_finalizes_it_and_the_stream_goes_on() -> 
 def test_flush_at_the_end_of_speech_leaves_nothing_to_decode_in_the_silence_after_it() -> None:
     """A Finalize right as the speaker stops: the detector still counts the last frames as speech, but no
     speech follows the cut, so the overlap kept for a continuation is never decoded (it would only repeat
-    the final's last word or invent one in the silence)."""
+    the final's last word or invent one in the silence). Its turn still ends once: SpeechStopped, then one
+    empty speech_final final."""
     session = StreamSession(StreamConfig(), DETECTOR)
     speech = clip("1089-134686-0030.flac")
     end = int(np.nonzero(np.abs(speech) > 0.02)[0][-1])
@@ -134,7 +137,9 @@ def test_flush_at_the_end_of_speech_leaves_nothing_to_decode_in_the_silence_afte
     assert len(flushed) == 1 and flushed[0].text
     passes = session.passes
     events, after = run(session, np.zeros(3 * SAMPLE_RATE, dtype=np.float32))
-    assert finals_of(drain(session, events + session.flush(from_finalize=False))) == []
+    events = drain(session, events + session.flush(from_finalize=False))
+    assert [(e.text, e.speech_final, e.turn) for e in finals_of(events)] == [("", True, flushed[0].turn)]
+    assert [type(e) for e in events] == [SpeechStopped, Transcribed]
     assert session.passes == passes
 
 
@@ -156,7 +161,7 @@ def test_close_while_speaking_decodes_to_the_very_end() -> None:
     session = StreamSession(StreamConfig(endpointing_s=None), DETECTOR)
     cut = len(speech) - SAMPLE_RATE // 2  # mid-word: speech is still open at the close
     run(session, speech[:cut])
-    assert session.flush(from_finalize=False) == []
+    assert [type(e) for e in session.flush(from_finalize=False)] == [SpeechStopped]  # its final needs a pass
     step = session.next_pass()
     assert step is not None and step.end == cut and step.urgent
 
@@ -182,3 +187,92 @@ def test_the_end_of_speech_is_decoded_beside_an_interim_still_in_flight_and_the_
     assert finals[0].end >= len(speech) / SAMPLE_RATE - 0.5  # the final heard the end while the interim waited
     assert session.apply(held, scripted(held.request.audio)) == []  # too late: nothing more comes out
     assert session.next_pass() is None
+
+
+def check_turns(events: list) -> int:
+    """Every turn: opened once, then stopped once, then exactly one speech_final final (its last), and one turn
+    open at a time (started and stopped alternate). Returns the number of turns."""
+    open_turn, ended, stopped = None, set(), set()
+    for e in events:
+        if isinstance(e, SpeechStarted):
+            assert e.opened == (open_turn is None), (e, open_turn)
+            assert e.opened or e.turn == open_turn
+            if e.opened:
+                assert e.turn not in stopped
+                open_turn = e.turn
+        elif isinstance(e, SpeechStopped):
+            assert e.turn == open_turn, (e, open_turn)
+            stopped.add(e.turn)
+            open_turn = None
+        elif isinstance(e, Transcribed) and e.is_final:
+            assert e.turn not in ended, e  # nothing of a turn after its last final
+            if e.speech_final:
+                assert e.turn in stopped, e
+                ended.add(e.turn)
+    assert open_turn is None and ended == stopped
+    return len(ended)
+
+
+def hesitant(audio: np.ndarray, rng: np.random.Generator) -> WindowResult:
+    """``scripted``, but one pass in three hears other words: at times nothing is agreed before a length cut."""
+    if rng.random() >= 1 / 3:
+        return scripted(audio)
+    words = tuple(Word(w.start, w.end, f" x{rng.integers(1000)}", 0.5) for w in scripted(audio).words)
+    return WindowResult("".join(w.word for w in words).strip(), words, "en")
+
+
+def test_every_turn_is_stopped_once_and_ends_with_one_speech_final_final() -> None:
+    """A chapter read with its pauses, cut by length (4 s, with and without agreed words) and by Finalize at odd
+    moments, its passes answered late and out of order: each turn still has one start, one stop and one
+    speech_final final, its last."""
+    audio = decode_audio((AUDIO_DIR / "long" / "1089-134686_full_chapter.flac").read_bytes())[: 60 * SAMPLE_RATE]
+    rng = np.random.default_rng(7)
+    session = StreamSession(StreamConfig(max_utterance_s=4.0, endpointing_s=0.4), DETECTOR)
+    events: list = []
+    held: list = []
+    for i in range(0, len(audio), CHUNK):
+        events += session.feed(audio[i:i + CHUNK])
+        if rng.random() < 0.03:
+            events += session.flush()
+        while (step := session.next_pass()) is not None:
+            held.append(step)
+        while held and rng.random() < 0.6:  # a pass answers now, or later than the next one
+            step = held.pop(int(rng.integers(len(held))))
+            events += session.apply(step, hesitant(step.request.audio, rng))
+    events += session.flush(from_finalize=False)
+    while held or (step := session.next_pass()) is not None:
+        if not held:
+            held.append(step)
+        step = held.pop()
+        events += session.apply(step, scripted(step.request.audio))
+        while (step := session.next_pass()) is not None:
+            held.append(step)
+    assert check_turns(events) >= 10
+    assert any(isinstance(e, Transcribed) and e.is_final and not e.speech_final and not e.from_finalize
+               for e in events)  # a length cut happened
+    assert any(isinstance(e, Transcribed) and e.from_finalize and not e.speech_final for e in events)
+
+
+def test_a_final_owed_before_the_end_of_a_turn_comes_out_before_it() -> None:
+    """A 15.7 s sentence: at 15 s nothing is agreed (every pass hears other words), so the whole window is owed
+    a final pass; the speaker stops right at that cut, so the turn's end needs no decoding. Passes answer 0.8 s
+    late: the turn's empty speech_final final waits for the owed one (it came first, and the Realtime face
+    completed the item empty and lost the sentence)."""
+    audio = np.concatenate([clip("1089-134686-0018.flac"), np.zeros(SAMPLE_RATE, np.float32)])
+    session = StreamSession(StreamConfig(endpointing_s=0.5), DETECTOR)
+    events: list = []
+    held: list = []
+    answers = itertools.count()
+    for i in range(0, len(audio), CHUNK):
+        events += session.feed(audio[i:i + CHUNK])
+        while (step := session.next_pass()) is not None:
+            held.append((i, step))
+        while held and held[0][0] <= i - 8 * CHUNK:
+            step = held.pop(0)[1]
+            n = next(answers)  # other words on every pass: nothing agreed
+            words = tuple(Word(w.start, w.end, f" p{n}w{j}", 0.9)
+                          for j, w in enumerate(scripted(step.request.audio).words))
+            events += session.apply(step, WindowResult("", words, "en"))
+    finals = finals_of(events)
+    assert check_turns(events) == 1 and len(finals) == 2
+    assert finals[0].text and not finals[0].speech_final and finals[1].speech_final  # the owed one first

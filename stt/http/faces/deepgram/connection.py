@@ -21,13 +21,13 @@ from aiohttp import WSMessage, WSMsgType, web
 from stt.inference.pass_batcher import PassBatcher
 from stt.diarization.live import LiveSpeakers
 from stt.errors import AudioError, BadRequest
-from stt.http.faces.deepgram.control import LogBudget, read_control
+from stt.http.faces.deepgram.control import LogBudget, read_control, safe_prefix
 from stt.http.faces.deepgram.messages import error, metadata, render
 from stt.http.faces.deepgram.params import LIVE_PARAMS
 from stt.live.audio_in import ContainerDecoder, PcmDecoder
 from stt.live.intake import Intake, MessageRate
 from stt.live.runner import HARD_PENDING_SECONDS, MAX_PENDING_SECONDS, SessionRunner
-from stt.live.session import Event, SpeechStarted, StreamSession, Transcribed
+from stt.live.session import Event, SpeechStarted, SpeechStopped, StreamSession, Transcribed
 
 log = logging.getLogger("stt.live")
 # MAX_PENDING_SECONDS: re-exported (the limits are the runner's, the tests import them from here).
@@ -183,9 +183,14 @@ class LiveStream:
         control = read_control(text)
         if control.kind == "CloseStream":
             return "close"
-        if control.kind == "Finalize":
+        if control.kind == "Finalize" and control.channel is None:
             await self._flush(from_finalize=True)
-        elif control.kind != "KeepAlive" and self._log_budget.allow():
+        elif control.kind == "Finalize" and 0 <= control.channel < self._channels:
+            await self._flush(from_finalize=True, channel=control.channel)  # only that channel, as Deepgram
+        elif control.kind == "Finalize" and self._log_budget.allow():
+            log.info("%s: ignored a Finalize for channel %s (the stream has %d)", self._id.request_id,
+                     safe_prefix(str(control.channel)), self._channels)
+        elif control.kind not in ("KeepAlive", "Finalize") and self._log_budget.allow():
             left_out = self._log_budget.take_suppressed()
             log.info("%s: ignored %s%s", self._id.request_id, control.note,
                      f" ({left_out} more ignored messages not logged)" if left_out else "")
@@ -219,8 +224,9 @@ class LiveStream:
 
     # -- ending -------------------------------------------------------------------------------------
 
-    async def _flush(self, from_finalize: bool) -> str | None:
-        """Returns why the audio could not be decoded, if it could not."""
+    async def _flush(self, from_finalize: bool, channel: int | None = None) -> str | None:
+        """Every channel's speech so far decoded (or only ``channel``'s); returns why the audio could not be
+        decoded, if it could not."""
         error_message = None
         intake = self._intake
         # PCM keeps going after Finalize; a container's bytes end there (a new one may follow).
@@ -234,7 +240,7 @@ class LiveStream:
         elif intake is not None:
             for piece in intake.held():  # the few samples waiting for a whole detector frame
                 await self._runner.feed(piece)
-        await self._runner.flush(from_finalize)
+        await self._runner.flush(from_finalize, channel)
         return error_message
 
     async def _finish(self, code: int, reason: str) -> None:
@@ -257,6 +263,8 @@ class LiveStream:
             if isinstance(event, Transcribed) and not event.is_final and not self._options.interim_results:
                 continue
             if isinstance(event, SpeechStarted) and not self._options.vad_events:
+                continue
+            if isinstance(event, SpeechStopped):  # Deepgram has no such message (its speech_final final says it)
                 continue
             await self._send_json(render(event, request_id=self._id.request_id, engine=self._id.engine,
                                          model_name=self._id.model_name, punctuate=self._options.punctuate,

@@ -20,6 +20,9 @@ PREFIX_CHARS = 40  # of a client's value, in a log line
 class Control:
     kind: str | None  # the "type" of a JSON object message, when it is a string
     note: str  # what the message was, safe to log: short and escaped
+    # Finalize's optional "channel" (Deepgram: only that channel is finalized): None when absent; -1 when it is
+    # there but not a channel index (an integer from 0).
+    channel: int | None = None
 
 
 def read_control(text: str) -> Control:
@@ -34,7 +37,14 @@ def read_control(text: str) -> Control:
     kind = message.get("type")
     if not isinstance(kind, str):
         return Control(None, f"a JSON object whose type is {type(kind).__name__}")
-    return Control(kind, f"type {safe_prefix(kind)}")
+    return Control(kind, f"type {safe_prefix(kind)}", _channel(message))
+
+
+def _channel(message: dict[str, object]) -> int | None:
+    if "channel" not in message:
+        return None
+    channel = message["channel"]
+    return channel if isinstance(channel, int) and not isinstance(channel, bool) and channel >= 0 else -1
 
 
 def safe_prefix(value: str, chars: int = PREFIX_CHARS) -> str:

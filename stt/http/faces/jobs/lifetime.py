@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from stt.http.audio_budget import AUDIO_BUDGET
 from stt.http.faces.jobs.render import callback_body
 from stt.http.keys import MODELS, SETTINGS, TRANSCRIBER
 from stt.jobs import webhooks
@@ -82,7 +83,8 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     deliverer = webhooks.Deliverer(store, sender(session, jobs.callback_timeout_seconds), jobs.webhook_secret or "",
                                    jobs.callback_max_attempts, jobs.callback_timeout_seconds + 30)
     runner = JobRunner(store, transcriber, settings.asr.upload_batch_seconds, jobs,
-                       callback_body(transcriber.engine), on_end=deliverer.wake)
+                       callback_body(transcriber.engine), on_end=deliverer.wake,
+                       memory=app[AUDIO_BUDGET].memory)
     app[JOBS] = Jobs(store, runner, deliverer)
     runner.start()
     deliverer.start()

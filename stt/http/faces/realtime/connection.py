@@ -2,13 +2,16 @@
 (``stt.live.runner.SessionRunner``: the same StreamSession, passes, priorities and limits as ``/v1/listen``),
 OpenAI's server events out.
 
-Items. Audio appended since the last commit is the input buffer. With ``turn_detection: server_vad`` the
-server commits it when speech ends (``silence_duration_ms`` of silence): ``speech_started`` when speech
-begins, then ``speech_stopped``, ``committed``, the deltas and ``completed`` once the utterance's final text
-is decoded. With ``turn_detection: null`` the client's ``input_audio_buffer.commit`` flushes the session
-(everything heard so far is decoded; the stream goes on) and the item holds the text of everything appended
-since the last commit. Inside an item the session still cuts the speech into utterances at pauses, so a long
-buffer is decoded as it arrives and a commit waits only for its last words.
+Items. Audio appended since the last commit is the input buffer. With ``turn_detection: server_vad`` each
+turn the session opens (``stt.live.session``: speech after a pause, up to ``silence_duration_ms`` of silence)
+is one item: ``speech_started`` when speech begins, ``speech_stopped`` and ``committed`` at its endpoint, the
+deltas and ``completed`` once its final text is decoded (as OpenAI, the next item's ``speech_started`` may come
+before that). The session ends every turn exactly once, with one ``speech_final`` final (perhaps empty: noise),
+so every item started is stopped, committed and completed exactly once, in that order. With
+``turn_detection: null`` the client's ``input_audio_buffer.commit`` flushes the session (everything heard so
+far is decoded; the stream goes on) and the item holds the text of everything appended since the last commit.
+Inside an item the session still cuts the speech into utterances at pauses, so a long buffer is decoded as it
+arrives and a commit waits only for its last words.
 
 Deltas come from the final text, never from interim hypotheses (those change; a delta cannot be taken back):
 one delta per final utterance of the item, sent after ``committed`` as OpenAI orders them, and their
@@ -20,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import collections
 import dataclasses
 import json
 import logging
@@ -39,7 +41,7 @@ from stt.live.audio_in import PcmDecoder, StreamDecoder
 from stt.live.g711 import G711Decoder
 from stt.live.intake import Intake, MessageRate
 from stt.live.runner import HARD_PENDING_SECONDS, MAX_PENDING_SECONDS, SessionRunner
-from stt.live.session import Event, SpeechStarted, StreamConfig, StreamSession, Transcribed
+from stt.live.session import Event, SpeechStarted, SpeechStopped, StreamConfig, StreamSession, Transcribed
 
 log = logging.getLogger("stt.live")
 
@@ -104,12 +106,13 @@ def make_decoder(config: SessionConfig) -> StreamDecoder:
 @dataclasses.dataclass
 class _Item:
     """A user item the input buffer becomes: its id, where its audio begins on the stream's timeline, its final
-    texts so far, and whether speech_started announced it."""
+    texts so far, whether speech_started announced it, and where it was committed (None: not yet)."""
 
     id: str
     start_s: float
     texts: list[str] = dataclasses.field(default_factory=list)
     announced: bool = False
+    end_s: float | None = None
 
 
 class RealtimeStream:
@@ -125,9 +128,11 @@ class RealtimeStream:
                                      request_id)
         self._intake = Intake(make_decoder(self._config))  # bounded pieces, tiny appends coalesced
         self._rate = MessageRate()
-        # Items not committed yet, oldest first: with server VAD one per utterance the session opened (its
-        # finals arrive in that order; an utterance may open before the one before it is decoded).
-        self._items: collections.deque[_Item] = collections.deque()
+        # Server VAD: the items of the session's turns not completed yet, by turn (oldest first). A turn may open
+        # before the one before it is decoded.
+        self._turns: dict[int, _Item] = {}
+        # The buffer's item for finals of no open turn (turn_detection null: everything until the client commits).
+        self._loose: _Item | None = None
         self._buffer_start = 0.0  # where the uncommitted audio begins on the stream's timeline
         self._previous: str | None = None  # the last committed item
         self._transport = transport
@@ -280,21 +285,22 @@ class RealtimeStream:
         self._runner.start()
 
     async def _reconfigure(self, config: SessionConfig) -> None:
-        old, self._config = self._config, config
+        """What was heard so far is decoded with the old settings (their events handled as they say) first."""
+        old = self._config
         if config.format != old.format:
             intake, self._intake = self._intake, Intake(make_decoder(config))
             async for piece in intake.finish():
                 await self._runner.feed(piece)
         if config.audio_changes(old):
-            # What was heard so far is decoded with the old settings and stays in the buffer's item.
             if self._runner.lanes[0].session.busy:
                 await self._feed_held()
                 await self._runner.flush(from_finalize=True)
+            self._config = config
             await self._runner.replace(lambda: StreamSession(stream_config(config)))
-            if config.turn_detection is not None and self._items:
-                # Server VAD pairs each utterance the new session opens with an item: what the old one heard
-                # is committed now, as at the end of a turn.
-                await self._commit_all(self._runner.seconds, vad=False)
+            # The old session's open turns end here. Server VAD pairs each turn the new session opens with an
+            # item, so what the old settings heard is committed now too; without it, it stays in the buffer.
+            await self._commit_buffer(self._runner.seconds, loose=config.turn_detection is not None)
+        self._config = config
 
     # -- the input audio buffer -------------------------------------------------------------------------
 
@@ -332,53 +338,94 @@ class RealtimeStream:
                              f"{MIN_COMMIT_S * 1000:.0f}ms of audio, but buffer only has {buffered * 1000:.2f}ms "
                              "of audio.")
         await self._feed_held()
+        previous = self._previous
         await self._runner.flush(from_finalize=True)
-        await self._commit_all(self._runner.seconds, vad=False)
+        # The buffer is one item, even of silence, unless the flush already completed the turns it held.
+        await self._commit_buffer(self._runner.seconds, empty=self._previous == previous)
 
-    async def _commit_all(self, end_s: float, vad: bool) -> None:
-        items, self._items = list(self._items), collections.deque()
-        merged = items[0] if items else _Item(new_id("item"), self._buffer_start)
-        for item in items[1:]:
-            merged.texts += item.texts
-        await self._complete(merged, end_s, vad)
+    async def _commit_buffer(self, end_s: float, loose: bool = True, empty: bool = False) -> None:
+        """Every open turn's item (each its own), the buffer's item when ``loose`` (or an ``empty`` one when
+        there is none) committed and completed at ``end_s``, oldest first."""
+        items = list(self._turns.values())
+        self._turns = {}
+        if loose and (self._loose is not None or empty):
+            items.append(self._loose or _Item(new_id("item"), self._buffer_start))
+            self._loose = None
+        for item in sorted(items, key=lambda i: i.start_s):
+            await self._complete(item, end_s)
 
     async def _clear(self) -> None:
         self._intake.held()  # dropped with the rest of the buffer
         await self._runner.replace(lambda: StreamSession(stream_config(self._config)))
-        self._items.clear()
+        self._turns, self._loose = {}, None
         self._buffer_start = self._runner.seconds
         await self._send(self._events.cleared())
 
     # -- session events -> server events ----------------------------------------------------------------
 
     async def _on_events(self, events: list[Event], channel: int) -> None:
+        """The session's events, in the order it made them (the runner emits one batch at a time)."""
         offset = self._runner.offset
         vad = self._config.turn_detection
         for event in events:
-            if isinstance(event, SpeechStarted) and event.opened and vad is not None:
+            if vad is None:  # the client commits: every final goes to the buffer's item
+                if isinstance(event, Transcribed) and event.is_final:
+                    self._buffered(event.text)
+            elif isinstance(event, SpeechStarted) and event.opened:
                 start_ms = max(0, round((offset + event.timestamp) * 1000) - vad.prefix_padding_ms)
-                item = _Item(new_id("item"), start_ms / 1000, announced=True)
-                self._items.append(item)
+                item = self._turns[event.turn] = _Item(new_id("item"), start_ms / 1000, announced=True)
                 await self._send(self._events.speech_started(item.id, start_ms))
+            elif isinstance(event, SpeechStopped):
+                item = self._turns.get(event.turn)
+                if item is not None and item.end_s is None:
+                    await self._commit_item(item, offset + event.timestamp)
             elif isinstance(event, Transcribed) and event.is_final:
-                if not self._items:
-                    self._items.append(_Item(new_id("item"), self._buffer_start))
-                if event.text:
-                    self._items[0].texts.append(event.text)
-                if vad is not None and event.speech_final and not event.from_finalize:
-                    await self._complete(self._items.popleft(), offset + event.end, vad=True)
+                await self._turn_final(event, offset)
 
-    async def _complete(self, item: _Item, end_s: float, vad: bool) -> None:
-        """``item`` is committed and its transcript sent; the uncommitted buffer begins at ``end_s``."""
+    def _buffered(self, text: str) -> _Item:
+        if self._loose is None:
+            self._loose = _Item(new_id("item"), self._buffer_start)
+        if text:
+            self._loose.texts.append(text)
+        return self._loose
+
+    async def _turn_final(self, event: Transcribed, offset: float) -> None:
+        """Server VAD: a final of the turn's item; the turn's last one (``speech_final``) completes it. A turn
+        without an item (its item was committed by the client in the middle of it) goes to the buffer's item."""
+        item = self._turns.get(event.turn)
+        if item is None:
+            if not event.text and self._loose is None:
+                return  # the rest of a turn the client committed, and nothing was said in it
+            item = self._buffered(event.text)
+        elif event.text:
+            item.texts.append(event.text)
+        if not event.speech_final:
+            return
+        if item is self._loose:
+            self._loose = None
+        else:
+            del self._turns[event.turn]
+        await self._complete(item, offset + event.end)
+
+    async def _commit_item(self, item: _Item, end_s: float) -> None:
+        """``speech_stopped`` (an item speech_started announced) and ``committed``; the uncommitted buffer begins
+        at ``end_s``."""
+        item.end_s = end_s
         self._buffer_start = max(self._buffer_start, end_s)
-        if vad:
+        if item.announced:
             await self._send(self._events.speech_stopped(item.id, round(end_s * 1000)))
         await self._send(self._events.committed(item.id, self._previous))
         self._previous = item.id
+
+    async def _complete(self, item: _Item, end_s: float) -> None:
+        """``item``'s transcript (committed at ``end_s`` first if it was not yet)."""
+        if item.end_s is None:
+            await self._commit_item(item, end_s)
         deltas = [text if i == 0 else " " + text for i, text in enumerate(item.texts)]
         for delta in deltas:
             await self._send(self._events.delta(item.id, delta))
-        await self._send(self._events.completed(item.id, "".join(deltas), max(0.0, end_s - item.start_s)))
+        seconds = max(0.0, (item.end_s or end_s) - item.start_s)
+        await self._send(self._events.completed(item.id, "".join(deltas), seconds))
 
     # -- ending -------------------------------------------------------------------------------------
 
@@ -386,9 +433,8 @@ class RealtimeStream:
         """Nothing accepted is lost: what was heard is decoded and committed before the close."""
         async for piece in self._intake.finish():
             await self._runner.feed(piece)
-        await self._runner.flush(from_finalize=False)
-        if any(item.texts or item.announced for item in self._items):
-            await self._commit_all(self._runner.seconds, vad=self._items[0].announced)
+        await self._runner.flush(from_finalize=False)  # every turn ends: its item completes
+        await self._commit_buffer(self._runner.seconds, loose=self._loose is not None and bool(self._loose.texts))
         # After the last transcripts, the reason the server ends the session (OpenAI sends an error too).
         if code in ENDING_ERRORS:
             await self._send(self._events.error(EventError(ENDING_ERRORS[code], reason)))
