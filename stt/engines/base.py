@@ -72,6 +72,9 @@ class WindowRequest:
     task: str = "transcribe"  # or "translate" (to English)
     words: bool = True  # word timings wanted (one alignment pass)
     languages: tuple[str, ...] = ()  # without ``language``: detection answers one of these (empty: any)
+    # Encoded on a full 30 s window, as Whisper encodes (uploads: the engine's accuracy); False: on the audio
+    # plus a few seconds of silence (live passes: a fraction of the encoder's cost, for latency).
+    full_window: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

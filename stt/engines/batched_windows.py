@@ -1,9 +1,14 @@
-"""Batched short-window decoding on faster-whisper's CTranslate2 model (the live streams' passes).
+"""Batched window decoding on faster-whisper's CTranslate2 model (uploads' windows and the live streams' passes).
 
-Whisper's encoder is trained on 30 s windows, but CTranslate2 accepts fewer frames. A live window holds a
-few seconds of speech, so it is encoded as its audio plus PAD_S of silence instead of a full 30 s: measured
-here on the LibriSpeech clips, that keeps the WER of a full window (base: 1.1% vs 1.4%) at a third of the
-encoder cost. Without the silent pad the decoder does not see the audio end and repeats its last words.
+A window (a piece of an upload, a live pass) is encoded as its audio plus at least PAD_S of silence, rounded
+up to STEP_S (``window_seconds``), a fraction of a full 30 s window's encoder cost; without the silent pad the
+decoder does not see the audio end and repeats its last words. ``WindowRequest.full_window`` asks for a full
+30 s window instead: measured on every shared set (bench/bench_padding.py) it was no closer to faster-whisper's
+``transcribe`` and hallucinated a whole sentence on a short non-native clip, so no caller asks for it today.
+A window's decoding is a function of that window alone: its encoder input, its text budget and its prompt
+come from itself, and a batch holds only windows that share them (``_groups``), so a transcript never
+depends on what else the server decodes with it (CTranslate2's batched encode and beam search give each row
+the numbers it gets alone; tests/inference/test_batch_invariance.py).
 Windows are decoded with timestamps, as Whisper decodes: text the decoder places in the silent pad (a
 short sentence said again, up to three times) is dropped, and a result that still repeats itself is decoded
 again on a full window. The language is detected on a full window, as faster-whisper's ``transcribe`` does,
@@ -12,6 +17,7 @@ and every window gets the decoder's scores (avg_logprob, compression_ratio, no_s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import ctranslate2
@@ -26,8 +32,12 @@ from stt.engines.languages import choose_language
 from stt.engines.base import WindowRequest, WindowResult, WindowScores, Word
 
 PAD_S = 5.0  # silence after the audio, so the decoder sees where speech ends
+# Live passes' encoder inputs come in steps of this (window_seconds): one pass alone costs +2 % CPU over its
+# audio + PAD_S exactly (2.5 s: +10 %, 5 s: +13 %; bench/bench_live_step.py, 24 shared clips, beam 1), and
+# passes within a step of each other share a batch.
+STEP_S = 1.0
 MAX_WINDOW_S = 30.0
-MAX_PADDING_WASTE = 1.3  # a batch may cost at most this much more than its windows' own lengths
+MAX_WINDOW = int(MAX_WINDOW_S * SAMPLE_RATE)
 HOP = 160  # samples per mel frame
 TOKENS_PER_S = 10  # generous upper bound of Whisper tokens per second of speech, timestamps included
 REPEAT_MIN_WORDS = 4  # a run of this many words said again right after itself is a repeat
@@ -42,37 +52,42 @@ MAX_PROMPT_TOKENS = 223  # Whisper keeps half its 448-token context for the prev
 
 def decode_batch(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
     results: dict[int, WindowResult] = {}
-    for group in _groups(requests):
+    for group in _groups(model, requests):
         for i, result in zip(group, _decode_group(model, [requests[i] for i in group])):
             results[i] = result
     return [results[i] for i in range(len(requests))]
 
 
-def _groups(requests: Sequence[WindowRequest]) -> list[list[int]]:
-    """Windows of one beam width, with a prompt apart from those without (a batch's prompts are cut to a
-    common length, see ``_prompts``: a window without one would strip every other window's context), decoded
-    with timestamps apart from those without (their prompts differ by a token), then of similar length. Returns index lists into ``requests``."""
-    parts: dict[tuple[int, bool, bool], list[int]] = {}
+def window_seconds(samples: int) -> float:
+    """The encoder input of a window of ``samples``: its audio plus PAD_S of silence at least, rounded up to
+    STEP_S. A function of the window alone, so a window decodes the same whatever it is batched with (it was
+    padded to its batch's longest window, and its text changed with its companions)."""
+    return min(MAX_WINDOW_S, math.ceil((samples / SAMPLE_RATE + PAD_S) / STEP_S) * STEP_S)
+
+
+def input_seconds(request: WindowRequest) -> float:
+    """The encoder input of a window: a full 30 s window when it asks for one, else ``window_seconds``."""
+    return MAX_WINDOW_S if request.full_window else window_seconds(len(request.audio[-MAX_WINDOW:]))
+
+
+def text_budget(samples: int) -> int:
+    """The most tokens a window of ``samples`` may decode (a bound on runaway text): its length rounded up to
+    STEP_S, at TOKENS_PER_S. A function of the window alone, as ``window_seconds``."""
+    return int(min(MAX_WINDOW_S, math.ceil(samples / SAMPLE_RATE / STEP_S) * STEP_S) * TOKENS_PER_S) + 16
+
+
+def _groups(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[list[int]]:
+    """Windows decoded in one batch: those that share every input of the decoding but the audio and the
+    prompt's tokens (beam width, timestamps or not, encoder input, text budget, prompt length). A batch then
+    decodes each window exactly as it would decode alone (CTranslate2's batched encode and beam search give
+    the same numbers row by row: tests/inference/test_batch_invariance.py). Index lists into ``requests``."""
+    groups: dict[tuple[int, bool, float, int, int], list[int]] = {}
+    tok = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
     for i, r in enumerate(requests):
-        parts.setdefault((r.beam_size, _has_prompt(r), _stamped(r.audio)), []).append(i)
-    return [[part[i] for i in group] for part in parts.values()
-            for group in _by_length([requests[i] for i in part])]
-
-
-def _by_length(requests: Sequence[WindowRequest]) -> list[list[int]]:
-    """Windows of similar length, shortest first. A batch pads every window to its longest one: measured on
-    tiny.en, four 8 s windows batch in 0.52 s against 0.73 s one by one, but 3/8/12/15 s windows take
-    1.14 s batched against 0.88 s one by one, so a window joins a batch only while padding wastes little."""
-    cost = [len(r.audio) / SAMPLE_RATE + PAD_S for r in requests]
-    groups: list[list[int]] = []
-    current: list[int] = []
-    for i in sorted(range(len(requests)), key=lambda i: cost[i]):
-        trial = current + [i]
-        if current and len(trial) * cost[i] > MAX_PADDING_WASTE * sum(cost[j] for j in trial):
-            groups.append(current)
-            trial = [i]
-        current = trial
-    return groups + [current] if current else groups
+        audio = len(r.audio[-MAX_WINDOW:])
+        key = (r.beam_size, _stamped(r.audio), input_seconds(r), text_budget(audio), len(_previous(tok, r)))
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
 
 
 def _stamped(audio: np.ndarray) -> bool:
@@ -86,7 +101,7 @@ def _stamped(audio: np.ndarray) -> bool:
 def _decode_group(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
     stamped = _stamped(requests[0].audio)  # the same for the whole group (see _groups)
     results = _decode(model, requests, full=False, stamped=stamped)
-    retry = [i for i, r in enumerate(results) if _looks_repeated(r)]
+    retry = [i for i, (q, r) in enumerate(zip(requests, results)) if not q.full_window and _looks_repeated(r)]
     if retry:
         again = _decode(model, [requests[i] for i in retry], full=True, stamped=stamped)
         for i, result in zip(retry, again):
@@ -122,8 +137,8 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
     text it places after the window's real audio (in the silent pad: a sentence said again) is dropped. A
     window whose decoding ends with Whisper's "the rest is unfinished" mark before its audio ends is decoded
     again without timestamps (its last words would be lost)."""
-    audios = [r.audio[-int(MAX_WINDOW_S * SAMPLE_RATE):] for r in requests]
-    window_s = MAX_WINDOW_S if full else min(MAX_WINDOW_S, max(len(a) for a in audios) / SAMPLE_RATE + PAD_S)
+    audios = [r.audio[-MAX_WINDOW:] for r in requests]
+    window_s = MAX_WINDOW_S if full else input_seconds(requests[0])  # the same for the whole batch (_groups)
     encoded = model.model.encode(_features(model, audios, window_s))
     if languages is None:
         languages = detect_languages(model, requests, audios, encoded if window_s >= MAX_WINDOW_S else None)
@@ -131,7 +146,7 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
                   for r, (lang, _) in zip(requests, languages)]
     prompts = _prompts(tokenizers, requests, stamped)
     longest = max(len(p) for p in prompts)
-    new_tokens = int(max(len(a) for a in audios) / SAMPLE_RATE * TOKENS_PER_S) + 16
+    new_tokens = text_budget(len(audios[0]))  # the same for the whole batch (see _groups)
     generated = model.model.generate(
         encoded, prompts, beam_size=max(r.beam_size for r in requests),
         max_length=min(model.max_length, longest + new_tokens), suppress_blank=True,
@@ -139,7 +154,7 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
         return_no_speech_prob=True, max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX)
     texts = [_inside(g.sequences_ids[0], tok, len(a) / SAMPLE_RATE) if stamped else
              [t for t in g.sequences_ids[0] if t < tok.eot] for g, tok, a in zip(generated, tokenizers, audios)]
-    aligned = _align(model, tokenizers[0], requests, texts, encoded, audios)
+    aligned = _align(model, tokenizers, requests, texts, encoded, audios)
     decoded = [tok.decode(tokens).strip() for tok, tokens in zip(tokenizers, texts)]
     results = [WindowResult(text, _words(words, len(a) / SAMPLE_RATE, text) if r.words else (), lang, p,
                             _scores(g, text))
@@ -196,12 +211,23 @@ def _scores(generated: ctranslate2.GenerationResult, text: str) -> WindowScores:
                         no_speech_prob=float(generated.no_speech_prob))
 
 
-def _align(model: WhisperModel, tokenizer: Tokenizer, requests: Sequence[WindowRequest], texts: list[list[int]],
-           encoded: ctranslate2.StorageView, audios: list[np.ndarray]) -> list[list[dict]]:
-    """Word timings (one more decoder pass over the batch), only when some window asks for them."""
+def _align(model: WhisperModel, tokenizers: Sequence[Tokenizer], requests: Sequence[WindowRequest],
+           texts: list[list[int]], encoded: ctranslate2.StorageView, audios: list[np.ndarray]) -> list[list[dict]]:
+    """Word timings (one more decoder pass), only when some window asks for them: windows of one start
+    sequence (language and task) aligned together, as CTranslate2's align takes one for the whole batch."""
+    aligned: list[list[dict]] = [[] for _ in requests]
     if not any(r.words for r in requests):
-        return [[] for _ in requests]
-    return model.find_alignment(tokenizer, texts, encoded, [len(a) // HOP for a in audios])
+        return aligned
+    parts: dict[tuple[int, ...], list[int]] = {}
+    for i, tok in enumerate(tokenizers):
+        parts.setdefault(tuple(tok.sot_sequence), []).append(i)
+    for part in parts.values():
+        rows = ctranslate2.StorageView.from_array(np.asarray(encoded)[part]) if len(part) < len(requests) else encoded
+        found = model.find_alignment(tokenizers[part[0]], [texts[i] for i in part], rows,
+                                     [len(audios[i]) // HOP for i in part])
+        for i, words in zip(part, found):
+            aligned[i] = words
+    return aligned
 
 
 def _features(model: WhisperModel, audios: list[np.ndarray], window_s: float) -> ctranslate2.StorageView:
@@ -245,14 +271,14 @@ def _detection_features(model: WhisperModel, audios: Sequence[np.ndarray]) -> ct
 
 
 def _prompts(tokenizers: Sequence[Tokenizer], requests: Sequence[WindowRequest], stamped: bool) -> list[list[int]]:
-    """CTranslate2's batched generate needs <|startoftranscript|> at the same position in every prompt, so
-    each window's previous text is cut to the shortest one in the batch, keeping its most recent tokens (as
-    Whisper itself drops the oldest when the context is full). Whisper's start sequence has the same length
-    for every language, so the batch then lines up whatever it holds."""
+    """Each window's previous text (its most recent MAX_PROMPT_TOKENS, as Whisper drops the oldest when the
+    context is full), then Whisper's start sequence. CTranslate2's batched generate needs
+    <|startoftranscript|> at the same position in every prompt: a batch holds prompts of one length only
+    (see _groups), and the start sequence has the same length for every language."""
     previous = [_previous(tok, r) for tok, r in zip(tokenizers, requests)]
-    common = min(len(p) for p in previous)
-    return [[*([tok.sot_prev, *p[len(p) - common:]] if common else []), *tok.sot_sequence,
-             *([] if stamped else [tok.no_timestamps])] for tok, p in zip(tokenizers, previous)]
+    assert len({len(p) for p in previous}) == 1, "a batch mixes prompt lengths"
+    return [[*([tok.sot_prev, *p] if p else []), *tok.sot_sequence, *([] if stamped else [tok.no_timestamps])]
+            for tok, p in zip(tokenizers, previous)]
 
 
 def _has_prompt(request: WindowRequest) -> bool:

@@ -65,6 +65,9 @@ def window_request(window: SpeechWindow, upload: np.ndarray, options: Transcribe
     # 30 s window would be one subtitle cue. The faces show words only when they were asked for.
     # Hotwords join the prompt of every window, as faster-whisper and the openai-whisper engine use them.
     prompt = " ".join(filter(None, (options.hotwords, options.initial_prompt))) or None
+    # Encoded on the audio plus a few seconds (window_seconds), not a full 30 s window: measured on every shared
+    # set (bench/bench_padding.py), a full window was no closer to the engine's WER and hallucinated a whole
+    # sentence on a short non-native clip.
     return WindowRequest(window.audio(upload), options.language, prompt, options.beam_size, options.task,
                          words=True, languages=options.languages)
 

@@ -180,6 +180,25 @@ async def test_short_uploads_sent_together_share_one_batch() -> None:
     scheduler.close()
 
 
+async def test_a_short_clips_job_is_bounded_by_its_encoder_input() -> None:
+    """A job is bounded by its windows' encoder input (audio + 5 s of silence each), not by the clips' own
+    seconds: twenty 1 s clips in one job would encode 120 s; at most 60 s of input go in one job."""
+    engine = WindowEngine()
+    scheduler = Scheduler(1, 32, 30)
+    batcher = WindowBatcher(scheduler, engine)  # type: ignore[arg-type]
+    engine.gate.clear()
+    blocker = asyncio.create_task(scheduler.run(lambda: engine.gate.wait(5)))
+    tiny = [np.full(S, v, np.float32) for v in range(1, 21)]
+    uploads = [asyncio.create_task(transcribe(batcher, scheduler, engine, a)) for a in tiny]
+    await _until(lambda: scheduler.waiting == 20)
+    engine.gate.set()
+    texts = [t.text for t in await asyncio.gather(*uploads)]
+    await blocker
+    assert texts == [str(v) for v in range(1, 21)]
+    assert max(len(job) for job in engine.jobs) == 10, engine.jobs  # 10 x (1 s + 5 s) = 60 s
+    scheduler.close()
+
+
 async def test_an_upload_whose_client_left_decodes_no_further_window() -> None:
     engine = WindowEngine()
     scheduler = Scheduler(1, 16, 30)

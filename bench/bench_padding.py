@@ -1,0 +1,108 @@
+"""Which encoder input the short windows need: per-set WER of ``decode_batch`` under encoder-input policies,
+beside faster-whisper's own ``transcribe``, on every shared set, without a server (issue 15).
+
+Each clip is cut into speech windows as an upload is (Silero VAD, ``cut_windows``), and its windows are decoded
+by ``decode_batch`` (beam 5, language detected) with the encoder input
+- ``audio+5``: the window's audio plus PAD_S of silence (the policy before window_seconds),
+- ``step``: ``window_seconds`` (audio + PAD_S rounded up to STEP_S; the server's policy),
+- ``full 30``: a full 30 s window (``WindowRequest.full_window``), as Whisper and ``transcribe`` encode it;
+and by ``WhisperModel.transcribe`` (beam 5, its defaults). The language of each window is detected once (on a
+full window, as the server does) and reused by every policy, so the rows differ only by the encoder input.
+Printed per set: WER (Whisper's normalisers, corpus-level), answers in another language, runaway outputs, and
+CPU seconds per clip (process time: robust on a shared machine).
+
+Usage: .venv/bin/python bench/bench_padding.py [--sets speechocean762,fleurs] [--stride N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stt.audio import SAMPLE_RATE, decode_audio  # noqa: E402
+from stt.engines import batched_windows  # noqa: E402
+from stt.engines.base import TranscribeOptions  # noqa: E402
+from stt.engines.factory import load_engine  # noqa: E402
+from stt.inference.speech_windows import assemble, cut_windows, window_request  # noqa: E402
+from stt.settings import settings_from_dict  # noqa: E402
+from bench.bench_accuracy import Answer, is_runaway, normalise, shared_sets  # noqa: E402
+
+import jiwer  # noqa: E402
+
+OWN = batched_windows.window_seconds
+POLICIES: dict[str, Callable[[int], float] | None] = {  # None: WindowRequest.full_window
+    "audio+5": lambda samples: min(batched_windows.MAX_WINDOW_S, samples / SAMPLE_RATE + batched_windows.PAD_S),
+    "step": OWN,
+    "full 30": None,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sets", default="")
+    parser.add_argument("--stride", type=int, default=1, help="every Nth clip of each set")
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--dump", default="", help="a TSV file for every clip's answers (file, mode, lang, text)")
+    args = parser.parse_args()
+    policies = [p for p in args.policies.split(",") if p]
+    engine = load_engine(settings_from_dict({"asr": {"threads": 2}}, env={}).asr)
+    model = engine._model  # type: ignore[attr-defined]
+    options = TranscribeOptions(beam_size=5)
+    modes = ["in-process", *policies]
+    table: list[str] = []
+    for name, clips in shared_sets(False, [s for s in args.sets.split(",") if s]).items():
+        clips = clips[::args.stride]
+        answers: dict[str, list[Answer]] = {m: [] for m in modes}
+        for clip in clips:
+            audio = decode_audio(clip.path.read_bytes())
+            cpu = time.process_time()
+            segments, info = model.transcribe(audio, beam_size=5)
+            text = "".join(s.text for s in segments).strip()
+            answers["in-process"].append(Answer(text, info.language, time.process_time() - cpu))
+            windows = cut_windows(engine.find_speech(audio), len(audio))
+            requests = [window_request(w, audio, options) for w in windows]
+            requests = [dataclasses.replace(r, words=False) for r in requests]
+            languages = batched_windows.detect_languages(model, requests, [r.audio for r in requests], None)
+            requests = [dataclasses.replace(r, language=lang) for r, (lang, _) in zip(requests, languages)]
+            for policy in policies:
+                batched_windows.window_seconds = POLICIES[policy] or OWN
+                full = [dataclasses.replace(r, full_window=POLICIES[policy] is None) for r in requests]
+                cpu = time.process_time()
+                results = batched_windows.decode_batch(model, full) if requests else []
+                spent = time.process_time() - cpu
+                batched_windows.window_seconds = OWN
+                results = [dataclasses.replace(r, language_probability=p) for r, (_, p) in zip(results, languages)]
+                transcript = assemble(windows, results, audio, options)
+                answers[policy].append(Answer(transcript.text, transcript.language, spent))
+        if args.dump:
+            with open(args.dump, "a", encoding="utf-8") as out:
+                for mode in modes:
+                    for c, a in zip(clips, answers[mode]):
+                        out.write(f"{c.file}\t{mode}\t{a.language}\t{a.text}\n")
+        refs = [normalise(c.transcript, c.lang) for c in clips]
+        cells = []
+        for mode in modes:
+            hyps = [normalise(a.text, c.lang) for c, a in zip(clips, answers[mode])]
+            wer = jiwer.wer(refs, hyps)
+            wrong = sum(a.language != c.lang for c, a in zip(clips, answers[mode]))
+            runaway = sum(is_runaway(c.transcript, a.text, c.lang) for c, a in zip(clips, answers[mode]))
+            cpu = sum(a.cpu_s for a in answers[mode]) / len(clips)
+            cells.append(f"{100 * wer:6.1f}{wrong:5d}{runaway:4d}{cpu:6.2f}")
+        line = f"{name:<16}{len(clips):>5}  " + "  ".join(cells)
+        table.append(line)
+        print(line, flush=True)
+    print(f"\n{'set':<16}{'clips':>5}  " + "  ".join(f"{m:>21}" for m in modes))
+    print(f"{'':<16}{'':>5}  " + "  ".join(f"{'WER%':>6}{'lang':>5}{'run':>4}{'cpu s':>6}" for _ in modes))
+    print("\n".join(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
