@@ -14,7 +14,10 @@ composition must not change a transcript's quality). Printed per set:
 Diarization rows come from ``bench/accuracy_diarization.py`` when it exists (``evaluate(base_url, token,
 concurrency) -> rows`` and ``print_table(rows)``), run against the same server.
 
-Usage: .venv/bin/python bench/bench_accuracy.py [--quick] [--sets librispeech,speechocean762,...]
+``--live`` adds the live finals (``bench/accuracy_live.py``: each clip streamed to ``/v1/listen`` with its
+language given, 1 and 4 streams at a time): WER and runaway outputs (their language column is the one given).
+
+Usage: .venv/bin/python bench/bench_accuracy.py [--quick] [--live] [--sets librispeech,speechocean762,...]
 """
 
 from __future__ import annotations
@@ -42,10 +45,12 @@ from stt.http.app import PARSER_OPTIONS, create_app  # noqa: E402
 from stt.http.keys import ENGINE  # noqa: E402
 from stt.settings import settings_from_dict  # noqa: E402
 from tests.helpers import TOKEN, Clip, manifest  # noqa: E402
+from bench.accuracy_live import live_answers  # noqa: E402
 
 RUNAWAY_RATIO, RUNAWAY_SLACK = 1.5, 3
 NORMALISERS = {"en": EnglishTextNormalizer(), "other": BasicTextNormalizer()}
 MODES = ("in-process", "server x1", "server x4")
+LIVE_MODES = ("live x1", "live x4")  # --live: the finals of /v1/listen (bench/accuracy_live.py)
 
 
 def set_name(clip: Clip) -> str | None:
@@ -140,15 +145,16 @@ async def server_answers(url: str, data: list[bytes], concurrency: int) -> list[
 
 
 def print_rows(rows: list[Row]) -> None:
-    print(f"\n{'set':<16}{'clips':>6}  " + "  ".join(f"{m:>31}" for m in MODES))
+    modes_shown = [m for m in (*MODES, *LIVE_MODES) if any(r.mode == m for r in rows)]
+    print(f"\n{'set':<16}{'clips':>6}  " + "  ".join(f"{m:>31}" for m in modes_shown))
     print(f"{'':<16}{'':>6}  " + "  ".join(f"{'WER %':>8}{'runaway':>8}{'wrong lang':>11}{'cpu s':>6}"
-                                          for _ in MODES))
+                                          for _ in modes_shown))
     by_set: dict[str, dict[str, Row]] = {}
     for row in rows:
         by_set.setdefault(row.name, {})[row.mode] = row
     for name, modes in by_set.items():
         cells = []
-        for mode in MODES:
+        for mode in modes_shown:
             r = modes.get(mode)
             cells.append(f"{100 * r.wer:8.1f}{r.runaway:8d}{r.wrong_language:11d}{r.cpu_per_clip:6.2f}"
                          if r else f"{'-':>33}")
@@ -164,6 +170,12 @@ def print_rows(rows: list[Row]) -> None:
               f"runaway {x1.runaway}+{x4.runaway} (target 0): {'met' if not x1.runaway + x4.runaway else 'NOT met'}"
               f"; wrong language {max(x1.wrong_language, x4.wrong_language)} vs {base.wrong_language}: "
               f"{'met' if max(x1.wrong_language, x4.wrong_language) <= base.wrong_language else 'NOT met'}")
+    for name, modes in by_set.items():
+        live = [modes[m] for m in LIVE_MODES if m in modes]
+        if live:
+            print(f"  {name:<16} live finals: WER {' / '.join(f'{100 * r.wer:.1f}' for r in live)} "
+                  f"({', '.join(r.mode for r in live)}), runaway {sum(r.runaway for r in live)} (target 0): "
+                  f"{'met' if not sum(r.runaway for r in live) else 'NOT met'}")
     for row in rows:
         if row.runaway_files:
             print(f"  runaway ({row.mode}, {row.name}): {', '.join(row.runaway_files)}")
@@ -188,6 +200,8 @@ async def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a stride through every set (about 80 clips)")
     parser.add_argument("--sets", default="", help="comma-separated set names (e.g. librispeech,fleurs)")
     parser.add_argument("--no-diarization", action="store_true")
+    parser.add_argument("--live", action="store_true",
+                        help="also stream each clip to /v1/listen (its language given) and score the finals")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     sets = shared_sets(args.quick, [s for s in args.sets.split(",") if s])
@@ -209,6 +223,10 @@ async def main() -> int:
             rows.append(score(name, MODES[1], clips, await server_answers(url, data, 1)))
             rows.append(score(name, MODES[2], clips, await server_answers(url, data, 4)))
             r = rows[-3:]
+            if args.live:
+                for mode, concurrency in zip(LIVE_MODES, (1, 4)):
+                    texts = await live_answers(url, TOKEN, clips, concurrency)
+                    rows.append(score(name, mode, clips, [Answer(t, c.lang) for t, c in zip(texts, clips)]))
             print(f"{name}: {len(clips)} clips, WER {' / '.join(f'{100 * x.wer:.1f}' for x in r)} %, runaway "
                   f"{' / '.join(str(x.runaway) for x in r)}, wrong language "
                   f"{' / '.join(str(x.wrong_language) for x in r)} ({', '.join(MODES)}; "
