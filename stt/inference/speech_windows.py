@@ -16,10 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from stt.audio import SAMPLE_RATE, duration_seconds
-from stt.engines.base import Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word
+from stt.engines.base import Engine, Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word
+from stt.engines.languages import choose_language
 
 MAX_WINDOW_S = 30.0
 MAX_WINDOW = int(MAX_WINDOW_S * SAMPLE_RATE)
+LEAD_IN = SAMPLE_RATE  # detection starts at most 1 s before the first speech
+Language = tuple[str, float]  # (code, probability)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +63,24 @@ def cut_windows(speech: Sequence[tuple[int, int]], length: int) -> list[SpeechWi
     return windows + [SpeechWindow(tuple(current))] if current else windows
 
 
+def upload_language(engine: Engine, upload: np.ndarray, speech: Sequence[tuple[int, int]],
+                    options: TranscribeOptions) -> Language | None:
+    """The upload's language, detected once as faster-whisper's ``transcribe`` detects it: on 30 s of the
+    upload itself (its pauses kept, not a speech window padded with silence), from just before its first
+    speech (a long silent or musical intro does not decide it). Every window is then decoded in it, as the
+    engine decodes a file in one language. None: the language was given, or there is no speech. Blocking:
+    one encoder pass; run it as a scheduler job."""
+    if options.language or not speech:
+        return None
+    start = max(0, speech[0][0] - LEAD_IN)
+    ranked = engine.detect_language(upload[start:start + MAX_WINDOW])
+    return choose_language(ranked, options.languages) if ranked else None
+
+
+def in_language(options: TranscribeOptions, language: Language | None) -> TranscribeOptions:
+    return dataclasses.replace(options, language=language[0]) if language else options
+
+
 def window_request(window: SpeechWindow, upload: np.ndarray, options: TranscribeOptions) -> WindowRequest:
     # Words are always aligned: segments are cut from their timings (at pauses and sentence ends), or a
     # 30 s window would be one subtitle cue. The faces show words only when they were asked for.
@@ -83,11 +104,12 @@ def window_segments(window: SpeechWindow, result: WindowResult, first_id: int = 
 
 
 def assemble(windows: Sequence[SpeechWindow], results: Sequence[WindowResult], upload: np.ndarray,
-             options: TranscribeOptions) -> Transcript:
+             options: TranscribeOptions, detected: Language | None = None) -> Transcript:
+    """``detected``: the upload's language as ``upload_language`` found it (with its probability)."""
     segments: list[Segment] = []
     for window, result in zip(windows, results):
         segments += window_segments(window, result, len(segments))
-    language, probability = _language(results, options)
+    language, probability = detected or _language(results, options)
     text = "".join(s.text for s in segments).strip()
     return Transcript(text, tuple(segments), language, probability, duration_seconds(upload))
 

@@ -1,7 +1,8 @@
 """An upload decoded as speech windows: find the speech, cut it into windows, decode them with other work.
 
 Finding the speech is one scheduler job (the upload's admission: a full queue or a queue timeout refuses it
-there, as before). Silence is never decoded: an upload of silence costs one VAD pass and answers "". The
+there, as before). Silence is never decoded: an upload of silence costs one VAD pass and answers "". When no
+language is given, a second job detects it once for the whole upload, as the engine does (``upload_language``). The
 windows then go to the shared WindowBatcher, batched with other uploads' windows, the uploads taking turns.
 
 A window's audio is a copy of its speech pieces (a view when it is one piece): they are handed over a group of
@@ -20,15 +21,26 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from stt.engines.base import Engine, Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult
 from stt.audio import SAMPLE_RATE
 from stt.inference.chunking import Chunking
-from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows, window_request, window_segments
+from stt.inference.speech_windows import (Language, SpeechWindow, assemble, cut_windows, in_language, upload_language,
+                                         window_request, window_segments)
 
-FindSpeech = Callable[[Callable[[], list[tuple[int, int]]]], Awaitable[list[tuple[int, int]]]]
+T = TypeVar("T")
+
+
+class RunJob(Protocol):
+    """Runs a blocking job (the speech search, the language detection) under the scheduler."""
+
+    def __call__(self, job: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+
 Decode = Callable[[Sequence[WindowRequest], int], Awaitable[list[WindowResult]]]  # windows, the upload's speech
 # Windows, the upload's speech, alone (to the short clips' queue) -> each window's result to come, in order.
 Submit = Callable[[Sequence[WindowRequest], int, bool], list["asyncio.Future[WindowResult]"]]
@@ -55,17 +67,22 @@ class WindowText:
         return "".join(s.text for s in self.segments)
 
 
-async def _windows(engine: Engine, audio: np.ndarray, run: FindSpeech,
-                   chunking: Chunking | None) -> list[SpeechWindow]:
+async def _windows(engine: Engine, audio: np.ndarray, run: RunJob, chunking: Chunking | None,
+                   options: TranscribeOptions) -> tuple[list[SpeechWindow], TranscribeOptions, Language | None]:
+    """The upload's speech windows, and the options its windows are decoded with (its language detected
+    once, see ``upload_language``)."""
     speech = await run(lambda: engine.find_speech(audio))
-    return cut_windows(chunking.apply(speech, len(audio)) if chunking else speech, len(audio))
+    detected = (await run(lambda: upload_language(engine, audio, speech, options))
+                if speech and not options.language else None)
+    windows = cut_windows(chunking.apply(speech, len(audio)) if chunking else speech, len(audio))
+    return windows, in_language(options, detected), detected
 
 
 async def transcribe_windows(engine: Engine, audio: np.ndarray, options: TranscribeOptions,
-                             run: FindSpeech, decode: Decode, chunking: Chunking | None = None) -> Transcript:
+                             run: RunJob, decode: Decode, chunking: Chunking | None = None) -> Transcript:
     """``run`` runs a blocking job under the scheduler; ``decode`` hands windows to the batcher; ``chunking``:
     the client's say in the cuts (OpenAI's server_vad)."""
-    windows = await _windows(engine, audio, run, chunking)
+    windows, options, detected = await _windows(engine, audio, run, chunking, options)
     speech = sum(w.samples for w in windows)
     pending: list[asyncio.Future[list[WindowResult]]] = []
     results: list[WindowResult] = []
@@ -79,7 +96,7 @@ async def transcribe_windows(engine: Engine, audio: np.ndarray, options: Transcr
     finally:
         for future in pending:
             future.cancel()
-    return assemble(windows, results, audio, options)
+    return assemble(windows, results, audio, options, detected)
 
 
 def _groups(windows: Sequence[SpeechWindow]) -> list[list[SpeechWindow]]:
@@ -94,12 +111,12 @@ def _groups(windows: Sequence[SpeechWindow]) -> list[list[SpeechWindow]]:
     return groups
 
 
-async def stream_windows(engine: Engine, audio: np.ndarray, options: TranscribeOptions, run: FindSpeech,
+async def stream_windows(engine: Engine, audio: np.ndarray, options: TranscribeOptions, run: RunJob,
                          submit: Submit,
                          chunking: Chunking | None = None) -> AsyncGenerator[WindowText | Transcript, None]:
     """Each window's text in order, then the whole Transcript (the same as ``transcribe_windows``'s): the first
     window alone, then groups as ``transcribe_windows`` hands them over, at most GROUPS_IN_FLIGHT at once."""
-    windows = await _windows(engine, audio, run, chunking)
+    windows, options, detected = await _windows(engine, audio, run, chunking, options)
     speech = sum(w.samples for w in windows)
     groups = [[windows[0]], *_groups(windows[1:])] if windows else []
     in_flight: list[list[asyncio.Future[WindowResult]]] = []
@@ -127,4 +144,4 @@ async def stream_windows(engine: Engine, audio: np.ndarray, options: TranscribeO
         for group in in_flight:
             for future in group:
                 future.cancel()  # a client that left: its windows not taken yet are dropped
-    yield assemble(windows, results, audio, options)
+    yield assemble(windows, results, audio, options, detected)
