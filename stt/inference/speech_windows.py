@@ -70,11 +70,16 @@ def upload_language(engine: Engine, upload: np.ndarray, speech: Sequence[tuple[i
     speech (a long silent or musical intro does not decide it). Every window is then decoded in it, as the
     engine decodes a file in one language. None: the language was given, or there is no speech. Blocking:
     one encoder pass; run it as a scheduler job."""
-    if options.language or not speech:
+    if not needs_language(engine, options, speech):
         return None
     start = max(0, speech[0][0] - LEAD_IN)
     ranked = engine.detect_language(upload[start:start + MAX_WINDOW])
     return choose_language(ranked, options.languages) if ranked else None
+
+
+def needs_language(engine: Engine, options: TranscribeOptions, speech: Sequence[tuple[int, int]]) -> bool:
+    """Whether ``upload_language`` has anything to detect (an English-only model has not)."""
+    return bool(speech) and not options.language and engine.multilingual
 
 
 def in_language(options: TranscribeOptions, language: Language | None) -> TranscribeOptions:

@@ -28,8 +28,8 @@ import numpy as np
 from stt.engines.base import Engine, Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult
 from stt.audio import SAMPLE_RATE
 from stt.inference.chunking import Chunking
-from stt.inference.speech_windows import (Language, SpeechWindow, assemble, cut_windows, in_language, upload_language,
-                                         window_request, window_segments)
+from stt.inference.speech_windows import (Language, SpeechWindow, assemble, cut_windows, in_language,
+                                         needs_language, upload_language, window_request, window_segments)
 
 T = TypeVar("T")
 
@@ -73,7 +73,7 @@ async def _windows(engine: Engine, audio: np.ndarray, run: RunJob, chunking: Chu
     once, see ``upload_language``)."""
     speech = await run(lambda: engine.find_speech(audio))
     detected = (await run(lambda: upload_language(engine, audio, speech, options))
-                if speech and not options.language else None)
+                if needs_language(engine, options, speech) else None)
     windows = cut_windows(chunking.apply(speech, len(audio)) if chunking else speech, len(audio))
     return windows, in_language(options, detected), detected
 

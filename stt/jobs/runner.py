@@ -32,8 +32,8 @@ from stt.errors import ApiError
 from stt.inference.engine_calls import guarded
 from stt.inference.scheduler import Priority
 from stt.inference.transcriber import Transcriber
-from stt.inference.speech_windows import (SpeechWindow, assemble, cut_windows, in_language, upload_language,
-                                         window_request)
+from stt.inference.speech_windows import (SpeechWindow, assemble, cut_windows, in_language, needs_language,
+                                         upload_language, window_request)
 from stt.jobs import results
 from stt.jobs.model import COMPLETED, FAILED, Job, woken_or_polled
 from stt.jobs.store import AsyncJobStore
@@ -250,7 +250,7 @@ class JobRunner:
         windows = cut_windows(speech, len(audio))
         # Detected again on a resumed job: the same audio gives the same language.
         detected = (await self._run_engine(lambda: upload_language(engine, audio, speech, options))
-                    if speech and not options.language else None)
+                    if needs_language(engine, options, speech) else None)
         options = in_language(options, detected)
         done: dict[int, WindowResult] = {i: results.window_from_json(stored[base + i]) for i in range(len(windows))
                                          if base + i in stored}
