@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from stt.audio import SAMPLE_RATE, decode_audio, decode_channels
-from stt.engines.base import TranscribeOptions, Transcript, WindowResult
+from stt.engines.base import Engine, TranscribeOptions, Transcript, WindowResult
 from stt.errors import ApiError
 from stt.inference.engine_calls import guarded
 from stt.inference.scheduler import Priority
@@ -65,10 +65,14 @@ def new_worker_id() -> str:
 class JobRunner:
     def __init__(self, store: AsyncJobStore, transcriber: Transcriber, chunk_s: float, settings: JobsSettings,
                  callback_body: CallbackBody, worker: str | None = None,
-                 on_end: Callable[[], None] = lambda: None, memory: MemoryBudget | None = None) -> None:
+                 on_end: Callable[[], None] = lambda: None, memory: MemoryBudget | None = None,
+                 engine: Engine | None = None) -> None:
         """``chunk_s``: audio decoded in one batch (asr.upload_batch_seconds), recorded when done; ``on_end``:
         called when a job ended (its callback may be due); ``memory``: the server's one memory budget (a job's
-        audio, decoded audio and windows in flight are reserved in it, waiting for room: never refused)."""
+        audio, decoded audio and windows in flight are reserved in it, waiting for room: never refused);
+        ``engine``: the model that runs jobs (default: the transcriber's; jobs.nice: a copy at a lower OS
+        priority), its calls under the transcriber's scheduler all the same."""
+        self._engine = engine if engine is not None else transcriber.engine
         self._callback_body = callback_body
         self._store = store
         self._on_end = on_end
@@ -234,7 +238,7 @@ class JobRunner:
 
     async def _channel(self, job: Job, audio: np.ndarray, options: TranscribeOptions,
                        stored: dict[int, str], channel: int, offset_s: float) -> Transcript:
-        engine = self._transcriber.engine
+        engine = self._engine
         if not options.vad_filter or options.temperature[:1] != (0.0,):
             # The engine's own sequential decoding, one scheduler job: it cannot resume mid-way.
             return await self._run_engine(lambda: engine.transcribe(audio, options))
@@ -278,7 +282,7 @@ class JobRunner:
     async def _decode_chunk(self, job: Job, windows: list[SpeechWindow], indices: list[int], audio: np.ndarray,
                             options: TranscribeOptions) -> tuple[list[int], list[WindowResult]]:
         requests = [window_request(windows[i], audio, options) for i in indices]
-        engine = self._transcriber.engine
+        engine = self._engine
         return indices, await self._run_engine(lambda: engine.decode_windows(requests))
 
     async def _renew(self, job: Job, **progress: Any) -> None:
