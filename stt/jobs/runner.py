@@ -316,21 +316,26 @@ def _chunks(windows: list[SpeechWindow], budget: int,
     first window. ``shape``: the engine's batch shape of a window of n samples (Engine.batch_shape, where it has
     one): a window goes with the next ones of its shape among the LOOKAHEAD after it, which the engine then
     decodes as one batch (a window decodes the same whatever its companions: batched_windows); a window with
-    none goes with the windows right after it, as many as fit."""
+    none goes with the windows right after it, as many as fit, up to one that has a partner of its own."""
+    keys = [shape(w.samples) if shape is not None else i for i, w in enumerate(windows)]
+
+    def paired(at: int, left: list[int]) -> bool:  # left[at] has a window of its shape among the next ones
+        return shape is not None and any(keys[k] == keys[left[at]] for k in left[at + 1:at + 1 + LOOKAHEAD])
+
     out: list[list[int]] = []
     left = list(range(len(windows)))
     while left:
+        partner = paired(0, left)
         first = left.pop(0)
         chunk, size = [first], windows[first].samples
-        if shape is not None:
-            key = shape(windows[first].samples)
-            for i in [i for i in left[:LOOKAHEAD] if shape(windows[i].samples) == key]:
+        if partner:
+            for i in [i for i in left[:LOOKAHEAD] if keys[i] == keys[first]]:
                 if size + windows[i].samples <= budget:
                     chunk.append(i)
                     size += windows[i].samples
                     left.remove(i)
-        if len(chunk) == 1:
-            while left and size + windows[left[0]].samples <= budget:
+        else:
+            while left and size + windows[left[0]].samples <= budget and not paired(0, left):
                 size += windows[left[0]].samples
                 chunk.append(left.pop(0))
         out.append(chunk)

@@ -36,8 +36,11 @@ def test_windows_of_one_shape_go_together() -> None:
     # The chapter's first quarter: 20.1 s, 27.9 s, 20.3 s (the first and the last share a shape).
     assert shape(int(20.1 * SAMPLE_RATE)) == shape(int(20.3 * SAMPLE_RATE)) != shape(int(27.9 * SAMPLE_RATE))
     assert _chunks(windows(20.1, 27.9, 20.3), BUDGET, shape) == [[0, 2], [1]]
-    # Without a partner, a window takes those right after it (as before), within the budget.
+    # Without a partner, a window takes those right after it (as before), within the budget, up to one that has
+    # a partner of its own (the chapter's second quarter: 28.9 s, then 19.2 s and 19.9 s of one shape).
     assert _chunks(windows(30, 30, 30, 10), BUDGET, shape) == [[0, 1], [2, 3]]
+    assert _chunks(windows(28.9, 19.2, 19.9), BUDGET, shape) == [[0], [1, 2]]
+    assert _chunks(windows(28.9, 10, 19.2, 19.9), BUDGET, shape) == [[0, 1], [2, 3]]
     assert _chunks(windows(20.1, 27.9, 20.3), 40 * SAMPLE_RATE, shape) == [[0], [1], [2]]
 
 
