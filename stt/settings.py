@@ -116,7 +116,8 @@ class JobsSettings:
     # OS nice value (1-19) of the threads that transcribe jobs: a second copy of the default model, loaded by a
     # thread at this priority, runs them, so when a live pass or an upload runs beside a job's window the
     # kernel gives them the cores first (a window in progress cannot be interrupted). 0: jobs run on the
-    # shared model, at the same OS priority as everything else (no second copy of the weights).
+    # shared model, at the same OS priority as everything else (no second copy of the weights). Inside a cgroup
+    # or an autogroup, the priority counts among that group's threads (the server's) only.
     nice: int = 10
     max_attempts: int = 10  # a job whose server died under it this many times in a row, without finishing a
     # window in between, fails instead of starting again (it may be what takes the server down)
