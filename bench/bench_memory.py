@@ -60,8 +60,9 @@ def measure(extra: dict[str, Any]) -> list[tuple[str, float, float]]:
             step("started")
             post(server.url, jfk)
             step("11 s clip")
+            cpu = cpu_seconds(proc)
             wall, _ = post(server.url, chapter)
-            step(f"276 s chapter ({wall:.1f} s)")
+            step(f"276 s chapter ({wall:.1f} s, {cpu_seconds(proc) - cpu:.1f} CPU-s)")
             with ThreadPoolExecutor(1) as pool:
                 long_job = pool.submit(post, server.url, chapter)
                 time.sleep(1.0)
@@ -75,6 +76,13 @@ def measure(extra: dict[str, Any]) -> list[tuple[str, float, float]]:
         finally:
             server.terminate()
     return rows
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    """The server's CPU time (all its threads): a measure of the work that load on the machine barely moves,
+    where wall times on shared cores do."""
+    times = proc.cpu_times()
+    return times.user + times.system
 
 
 IN_PROCESS_STEPS = ("started", "11 s clip", "276 s chapter", "chapter + 11 s clip")
@@ -92,12 +100,12 @@ def peak():
 audio, steps, files = Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
 model = WhisperModel(str(resolve_ct2_model("base", default_cache_dir())), device="cpu", compute_type="int8",
                      cpu_threads=2, local_files_only=True)
-rows = [(steps[0], peak(), 0.0)]
+rows = [(steps[0], peak(), 0.0, 0.0)]
 for step, name in zip(steps[1:], files):
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     segments, _ = model.transcribe(str(audio / name), beam_size=5)
     "".join(s.text for s in segments)  # the generator runs the decoding
-    rows.append((step, peak(), time.perf_counter() - started))
+    rows.append((step, peak(), time.perf_counter() - started, time.process_time() - cpu))
 print(json.dumps(rows))
 """
 
@@ -108,8 +116,8 @@ def measure_in_process() -> list[tuple[str, float, float]]:
                           json.dumps([CLIP_11S, CHAPTER, CLIP_11S])], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     rows = [tuple(r) for r in json.loads(out.stdout.strip().splitlines()[-1])]
-    for step, peak, wall in rows:
-        print(f"  {step}: peak {peak:.0f} MB" + (f" ({wall:.1f} s)" if wall else ""), flush=True)
+    for step, peak, wall, cpu in rows:
+        print(f"  {step}: peak {peak:.0f} MB" + (f" ({wall:.1f} s, {cpu:.1f} CPU-s)" if wall else ""), flush=True)
     return rows  # type: ignore[return-value]
 
 
@@ -130,9 +138,9 @@ def main() -> int:
         cells = [f"{rows[i][1]:.0f} / {rows[i][2]:.0f} MB" + (f" {rows[i][0][rows[i][0].find('('):]}"
                  if "(" in rows[i][0] else "") for rows in results.values()]
         print(f"| {step.split(' (')[0]} | " + " | ".join(cells) + " |")
-    base_peak, base_wall = baseline[-1][1], baseline[2][2]
+    base_peak, base_wall, base_cpu = baseline[-1][1], baseline[2][2], baseline[2][3]
     print(f"\nin-process faster-whisper: peak {base_peak:.0f} MB over the clip, the chapter and the clip; "
-          f"chapter {base_wall:.1f} s")
+          f"chapter {base_wall:.1f} s, {base_cpu:.1f} CPU-s")
     for name, rows in results.items():
         peak = rows[3][1]  # after the chapter + 11 s clip
         print(f"{name}: peak {peak:.0f} MB over the chapter + clips = {peak / base_peak:.2f}x in-process "
