@@ -11,7 +11,8 @@ asr.upload_batch_seconds 60; one window: 1 and 30; lean: 0 and 30.
 The baseline, in its own process: faster-whisper's ``WhisperModel.transcribe`` (base int8, 2 threads, beam 5)
 on the same files one after the other (the clip, the chapter, the clip again), its peak RSS after each; the
 last lines print each configuration's peak over the chapter + clips against it (issue 19's target: <= 1.1x).
-``--configs default`` runs only the named configurations.
+``--configs default`` runs only the named configurations; "no huge pages" is the default without the glibc
+tunables server.py starts itself with (stt/memory_budget.py).
 """
 
 from __future__ import annotations
@@ -39,17 +40,21 @@ from tests.helpers import manifest  # noqa: E402
 from tests.serverproc import ServerProcess  # noqa: E402
 
 CONFIGS = {"default": {}, "one window per job": {"upload_batch_seconds": 30},
-           "lean": {"reserved_workers": 0, "upload_batch_seconds": 30}}
+           "lean": {"reserved_workers": 0, "upload_batch_seconds": 30}, "no huge pages": {}}
+# The server's environment per configuration: "no huge pages" is the default without the glibc tunables that
+# server.py starts itself with (an empty GLIBC_TUNABLES wins: stt/memory_budget.py, huge_page_tunables).
+ENVS = {"no huge pages": {"GLIBC_TUNABLES": ""}}
 
 
-def measure(extra: dict[str, Any]) -> list[tuple[str, float, float]]:
+def measure(extra: dict[str, Any], env: dict[str, str]) -> list[tuple[str, float, float]]:
     m = manifest()
     chapter, jfk = wav16(decode_audio(m[CHAPTER].path.read_bytes())), m[CLIP_11S].path.read_bytes()
     asr = {"engine": "faster-whisper", "model": "base", "beam_size": 5, "threads": 2, "compute_type": "int8",
            **extra}
     rows: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess({"asr": asr, "limits": {"max_streams": 16, "max_queue": 64}}, Path(tmp)).start()
+        server = ServerProcess({"asr": asr, "limits": {"max_streams": 16, "max_queue": 64}}, Path(tmp),
+                               env).start()
         proc = psutil.Process(server.proc.pid)  # type: ignore[union-attr]
 
         def step(name: str) -> None:
@@ -129,12 +134,12 @@ def main() -> int:
     baseline = measure_in_process()
     results = {}
     for name in args.configs.split(","):
-        extra = CONFIGS[name]
-        print(f"{name}: {extra or 'defaults'}", flush=True)
-        results[name] = measure(extra)
+        extra, env = CONFIGS[name], ENVS.get(name, {})
+        print(f"{name}: {extra or 'defaults'}" + (f", environment {env}" if env else ""), flush=True)
+        results[name] = measure(extra, env)
     print("\n| after | " + " | ".join(f"{n} peak / now" for n in results) + " |")
     print("|---|" + "---|" * len(results))
-    for i, (step, *_) in enumerate(results["default"]):
+    for i, (step, *_) in enumerate(next(iter(results.values()))):
         cells = [f"{rows[i][1]:.0f} / {rows[i][2]:.0f} MB" + (f" {rows[i][0][rows[i][0].find('('):]}"
                  if "(" in rows[i][0] else "") for rows in results.values()]
         print(f"| {step.split(' (')[0]} | " + " | ".join(cells) + " |")
