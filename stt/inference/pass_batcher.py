@@ -1,11 +1,17 @@
-"""Batches the live sessions' decoding passes into shared scheduler jobs.
+"""Batches the live sessions' decoding passes into shared scheduler jobs, finals first.
 
-Each session has at most one interim and one urgent pass in flight. Passes that arrive while a batch is queued or running wait
-for the next one, and a job takes every waiting pass (up to ``max_batch``) at the moment it starts on a
-worker thread, so N live streams cost one batched encode/decode per round instead of N separate ones.
-Urgent passes (the one that turns an utterance final) have jobs of their own, at Priority.FINAL, which
-run beside the interims' job (Priority.LIVE) when the scheduler has a slot for them: a final never waits
-behind other streams' interims, neither in the same batch nor for the job in progress.
+Each session has at most one interim and one urgent pass in flight. Passes wait in one of two queues, and a
+job takes its passes at the moment it starts on a worker thread, so whatever arrived while it was queued joins it.
+Urgent passes (the one that turns an utterance final) have jobs of their own, at Priority.FINAL, which run
+beside an interims' job (Priority.LIVE) when the scheduler has a slot for them: a final never waits behind
+other streams' interims in the same batch.
+A job's results all come when it ends, and passes of different lengths or prompts are decoded one after the
+other inside it (stt/engines/batched_windows.py batches only windows that share their encoder input and prompt
+length): so a final's job takes the oldest final and only the finals that batch with it, and each final is out
+as soon as its own decoding is, not after every other stream's. Interims are shed when the machine is behind:
+their jobs start only while no final waits or decodes (a final gets the cores to itself, not half of them
+beside a batch of interims), and take at most INTERIM_JOB_INPUT_S of encoder input, so a final that arrives
+during one waits for little. Interims then come less often under load; finals are never skipped.
 The scheduler's queue limits and timeouts apply to these jobs exactly as to /stt requests; they are queued
 ahead of uploads' jobs.
 """
@@ -13,32 +19,74 @@ ahead of uploads' jobs.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from stt.audio import SAMPLE_RATE
 from stt.engines.base import Engine, WindowRequest, WindowResult
 from stt.inference.scheduler import Priority, Scheduler
 from stt.inference.window_queue import Waiter, WindowQueue
 
 T = TypeVar("T")
 
+PAD_S = 5.0  # a pass's encoder input is its audio and this much silence (stt/engines/batched_windows.py)
+# Encoder input of one interims' job: a 15 s utterance's pass (20 s of input) and a short one, about a second
+# of CPU on 2 cores for base; a final that arrives meanwhile waits for no more.
+INTERIM_JOB_INPUT_S = 30.0
+
+
+def batch_key(request: WindowRequest) -> tuple[int, bool, int]:
+    """What passes must share to be decoded as one batch: their length to the second (the encoder input and
+    the text budget), whether they have a prompt (the prompts' lengths in tokens must match too, which is not
+    known here: prompted passes of one length may still be decoded one after the other) and the beam."""
+    return math.ceil(len(request.audio) / SAMPLE_RATE), bool(request.prompt), request.beam_size
+
 
 class _Passes(WindowQueue[Waiter]):
-    """One queue of passes (urgent or not): up to ``max_batch`` of the oldest in a job, one job at a time."""
+    """One queue of passes (urgent or not), one job at a time."""
 
-    def __init__(self, scheduler: Scheduler, engine: Engine, priority: Priority, max_batch: int) -> None:
+    def __init__(self, scheduler: Scheduler, engine: Engine, priority: Priority, max_batch: int,
+                 max_input_s: float | None = None, behind: _Passes | None = None) -> None:
+        """``max_input_s``: encoder input per job (None: the oldest pass and those that batch with it);
+        ``behind``: no job of this queue starts while that queue has work."""
         super().__init__(scheduler, engine, priority, max_jobs=1, failed="Live decoding failed")
         self._max_batch = max_batch
+        self._max_input = None if max_input_s is None else int(max_input_s * SAMPLE_RATE)
+        self._behind = behind
+        self._idle = asyncio.Event()  # set (and replaced) whenever this queue's runner stops
 
     def choose(self, pending: Sequence[Waiter]) -> list[Waiter]:
-        return list(pending[:self._max_batch])
+        if not pending or (self._behind is not None and self._behind.busy()):
+            return []  # a final came while this job waited for its slot: it goes first (see ready)
+        if self._max_input is None:
+            key = batch_key(pending[0].request)
+            return [w for w in pending if batch_key(w.request) == key][:self._max_batch]
+        batch: list[Waiter] = []
+        budget = self._max_input
+        for waiter in pending[:self._max_batch]:
+            samples = len(waiter.request.audio) + int(PAD_S * SAMPLE_RATE)
+            if batch and samples > budget:
+                break
+            batch.append(waiter)
+            budget -= samples
+        return batch
+
+    async def ready(self) -> None:
+        while self._behind is not None and self._behind.busy():
+            await self._behind._idle.wait()
+
+    def ended(self) -> None:
+        idle, self._idle = self._idle, asyncio.Event()
+        idle.set()
 
 
 class PassBatcher:
     def __init__(self, scheduler: Scheduler, engine: Engine, max_batch: int = 8) -> None:
         self._scheduler = scheduler
-        self._queues = {urgent: _Passes(scheduler, engine, Priority.FINAL if urgent else Priority.LIVE, max_batch)
-                        for urgent in (True, False)}
+        urgent = _Passes(scheduler, engine, Priority.FINAL, max_batch)
+        interims = _Passes(scheduler, engine, Priority.LIVE, max_batch, INTERIM_JOB_INPUT_S, behind=urgent)
+        self._queues = {True: urgent, False: interims}
 
     async def detect(self, job: Callable[[], T]) -> T:
         """A live stream's speech detection, under the scheduler's budget (Scheduler.detect)."""
