@@ -2,9 +2,10 @@
 
 Each session has at most one interim and one urgent pass in flight. Passes wait in one of two queues, and a
 job takes its passes at the moment it starts on a worker thread, so whatever arrived while it was queued joins it.
-Urgent passes (the one that turns an utterance final) have jobs of their own, at Priority.FINAL, which run
-beside an interims' job (Priority.LIVE) when the scheduler has a slot for them: a final never waits behind
-other streams' interims in the same batch.
+Urgent passes (the one that turns an utterance final) have jobs of their own, at Priority.FINAL, on every slot
+the scheduler has (two on 2 cores: one live pass does not keep two cores busy, its decoder steps are small),
+and beside an interims' job already running: a final never waits behind other streams' interims in the same
+batch.
 A job's results all come when it ends, and passes of different lengths or prompts are decoded one after the
 other inside it (stt/engines/batched_windows.py batches only windows that share their encoder input and prompt
 length): so a final's job takes the oldest final and only the finals that batch with it, and each final is out
@@ -47,10 +48,10 @@ class _Passes(WindowQueue[Waiter]):
     """One queue of passes (urgent or not), one job at a time."""
 
     def __init__(self, scheduler: Scheduler, engine: Engine, priority: Priority, max_batch: int,
-                 max_input_s: float | None = None, behind: _Passes | None = None) -> None:
+                 max_input_s: float | None = None, behind: _Passes | None = None, max_jobs: int = 1) -> None:
         """``max_input_s``: encoder input per job (None: the oldest pass and those that batch with it);
         ``behind``: no job of this queue starts while that queue has work."""
-        super().__init__(scheduler, engine, priority, max_jobs=1, failed="Live decoding failed")
+        super().__init__(scheduler, engine, priority, max_jobs=max_jobs, failed="Live decoding failed")
         self._max_batch = max_batch
         self._max_input = None if max_input_s is None else int(max_input_s * SAMPLE_RATE)
         self._behind = behind
@@ -82,9 +83,10 @@ class _Passes(WindowQueue[Waiter]):
 
 
 class PassBatcher:
-    def __init__(self, scheduler: Scheduler, engine: Engine, max_batch: int = 8) -> None:
+    def __init__(self, scheduler: Scheduler, engine: Engine, max_batch: int = 8, final_jobs: int = 1) -> None:
+        """``final_jobs``: finals' jobs that may run at once (the scheduler's slots bound them too)."""
         self._scheduler = scheduler
-        urgent = _Passes(scheduler, engine, Priority.FINAL, max_batch)
+        urgent = _Passes(scheduler, engine, Priority.FINAL, max_batch, max_jobs=final_jobs)
         interims = _Passes(scheduler, engine, Priority.LIVE, max_batch, INTERIM_JOB_INPUT_S, behind=urgent)
         self._queues = {True: urgent, False: interims}
 

@@ -119,3 +119,17 @@ async def test_an_interims_job_takes_a_bounded_input() -> None:
     assert [len(b) for b in engine.batches] == [1, 2, 1]  # 20 | 13 + 7 | 17
     assert all(len(b) == 1 or sum(n + 5 * SAMPLE_RATE for n in b) <= budget for b in engine.batches)
     scheduler.close()
+
+
+async def test_finals_of_two_lengths_decode_at_once_on_two_slots() -> None:
+    scheduler = Scheduler(1, 16, 30, reserved=1)
+    engine = GatedDecoder()
+    batcher = PassBatcher(scheduler, engine, final_jobs=2)  # type: ignore[arg-type]
+    finals = [asyncio.create_task(batcher.decode(window(n * SAMPLE_RATE), urgent=True)) for n in (2, 7)]
+    await _started(engine)
+    await _started(engine)  # the second started before the first was let through
+    engine.gate.release()
+    engine.gate.release()
+    await asyncio.gather(*finals)
+    assert sorted(map(tuple, engine.batches)) == [(2 * SAMPLE_RATE,), (7 * SAMPLE_RATE,)]
+    scheduler.close()
