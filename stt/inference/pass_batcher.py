@@ -20,6 +20,7 @@ ahead of uploads' jobs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -30,6 +31,7 @@ from stt.inference.scheduler import Priority, Scheduler
 from stt.inference.window_queue import Waiter, WindowQueue
 
 T = TypeVar("T")
+Wanted = Callable[[], bool]  # whether a pass not decoded yet is still of use (asked on the event loop)
 
 PAD_S = 5.0  # a pass's encoder input is its audio and this much silence (stt/engines/batched_windows.py)
 # Encoder input of one interims' job: a 15 s utterance's pass (20 s of input) and a short one, about a second
@@ -44,7 +46,12 @@ def batch_key(request: WindowRequest) -> tuple[int, bool, int]:
     return math.ceil(len(request.audio) / SAMPLE_RATE), bool(request.prompt), request.beam_size
 
 
-class _Passes(WindowQueue[Waiter]):
+@dataclasses.dataclass(eq=False)
+class _Pass(Waiter):
+    wanted: Wanted | None = None
+
+
+class _Passes(WindowQueue[_Pass]):
     """One queue of passes (urgent or not), one job at a time."""
 
     def __init__(self, scheduler: Scheduler, engine: Engine, priority: Priority, max_batch: int,
@@ -57,13 +64,13 @@ class _Passes(WindowQueue[Waiter]):
         self._behind = behind
         self._idle = asyncio.Event()  # set (and replaced) whenever this queue's runner stops
 
-    def choose(self, pending: Sequence[Waiter]) -> list[Waiter]:
+    def choose(self, pending: Sequence[_Pass]) -> list[_Pass]:
         if not pending or (self._behind is not None and self._behind.busy()):
             return []  # a final came while this job waited for its slot: it goes first (see ready)
         if self._max_input is None:
             key = batch_key(pending[0].request)
             return [w for w in pending if batch_key(w.request) == key][:self._max_batch]
-        batch: list[Waiter] = []
+        batch: list[_Pass] = []
         budget = self._max_input
         for waiter in pending[:self._max_batch]:
             samples = len(waiter.request.audio) + int(PAD_S * SAMPLE_RATE)
@@ -76,6 +83,17 @@ class _Passes(WindowQueue[Waiter]):
     async def ready(self) -> None:
         while self._behind is not None and self._behind.busy():
             await self._behind._idle.wait()
+        self._drop_unwanted()
+
+    def _drop_unwanted(self) -> None:
+        """Passes whose session no longer needs them (an interim of an utterance made final while it waited)
+        are answered None without decoding: work shed, not queued behind."""
+        with self._lock:
+            dropped = [w for w in self._pending if w.wanted is not None and not w.wanted()]
+            self._pending = [w for w in self._pending if w not in dropped]
+        for waiter in dropped:
+            if not waiter.future.done():
+                waiter.future.set_result(None)  # type: ignore[arg-type]  # decode() answers None
 
     def ended(self) -> None:
         idle, self._idle = self._idle, asyncio.Event()
@@ -94,7 +112,9 @@ class PassBatcher:
         """A live stream's speech detection, under the scheduler's budget (Scheduler.detect)."""
         return await self._scheduler.detect(job)
 
-    async def decode(self, request: WindowRequest, urgent: bool = False) -> WindowResult:
-        waiter = Waiter(request, asyncio.get_running_loop().create_future())
+    async def decode(self, request: WindowRequest, urgent: bool = False,
+                     wanted: Wanted | None = None) -> WindowResult | None:
+        """The pass's result; None when ``wanted`` said, before its job, that it was of no use any more."""
+        waiter = _Pass(request, asyncio.get_running_loop().create_future(), wanted)
         self._queues[urgent].add([waiter])
         return await waiter.future

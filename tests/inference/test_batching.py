@@ -133,3 +133,25 @@ async def test_finals_of_two_lengths_decode_at_once_on_two_slots() -> None:
     await asyncio.gather(*finals)
     assert sorted(map(tuple, engine.batches)) == [(2 * SAMPLE_RATE,), (7 * SAMPLE_RATE,)]
     scheduler.close()
+
+
+async def test_an_interim_no_longer_wanted_is_dropped_undecoded() -> None:
+    """An interim that waited behind a final and is of no use any more (its utterance went final meanwhile) is
+    answered None without decoding; one still wanted is decoded."""
+    scheduler = Scheduler(1, 16, 30, reserved=1)
+    engine = GatedDecoder()
+    batcher = PassBatcher(scheduler, engine)  # type: ignore[arg-type]
+    final = asyncio.create_task(batcher.decode(window(SAMPLE_RATE), urgent=True))
+    await _started(engine)
+    wanted = {2: True, 3: True}
+    interims = [asyncio.create_task(batcher.decode(window(n * SAMPLE_RATE), wanted=lambda n=n: wanted[n]))
+                for n in (2, 3)]
+    await asyncio.sleep(0.1)
+    wanted[2] = False  # its utterance was made final by the final's pass
+    engine.gate.release()
+    await _started(engine)
+    engine.gate.release()
+    results = await asyncio.gather(final, *interims)
+    assert results[1] is None and results[2] is not None and results[2].text == f"window of {3 * SAMPLE_RATE}"
+    assert engine.batches == [[SAMPLE_RATE], [3 * SAMPLE_RATE]]
+    scheduler.close()
