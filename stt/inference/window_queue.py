@@ -62,7 +62,8 @@ class WindowQueue(Generic[W]):
         with self._lock:
             if self._pending:
                 return True
-        return any(not r.done() for r in self._runners)
+        # tuple(): one C call under the GIL, safe while the loop adds a runner (choose asks from a worker thread)
+        return any(not r.done() for r in tuple(self._runners))
 
     async def _run(self) -> None:
         try:
