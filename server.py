@@ -9,8 +9,10 @@ import os
 import ssl
 import sys
 
-from stt.memory_budget import limit_heap_arenas
+from stt.memory_budget import limit_heap_arenas, restart_with_huge_pages
 
+if __name__ == "__main__":
+    restart_with_huge_pages()  # glibc's tunables for large buffers, read only at start: see stt/memory_budget.py
 limit_heap_arenas()  # before numpy's threads start (at import, below): see stt/memory_budget.py
 
 from aiohttp import web  # noqa: E402

@@ -11,7 +11,8 @@ asr.upload_batch_seconds 60; one window: 1 and 30; lean: 0 and 30.
 The baseline, in its own process: faster-whisper's ``WhisperModel.transcribe`` (base int8, 2 threads, beam 5)
 on the same files one after the other (the clip, the chapter, the clip again), its peak RSS after each; the
 last lines print each configuration's peak over the chapter + clips against it (issue 19's target: <= 1.1x).
-``--configs default`` runs only the named configurations.
+``--configs default`` runs only the named configurations; "no huge pages" is the default without the glibc
+tunables server.py starts itself with (stt/memory_budget.py).
 """
 
 from __future__ import annotations
@@ -39,17 +40,21 @@ from tests.helpers import manifest  # noqa: E402
 from tests.serverproc import ServerProcess  # noqa: E402
 
 CONFIGS = {"default": {}, "one window per job": {"upload_batch_seconds": 30},
-           "lean": {"reserved_workers": 0, "upload_batch_seconds": 30}}
+           "lean": {"reserved_workers": 0, "upload_batch_seconds": 30}, "no huge pages": {}}
+# The server's environment per configuration: "no huge pages" is the default without the glibc tunables that
+# server.py starts itself with (an empty GLIBC_TUNABLES wins: stt/memory_budget.py, huge_page_tunables).
+ENVS = {"no huge pages": {"GLIBC_TUNABLES": ""}}
 
 
-def measure(extra: dict[str, Any]) -> list[tuple[str, float, float]]:
+def measure(extra: dict[str, Any], env: dict[str, str]) -> list[tuple[str, float, float]]:
     m = manifest()
     chapter, jfk = wav16(decode_audio(m[CHAPTER].path.read_bytes())), m[CLIP_11S].path.read_bytes()
     asr = {"engine": "faster-whisper", "model": "base", "beam_size": 5, "threads": 2, "compute_type": "int8",
            **extra}
     rows: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess({"asr": asr, "limits": {"max_streams": 16, "max_queue": 64}}, Path(tmp)).start()
+        server = ServerProcess({"asr": asr, "limits": {"max_streams": 16, "max_queue": 64}}, Path(tmp),
+                               env).start()
         proc = psutil.Process(server.proc.pid)  # type: ignore[union-attr]
 
         def step(name: str) -> None:
@@ -60,8 +65,9 @@ def measure(extra: dict[str, Any]) -> list[tuple[str, float, float]]:
             step("started")
             post(server.url, jfk)
             step("11 s clip")
+            cpu = cpu_seconds(proc)
             wall, _ = post(server.url, chapter)
-            step(f"276 s chapter ({wall:.1f} s)")
+            step(f"276 s chapter ({wall:.1f} s, {cpu_seconds(proc) - cpu:.1f} CPU-s)")
             with ThreadPoolExecutor(1) as pool:
                 long_job = pool.submit(post, server.url, chapter)
                 time.sleep(1.0)
@@ -75,6 +81,13 @@ def measure(extra: dict[str, Any]) -> list[tuple[str, float, float]]:
         finally:
             server.terminate()
     return rows
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    """The server's CPU time (all its threads): a measure of the work that load on the machine barely moves,
+    where wall times on shared cores do."""
+    times = proc.cpu_times()
+    return times.user + times.system
 
 
 IN_PROCESS_STEPS = ("started", "11 s clip", "276 s chapter", "chapter + 11 s clip")
@@ -92,12 +105,12 @@ def peak():
 audio, steps, files = Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
 model = WhisperModel(str(resolve_ct2_model("base", default_cache_dir())), device="cpu", compute_type="int8",
                      cpu_threads=2, local_files_only=True)
-rows = [(steps[0], peak(), 0.0)]
+rows = [(steps[0], peak(), 0.0, 0.0)]
 for step, name in zip(steps[1:], files):
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     segments, _ = model.transcribe(str(audio / name), beam_size=5)
     "".join(s.text for s in segments)  # the generator runs the decoding
-    rows.append((step, peak(), time.perf_counter() - started))
+    rows.append((step, peak(), time.perf_counter() - started, time.process_time() - cpu))
 print(json.dumps(rows))
 """
 
@@ -108,8 +121,8 @@ def measure_in_process() -> list[tuple[str, float, float]]:
                           json.dumps([CLIP_11S, CHAPTER, CLIP_11S])], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     rows = [tuple(r) for r in json.loads(out.stdout.strip().splitlines()[-1])]
-    for step, peak, wall in rows:
-        print(f"  {step}: peak {peak:.0f} MB" + (f" ({wall:.1f} s)" if wall else ""), flush=True)
+    for step, peak, wall, cpu in rows:
+        print(f"  {step}: peak {peak:.0f} MB" + (f" ({wall:.1f} s, {cpu:.1f} CPU-s)" if wall else ""), flush=True)
     return rows  # type: ignore[return-value]
 
 
@@ -121,18 +134,18 @@ def main() -> int:
     baseline = measure_in_process()
     results = {}
     for name in args.configs.split(","):
-        extra = CONFIGS[name]
-        print(f"{name}: {extra or 'defaults'}", flush=True)
-        results[name] = measure(extra)
+        extra, env = CONFIGS[name], ENVS.get(name, {})
+        print(f"{name}: {extra or 'defaults'}" + (f", environment {env}" if env else ""), flush=True)
+        results[name] = measure(extra, env)
     print("\n| after | " + " | ".join(f"{n} peak / now" for n in results) + " |")
     print("|---|" + "---|" * len(results))
-    for i, (step, *_) in enumerate(results["default"]):
+    for i, (step, *_) in enumerate(next(iter(results.values()))):
         cells = [f"{rows[i][1]:.0f} / {rows[i][2]:.0f} MB" + (f" {rows[i][0][rows[i][0].find('('):]}"
                  if "(" in rows[i][0] else "") for rows in results.values()]
         print(f"| {step.split(' (')[0]} | " + " | ".join(cells) + " |")
-    base_peak, base_wall = baseline[-1][1], baseline[2][2]
+    base_peak, base_wall, base_cpu = baseline[-1][1], baseline[2][2], baseline[2][3]
     print(f"\nin-process faster-whisper: peak {base_peak:.0f} MB over the clip, the chapter and the clip; "
-          f"chapter {base_wall:.1f} s")
+          f"chapter {base_wall:.1f} s, {base_cpu:.1f} CPU-s")
     for name, rows in results.items():
         peak = rows[3][1]  # after the chapter + 11 s clip
         print(f"{name}: peak {peak:.0f} MB over the chapter + clips = {peak / base_peak:.2f}x in-process "

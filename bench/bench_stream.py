@@ -3,7 +3,8 @@
 A real server process (base int8, beam 5, 2 threads by default) gets the 276 s chapter on
 `POST /v1/audio/transcriptions`, with and without `stream=true`, interleaved so that a drifting machine load hits
 both alike. Printed side by side: the first delta's delay after the request (target <= 3 s), the done event's,
-the plain request's total, the ratio first delta / plain total, and the WER of both answers.
+the plain request's total, the ratio first delta / plain total, the WER of both answers, and the server's CPU
+seconds up to the first delta and for the plain answer (robust on a loaded machine, where times are not).
 
 Usage: .venv/bin/python bench/bench_stream.py [--audio FILE] [--model base] [--runs 2]
 """
@@ -14,6 +15,7 @@ import argparse
 import dataclasses
 import http.client
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -37,6 +39,14 @@ class Answer:
     total_s: float
     text: str
     deltas: int = 0
+    first_cpu_s: float = 0.0  # the server's CPU seconds from the request to the first delta (or the answer)
+
+
+def cpu_seconds(pid: int) -> float:
+    """The server process's CPU seconds so far (user + system, every thread): what a loaded machine disturbs
+    least. Between the request and the first delta it is the work on the first delta's path."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def multipart(data: bytes, fields: dict[str, str]) -> tuple[bytes, str]:
@@ -48,10 +58,11 @@ def multipart(data: bytes, fields: dict[str, str]) -> tuple[bytes, str]:
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def transcribe(url: str, data: bytes, stream: bool) -> Answer:
+def transcribe(url: str, data: bytes, stream: bool, pid: int) -> Answer:
     body, content_type = multipart(data, {"model": "whisper-1", "stream": "true" if stream else "false"})
     target = urlparse(url)
     conn = http.client.HTTPConnection(target.hostname, target.port, timeout=3600)
+    cpu = cpu_seconds(pid)
     started = time.perf_counter()
     conn.request("POST", "/v1/audio/transcriptions", body=body,
                  headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": content_type})
@@ -60,18 +71,19 @@ def transcribe(url: str, data: bytes, stream: bool) -> Answer:
     if not stream:
         text = json.loads(resp.read())["text"]
         took = time.perf_counter() - started
-        return Answer(took, took, text)
-    first, deltas = 0.0, 0
+        return Answer(took, took, text, first_cpu_s=cpu_seconds(pid) - cpu)
+    first, deltas, first_cpu = 0.0, 0, 0.0
     while line := resp.readline():
         if not line.startswith(b"data: "):
             continue
         event = json.loads(line[6:])
         if event["type"] == "transcript.text.delta":
             deltas += 1
-            first = first or time.perf_counter() - started
+            if not first:
+                first, first_cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
         elif event["type"] == "transcript.text.done":
             conn.close()
-            return Answer(first, time.perf_counter() - started, event["text"], deltas)
+            return Answer(first, time.perf_counter() - started, event["text"], deltas, first_cpu)
         else:
             raise RuntimeError(f"unexpected event: {event}")
     raise RuntimeError("the stream ended without transcript.text.done")
@@ -91,16 +103,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         server = ServerProcess(config, Path(tmp)).start()
         try:
-            transcribe(server.url, manifest()["en/jfk.flac"].path.read_bytes(), stream=False)  # warm-up
+            assert server.proc is not None
+            pid = server.proc.pid
+            transcribe(server.url, manifest()["en/jfk.flac"].path.read_bytes(), stream=False, pid=pid)  # warm-up
             plain, streamed = [], []
             for _ in range(args.runs):
-                plain.append(transcribe(server.url, data, stream=False))
-                streamed.append(transcribe(server.url, data, stream=True))
+                plain.append(transcribe(server.url, data, stream=False, pid=pid))
+                streamed.append(transcribe(server.url, data, stream=True, pid=pid))
         finally:
             server.terminate()
     results = {
         "plain_total_s": statistics.median(r.total_s for r in plain),
         "stream_first_delta_s": statistics.median(r.first_s for r in streamed),
+        "stream_first_delta_cpu_s": statistics.median(r.first_cpu_s for r in streamed),
+        "plain_total_cpu_s": statistics.median(r.first_cpu_s for r in plain),
         "stream_done_s": statistics.median(r.total_s for r in streamed),
         "stream_deltas": streamed[-1].deltas,
     }

@@ -65,8 +65,10 @@ class AsrSettings:
     # Model replicas (weights shared) kept for live passes and short uploads: they never wait behind a long
     # upload's job, which cannot be interrupted. 0: everything shares the ``workers``.
     reserved_workers: int = 1
-    # Audio a long upload's job decodes at once: two 30 s windows batched decode in 2/3 of the time of two
-    # jobs, but beam search keeps the encoder's output per beam (~185 MB of peak per 30 s window at beam 5).
+    # Audio a long upload's job decodes at once. Windows of a job share one beam search only when they have the
+    # same encoder input, text budget and prompt length (stt/engines/batched_windows.py): two 29.5 s windows of
+    # the chapter batched took ~10 % less CPU than one by one, with ~85 MB more peak (beam search keeps the
+    # encoder's output per beam); the chapter's own windows never pair, so 30 and 60 cost it the same.
     upload_batch_seconds: float = 60.0
     device: str = "cpu"
     # Languages auto-detection may answer (Whisper codes, e.g. ["en", "de"]); empty: any. A request naming

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ from stt.engines.features import BoundedMemoryFeatureExtractor
 from faster_whisper.transcribe import restore_speech_timestamps
 
 from stt.audio import SAMPLE_RATE, duration_seconds
-from stt.engines.speech import join_stretches, silero_speech, sound_stretches, whisper_speech
+from stt.engines.speech import join_stretches, silero_speech, silero_steps, sound_stretches, whisper_speech
 from stt.engines.base import (Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word,
                               join_segments)
 from stt.engines.batched_windows import batch_shape, decode_batch
@@ -68,6 +68,10 @@ class FasterWhisperEngine:
 
     def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
         return silero_speech(audio)
+
+    def speech_steps(self, audio: np.ndarray) -> Iterator[list[tuple[int, int]]]:
+        """``find_speech`` a minute at a time (see stt.inference.speech_windows.SpeechSearch)."""
+        return silero_steps(audio)
 
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
         if not self.multilingual:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import whisper
 
 from stt.audio import SAMPLE_RATE, duration_seconds
 from stt.engines.ct2_to_torch import load_whisper_model
-from stt.engines.speech import silero_speech, whisper_speech
+from stt.engines.speech import silero_speech, silero_steps, whisper_speech
 from stt.engines.base import (Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word,
                               join_segments)
 from stt.engines.languages import allowed_languages, choose_language
@@ -65,6 +65,10 @@ class OpenAIWhisperEngine:
     @torch.inference_mode()
     def find_speech(self, audio: np.ndarray) -> list[tuple[int, int]]:
         return silero_speech(audio)
+
+    def speech_steps(self, audio: np.ndarray) -> Iterator[list[tuple[int, int]]]:
+        """``find_speech`` a minute at a time (see stt.inference.speech_windows.SpeechSearch)."""
+        return silero_steps(audio)
 
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
         if not self.multilingual:

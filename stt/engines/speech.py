@@ -7,6 +7,8 @@ one 30 s Whisper window.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps, get_vad_model
 
@@ -29,6 +31,18 @@ def silero_speech(audio: np.ndarray, chunk_s: float = CHUNK_S, options: VadOptio
                   join_gap: int = 0) -> list[tuple[int, int]]:
     """Blocking (~2 ms per second of audio); call from a scheduler job only. ``join_gap``: pieces at most this
     many samples apart are joined (when the result fits ``options.max_speech_duration_s``)."""
+    pieces: list[tuple[int, int]] = []
+    for pieces in silero_steps(audio, chunk_s, options, join_gap):
+        pass
+    return pieces
+
+
+def silero_steps(audio: np.ndarray, chunk_s: float = CHUNK_S, options: VadOptions = OPTIONS,
+                 join_gap: int = 0) -> Iterator[list[tuple[int, int]]]:
+    """``silero_speech`` a chunk at a time: after each chunk, the speech found so far (a new list each time).
+    Only its last piece may still change (grow at its end, joined with speech found in the next chunk), so a
+    caller may start on the pieces before it (a streamed upload's first window). Blocking: advance it in
+    scheduler jobs only."""
     chunk = int(chunk_s * SAMPLE_RATE)
     longest = options.max_speech_duration_s * SAMPLE_RATE
     pieces: list[tuple[int, int]] = []
@@ -39,7 +53,7 @@ def silero_speech(audio: np.ndarray, chunk_s: float = CHUNK_S, options: VadOptio
                 pieces[-1] = (pieces[-1][0], end)  # speech that ran across a stretch's edge: one piece again
             else:
                 pieces.append((start, end))
-    return pieces
+        yield list(pieces)
 
 
 # The engines' own sequential decoding (``vad_filter=false``, or a temperature above 0) of a whole upload:

@@ -1,11 +1,18 @@
-"""Batches the live sessions' decoding passes into shared scheduler jobs.
+"""Batches the live sessions' decoding passes into shared scheduler jobs, finals first.
 
-Each session has at most one interim and one urgent pass in flight. Passes that arrive while a batch is queued or running wait
-for the next one, and a job takes every waiting pass (up to ``max_batch``) at the moment it starts on a
-worker thread, so N live streams cost one batched encode/decode per round instead of N separate ones.
-Urgent passes (the one that turns an utterance final) have jobs of their own, at Priority.FINAL, which
-run beside the interims' job (Priority.LIVE) when the scheduler has a slot for them: a final never waits
-behind other streams' interims, neither in the same batch nor for the job in progress.
+Each session has at most one interim and one urgent pass in flight. Passes wait in one of two queues, and a
+job takes its passes at the moment it starts on a worker thread, so whatever arrived while it was queued joins it.
+Urgent passes (the one that turns an utterance final) have jobs of their own, at Priority.FINAL, on every slot
+the scheduler has (two on 2 cores: one live pass does not keep two cores busy, its decoder steps are small),
+and beside an interims' job already running: a final never waits behind other streams' interims in the same
+batch.
+A job's results all come when it ends, and passes of different lengths or prompts are decoded one after the
+other inside it (stt/engines/batched_windows.py batches only windows that share their encoder input and prompt
+length): so a final's job takes the oldest final and only the finals that batch with it, and each final is out
+as soon as its own decoding is, not after every other stream's. Interims are shed when the machine is behind:
+their jobs start only while no final waits or decodes (a final gets the cores to itself, not half of them
+beside a batch of interims), and take at most INTERIM_JOB_INPUT_S of encoder input, so a final that arrives
+during one waits for little. Interims then come less often under load; finals are never skipped.
 The scheduler's queue limits and timeouts apply to these jobs exactly as to /stt requests; they are queued
 ahead of uploads' jobs.
 """
@@ -13,38 +20,101 @@ ahead of uploads' jobs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from stt.audio import SAMPLE_RATE
 from stt.engines.base import Engine, WindowRequest, WindowResult
 from stt.inference.scheduler import Priority, Scheduler
 from stt.inference.window_queue import Waiter, WindowQueue
 
 T = TypeVar("T")
+Wanted = Callable[[], bool]  # whether a pass not decoded yet is still of use (asked on the event loop)
+
+PAD_S = 5.0  # a pass's encoder input is its audio and this much silence (stt/engines/batched_windows.py)
+# Encoder input of one interims' job: a 15 s utterance's pass (20 s of input) and a short one, about a second
+# of CPU on 2 cores for base; a final that arrives meanwhile waits for no more.
+INTERIM_JOB_INPUT_S = 30.0
 
 
-class _Passes(WindowQueue[Waiter]):
-    """One queue of passes (urgent or not): up to ``max_batch`` of the oldest in a job, one job at a time."""
+def batch_key(request: WindowRequest) -> tuple[int, bool, int]:
+    """What passes must share to be decoded as one batch: their length to the second (the encoder input and
+    the text budget), whether they have a prompt (the prompts' lengths in tokens must match too, which is not
+    known here: prompted passes of one length may still be decoded one after the other) and the beam."""
+    return math.ceil(len(request.audio) / SAMPLE_RATE), bool(request.prompt), request.beam_size
 
-    def __init__(self, scheduler: Scheduler, engine: Engine, priority: Priority, max_batch: int) -> None:
-        super().__init__(scheduler, engine, priority, max_jobs=1, failed="Live decoding failed")
+
+@dataclasses.dataclass(eq=False)
+class _Pass(Waiter):
+    wanted: Wanted | None = None
+
+
+class _Passes(WindowQueue[_Pass]):
+    """One queue of passes (urgent or not), one job at a time."""
+
+    def __init__(self, scheduler: Scheduler, engine: Engine, priority: Priority, max_batch: int,
+                 max_input_s: float | None = None, behind: _Passes | None = None, max_jobs: int = 1) -> None:
+        """``max_input_s``: encoder input per job (None: the oldest pass and those that batch with it);
+        ``behind``: no job of this queue starts while that queue has work."""
+        super().__init__(scheduler, engine, priority, max_jobs=max_jobs, failed="Live decoding failed")
         self._max_batch = max_batch
+        self._max_input = None if max_input_s is None else int(max_input_s * SAMPLE_RATE)
+        self._behind = behind
+        self._idle = asyncio.Event()  # set (and replaced) whenever this queue's runner stops
 
-    def choose(self, pending: Sequence[Waiter]) -> list[Waiter]:
-        return list(pending[:self._max_batch])
+    def choose(self, pending: Sequence[_Pass]) -> list[_Pass]:
+        if not pending or (self._behind is not None and self._behind.busy()):
+            return []  # a final came while this job waited for its slot: it goes first (see ready)
+        if self._max_input is None:
+            key = batch_key(pending[0].request)
+            return [w for w in pending if batch_key(w.request) == key][:self._max_batch]
+        batch: list[_Pass] = []
+        budget = self._max_input
+        for waiter in pending[:self._max_batch]:
+            samples = len(waiter.request.audio) + int(PAD_S * SAMPLE_RATE)
+            if batch and samples > budget:
+                break
+            batch.append(waiter)
+            budget -= samples
+        return batch
+
+    async def ready(self) -> None:
+        while self._behind is not None and self._behind.busy():
+            await self._behind._idle.wait()
+        self._drop_unwanted()
+
+    def _drop_unwanted(self) -> None:
+        """Passes whose session no longer needs them (an interim of an utterance made final while it waited)
+        are answered None without decoding: work shed, not queued behind."""
+        with self._lock:
+            dropped = [w for w in self._pending if w.wanted is not None and not w.wanted()]
+            self._pending = [w for w in self._pending if w not in dropped]
+        for waiter in dropped:
+            if not waiter.future.done():
+                waiter.future.set_result(None)  # type: ignore[arg-type]  # decode() answers None
+
+    def ended(self) -> None:
+        idle, self._idle = self._idle, asyncio.Event()
+        idle.set()
 
 
 class PassBatcher:
-    def __init__(self, scheduler: Scheduler, engine: Engine, max_batch: int = 8) -> None:
+    def __init__(self, scheduler: Scheduler, engine: Engine, max_batch: int = 8, final_jobs: int = 1) -> None:
+        """``final_jobs``: finals' jobs that may run at once (the scheduler's slots bound them too)."""
         self._scheduler = scheduler
-        self._queues = {urgent: _Passes(scheduler, engine, Priority.FINAL if urgent else Priority.LIVE, max_batch)
-                        for urgent in (True, False)}
+        urgent = _Passes(scheduler, engine, Priority.FINAL, max_batch, max_jobs=final_jobs)
+        interims = _Passes(scheduler, engine, Priority.LIVE, max_batch, INTERIM_JOB_INPUT_S, behind=urgent)
+        self._queues = {True: urgent, False: interims}
 
     async def detect(self, job: Callable[[], T]) -> T:
         """A live stream's speech detection, under the scheduler's budget (Scheduler.detect)."""
         return await self._scheduler.detect(job)
 
-    async def decode(self, request: WindowRequest, urgent: bool = False) -> WindowResult:
-        waiter = Waiter(request, asyncio.get_running_loop().create_future())
+    async def decode(self, request: WindowRequest, urgent: bool = False,
+                     wanted: Wanted | None = None) -> WindowResult | None:
+        """The pass's result; None when ``wanted`` said, before its job, that it was of no use any more."""
+        waiter = _Pass(request, asyncio.get_running_loop().create_future(), wanted)
         self._queues[urgent].add([waiter])
         return await waiter.future

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from stt.audio import SAMPLE_RATE, duration_seconds
 from stt.engines.base import Engine, Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word
 from stt.engines.languages import choose_language
+from stt.inference.chunking import Chunking
 
 MAX_WINDOW_S = 30.0
 MAX_WINDOW = int(MAX_WINDOW_S * SAMPLE_RATE)
@@ -61,6 +62,60 @@ def cut_windows(speech: Sequence[tuple[int, int]], length: int) -> list[SpeechWi
             current = []
         current.append(piece)
     return windows + [SpeechWindow(tuple(current))] if current else windows
+
+
+class SpeechSearch:
+    """An upload's speech search, run a step at a time in scheduler jobs: the speech found so far, and the
+    first window as soon as nothing found later can change it (a streamed upload decodes it while the rest
+    is still unsearched). An engine with ``speech_steps`` (a generator of the speech found so far, only its
+    last piece still open to change: stt.engines.speech.silero_steps) is searched a minute at a time; any
+    other in one step, with ``find_speech``. Either way ``speech`` ends as ``find_speech`` answers."""
+
+    def __init__(self, engine: Engine, audio: np.ndarray, chunking: Chunking | None = None) -> None:
+        steps = getattr(engine, "speech_steps", None)
+        self._steps: Iterator[list[tuple[int, int]]] | None = steps(audio) if steps is not None else None
+        self._engine, self._audio = engine, audio
+        self._length = len(audio)
+        self._chunking = chunking
+        self.speech: list[tuple[int, int]] = []
+        self.done = False
+
+    def _step(self) -> None:
+        if self._steps is None:  # the whole search at once
+            self.speech, self.done = self._engine.find_speech(self._audio), True
+            return
+        try:
+            self.speech = next(self._steps)
+        except StopIteration:
+            self.done = True
+
+    def first_window(self) -> SpeechWindow | None:
+        """Blocking: searches until the upload's first window is known for good; None: no speech at all."""
+        while True:
+            windows = cut_windows(self._known(), self._length)
+            # A window closed by one after it stays as it is: later speech only comes after, or makes the
+            # piece still open longer (still too long to fit).
+            if self.done or (len(windows) >= 2 and not self._holds_open_piece(windows[0])):
+                return windows[0] if windows else None
+            self._step()
+
+    def finish(self) -> list[SpeechWindow]:
+        """Blocking: the rest of the search; every window, cut as from ``find_speech``'s speech at once."""
+        while not self.done:
+            self._step()
+        return cut_windows(self._known(), self._length)
+
+    def _holds_open_piece(self, window: SpeechWindow) -> bool:
+        """The piece still open was cut into this window (a piece longer than 30 s is cut in parts)."""
+        return not self.done and bool(self.speech) and window.pieces[-1][1] > self.speech[-1][0]
+
+    def _known(self) -> list[tuple[int, int]]:
+        """What windows are cut from so far (the client's chunking applied). While searching, the last piece
+        found may still grow: it is kept (its start is known, its length only grows), except with a chunking,
+        which could join it with the pieces before it (their range is then left out too)."""
+        if self.done or not self._chunking:
+            return self._chunking.apply(self.speech, self._length) if self._chunking else list(self.speech)
+        return self._chunking.apply(self.speech[:-1], self._length)[:-1]
 
 
 def upload_language(engine: Engine, upload: np.ndarray, speech: Sequence[tuple[int, int]],

@@ -51,7 +51,7 @@ class Transcriber:
         self.workers = workers
         self.scheduler = Scheduler(workers, budget.max_queue, budget.queue_timeout_s, reserved)
         self.windows = WindowBatcher(self.scheduler, engine, long_jobs=workers, long_job_audio_s=budget.upload_batch_s)
-        self.passes = PassBatcher(self.scheduler, engine)
+        self.passes = PassBatcher(self.scheduler, engine, final_jobs=workers + reserved)
         self.diarizer = LazyDiarizer()
 
     async def transcribe(self, audio: np.ndarray, options: TranscribeOptions, diarize: DiarizeOptions | None,

@@ -11,9 +11,11 @@ A window's audio is a copy of its speech pieces (a view when it is one piece): t
 so the grouping changes nothing in the transcript.
 
 ``stream_windows`` gives each window's text as soon as it and the windows before it are decoded (OpenAI's
-``stream=true``), then the whole transcript, the same as ``transcribe_windows`` answers. Its first window goes
-alone, to the short clips' queue, and the others only once it is decoded: the first text comes as soon as a
-short clip's would, not slowed by the upload's own next job on the same cores.
+``stream=true``), then the whole transcript, the same as ``transcribe_windows`` answers. Its first hop is kept
+short: the speech is searched only until the first window is known for good (``SpeechSearch``: a minute of a
+long upload, not all of it), the language is detected (it needs the first speech only), and the first window
+goes alone, to the short clips' queue; the rest of the search and the other windows only once it is decoded:
+the first text comes as soon as a short clip's would, not slowed by the upload's own next job on the same cores.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ import numpy as np
 from stt.engines.base import Engine, Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult
 from stt.audio import SAMPLE_RATE
 from stt.inference.chunking import Chunking
-from stt.inference.speech_windows import (Language, SpeechWindow, assemble, cut_windows, in_language,
-                                         needs_language, upload_language, window_request, window_segments)
+from stt.inference.speech_windows import (Language, SpeechSearch, SpeechWindow, assemble, cut_windows,
+                                         in_language, needs_language, upload_language, window_request,
+                                         window_segments)
 
 T = TypeVar("T")
 
@@ -114,11 +117,18 @@ def _groups(windows: Sequence[SpeechWindow]) -> list[list[SpeechWindow]]:
 async def stream_windows(engine: Engine, audio: np.ndarray, options: TranscribeOptions, run: RunJob,
                          submit: Submit,
                          chunking: Chunking | None = None) -> AsyncGenerator[WindowText | Transcript, None]:
-    """Each window's text in order, then the whole Transcript (the same as ``transcribe_windows``'s): the first
-    window alone, then groups as ``transcribe_windows`` hands them over, at most GROUPS_IN_FLIGHT at once."""
-    windows, options, detected = await _windows(engine, audio, run, chunking, options)
-    speech = sum(w.samples for w in windows)
-    groups = [[windows[0]], *_groups(windows[1:])] if windows else []
+    """Each window's text in order, then the whole Transcript (the same as ``transcribe_windows``'s). The first
+    hop is kept short: the speech is searched only until the first window is known for good (a minute of a
+    long upload, ``SpeechSearch``), the language detected on it (it needs the first speech only), and that
+    window decoded alone; the rest of the search runs after it, then the other windows go in groups as
+    ``transcribe_windows`` hands them over, at most GROUPS_IN_FLIGHT at once. The windows, the language and
+    each window's decoding are the same as ``transcribe_windows``'s: so is the text."""
+    search = SpeechSearch(engine, audio, chunking)
+    first = await run(search.first_window)  # the upload's admission, as the whole search is for the others
+    detected = (await run(lambda: upload_language(engine, audio, search.speech, options))
+                if needs_language(engine, options, search.speech) else None)
+    options = in_language(options, detected)
+    windows: list[SpeechWindow] = []
     in_flight: list[list[asyncio.Future[WindowResult]]] = []
     results: list[WindowResult] = []
     segments = 0
@@ -131,9 +141,17 @@ async def stream_windows(engine: Engine, audio: np.ndarray, options: TranscribeO
         return WindowText(len(results) - 1, tuple(piece))
 
     try:
-        for at, group in enumerate(groups):
-            in_flight.append(submit([window_request(w, audio, options) for w in group], speech, at == 0))
-            if at > 0 and len(in_flight) < GROUPS_IN_FLIGHT:
+        if first is not None:
+            # Alone, to the short clips' queue: the first text comes as soon as a short clip's would.
+            in_flight.append(submit([window_request(first, audio, options)], first.samples, True))
+            windows.append(first)
+            yield decoded(await in_flight.pop(0)[0])
+        windows = await run(search.finish)
+        assert windows[:1] == ([first] if first else []), "the first window changed as the search went on"
+        speech = sum(w.samples for w in windows)
+        for at, group in enumerate(_groups(windows[1:])):
+            in_flight.append(submit([window_request(w, audio, options) for w in group], speech, False))
+            if at + 1 < GROUPS_IN_FLIGHT:
                 continue  # the next group waits in the batcher's queue while this one decodes
             for future in in_flight.pop(0):
                 yield decoded(await future)

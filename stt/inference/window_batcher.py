@@ -24,8 +24,9 @@ from stt.inference.scheduler import JobStats, Priority, Scheduler
 from stt.inference.window_queue import Waiter, WindowQueue
 
 # Audio decoded per job. Short clips: one full window, or several short ones batched. Long uploads: by
-# default (asr.upload_batch_seconds) two full windows, measured on 2 CPU threads (base, beam 5) at 2.6 s
-# against 3.8 s one by one; a longer job delays other long uploads' turns and holds more memory.
+# default (asr.upload_batch_seconds) two windows; they share one beam search only when their encoder inputs,
+# text budgets and prompts match (batched_windows._groups): then ~10 % less CPU than one by one, ~85 MB more
+# peak (2 CPU threads, base, beam 5, two 29.5 s windows); a longer job delays other long uploads' turns.
 SHORT_JOB_AUDIO_S = 30.0
 LONG_JOB_AUDIO_S = 60.0
 # A job's windows are counted by their encoder input (a full 30 s for uploads' windows, WindowRequest.full_window):

@@ -54,11 +54,32 @@ class WindowQueue(Generic[W]):
         if len(self._runners) < self._max_jobs:
             self._runners.add(asyncio.create_task(self._run()))
 
+    async def ready(self) -> None:
+        """Hook: awaited before each job is queued (live interims wait while finals decode)."""
+
+    def busy(self) -> bool:
+        """Waiters are queued, or a job is queued or running."""
+        with self._lock:
+            if self._pending:
+                return True
+        # tuple(): one C call under the GIL, safe while the loop adds a runner (choose asks from a worker thread)
+        return any(not r.done() for r in tuple(self._runners))
+
     async def _run(self) -> None:
+        try:
+            await self._jobs()
+        finally:
+            self.ended()
+
+    def ended(self) -> None:
+        """Hook: a runner stopped (nothing pending when it looked)."""
+
+    async def _jobs(self) -> None:
         while True:
             with self._lock:
                 if not self._pending:
                     return
+            await self.ready()
             taken: list[W] = []
             stats = JobStats()
             try:

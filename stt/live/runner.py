@@ -139,7 +139,7 @@ class SessionRunner:
             task.add_done_callback(lane.passes.discard)
 
     async def _run_pass(self, lane: Lane, session: StreamSession, step: Pass) -> None:
-        result = await self._decode(step)
+        result = await self._decode(step, lambda: lane.session is session and session.wants(step))
         async with lane.guard:
             if lane.session is not session:
                 return  # the session was replaced (cleared) while this pass ran
@@ -155,9 +155,9 @@ class SessionRunner:
                 return
             await asyncio.wait(set(lane.passes), return_when=asyncio.FIRST_COMPLETED)
 
-    async def _decode(self, step: Pass) -> WindowResult | None:
+    async def _decode(self, step: Pass, wanted: Callable[[], bool]) -> WindowResult | None:
         try:
-            return await self._batcher.decode(step.request, urgent=step.urgent)
+            return await self._batcher.decode(step.request, urgent=step.urgent, wanted=wanted)
         except ApiError as exc:  # overloaded or engine failure: skip this interim, keep the stream alive
             log.warning("%s: live pass failed: %s", self._request_id, exc.message)
             return None

@@ -365,6 +365,16 @@ class StreamSession:
             prompt += "."
         return prompt or None
 
+    def wants(self, step: Pass) -> bool:
+        """Whether ``step``, not decoded yet, is still of use: an urgent pass always; an interim while its
+        utterance is open or waits for its final (under load, an interim queued until after its utterance's
+        final is dropped undecoded: ``apply(step, None)``)."""
+        if step.urgent or step.final is not None:
+            return True
+        if self._utt is not None and self._utt.id == step.utterance_id:
+            return True
+        return any(f.utterance.id == step.utterance_id and f.event is None for f in self._finals)
+
     def apply(self, done: Pass, result: WindowResult | None) -> list[Event]:
         """The result of ``done`` (None when the pass failed: an interim is skipped, a final sent as heard)."""
         self._inflight = [p for p in self._inflight if p is not done]

@@ -185,7 +185,28 @@ def test_the_end_of_speech_is_decoded_beside_an_interim_still_in_flight_and_the_
     finals = [e for e in events if isinstance(e, Transcribed) and e.is_final]
     assert held is not None and len(finals) == 1 and finals[0].speech_final
     assert finals[0].end >= len(speech) / SAMPLE_RATE - 0.5  # the final heard the end while the interim waited
+    assert not session.wants(held)  # not decoded yet, it would be of no use: under load it is shed (None)
     assert session.apply(held, scripted(held.request.audio)) == []  # too late: nothing more comes out
+    assert session.next_pass() is None
+
+
+def test_an_interim_is_wanted_while_its_utterance_is_open_and_shed_as_none_after_its_final() -> None:
+    speech = clip("1089-134686-0030.flac")
+    session = StreamSession(StreamConfig(endpointing_s=0.4), DETECTOR)
+    audio = np.concatenate([speech, np.zeros(SAMPLE_RATE, dtype=np.float32)])
+    held = None
+    events: list = []
+    for i in range(0, len(audio), CHUNK):
+        events += session.feed(audio[i:i + CHUNK])
+        while (step := session.next_pass()) is not None:
+            if held is None and not step.urgent:
+                held = step
+                assert session.wants(held)  # its utterance is open
+                continue
+            events += session.apply(step, scripted(step.request.audio))
+    assert held is not None and not session.wants(held)
+    assert session.apply(held, None) == []  # shed: answered None, nothing comes out
+    assert [e for e in events if isinstance(e, Transcribed) and e.is_final][0].text  # the final came anyway
     assert session.next_pass() is None
 
 
