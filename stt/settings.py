@@ -115,6 +115,12 @@ class JobsSettings:
     max_audio_seconds: float = 12 * 3600.0  # one job's audio (uploads' limit: limits.max_audio_seconds)
     retention_hours: float = 24.0  # results (and the job record) kept after the job ended
     concurrency: int = 2  # jobs transcribed at once, taking turns window by window (230 MB of audio per hour each)
+    # OS nice value (1-19) of the threads that transcribe jobs: a second copy of the default model, loaded by a
+    # thread at this priority, runs them, so when a live pass or an upload runs beside a job's window the
+    # kernel gives them the cores first (a window in progress cannot be interrupted). 0: jobs run on the
+    # shared model, at the same OS priority as everything else (no second copy of the weights). Inside a cgroup
+    # or an autogroup, the priority counts among that group's threads (the server's) only.
+    nice: int = 10
     max_attempts: int = 10  # a job whose server died under it this many times in a row, without finishing a
     # window in between, fails instead of starting again (it may be what takes the server down)
     lease_seconds: float = 60.0  # a replica that stops renewing its job's lease loses it to another replica
@@ -288,6 +294,7 @@ def _jobs_checks(j: JobsSettings) -> list[tuple[bool, str]]:
         (j.max_audio_seconds > 0, "jobs.max_audio_seconds: must be positive"),
         (j.retention_hours > 0, "jobs.retention_hours: must be positive"),
         (j.concurrency >= 1, "jobs.concurrency: must be at least 1"),
+        (0 <= j.nice <= 19, "jobs.nice: must be between 0 (off) and 19"),
         (j.max_attempts >= 1, "jobs.max_attempts: must be at least 1"),
         (j.lease_seconds >= 5, "jobs.lease_seconds: must be at least 5"),
         (1 <= j.callback_max_attempts <= 20, "jobs.callback_max_attempts: must be between 1 and 20"),

@@ -84,10 +84,18 @@ def _groups(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[list
     groups: dict[tuple[int, bool, float, int, int], list[int]] = {}
     tok = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
     for i, r in enumerate(requests):
-        audio = len(r.audio[-MAX_WINDOW:])
-        key = (r.beam_size, _stamped(r.audio), input_seconds(r), text_budget(audio), len(_previous(tok, r)))
+        key = (*batch_shape(len(r.audio), r.beam_size, r.full_window), len(_previous(tok, r)))
         groups.setdefault(key, []).append(i)
     return list(groups.values())
+
+
+def batch_shape(samples: int, beam_size: int, full_window: bool = False) -> tuple[int, bool, float, int]:
+    """What a window of ``samples`` shares with the windows it is decoded in one batch with, but its prompt's
+    length (``_groups``): beam width, timestamps or not, encoder input, text budget. A caller that chooses
+    its own batches (a job's chunks) pairs windows of one shape, so they decode together."""
+    audio = min(samples, MAX_WINDOW)
+    window_s = MAX_WINDOW_S if full_window else window_seconds(audio)
+    return beam_size, samples <= (MAX_WINDOW_S - PAD_S) * SAMPLE_RATE, window_s, text_budget(audio)
 
 
 def _stamped(audio: np.ndarray) -> bool:

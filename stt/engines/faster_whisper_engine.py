@@ -16,7 +16,7 @@ from stt.audio import SAMPLE_RATE, duration_seconds
 from stt.engines.speech import join_stretches, silero_speech, silero_steps, sound_stretches, whisper_speech
 from stt.engines.base import (Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word,
                               join_segments)
-from stt.engines.batched_windows import decode_batch
+from stt.engines.batched_windows import batch_shape, decode_batch
 from stt.engines.languages import allowed_languages, choose_language
 
 
@@ -85,6 +85,11 @@ class FasterWhisperEngine:
             requests = [dataclasses.replace(r, languages=allowed_languages(r.languages, self.languages))
                         for r in requests]
         return decode_batch(self._model, requests)
+
+    @staticmethod
+    def batch_shape(samples: int, beam_size: int) -> tuple[object, ...]:
+        """Windows of one shape (and one prompt) are decoded in one batch, at less than their cost one by one."""
+        return batch_shape(samples, beam_size)
 
     def close(self) -> None:
         del self._model

@@ -22,7 +22,7 @@ from stt.http.cors import setup_cors
 from stt.engines.base import Engine
 from stt.http.errors import error_middleware
 from stt.http.expect import expect_middleware
-from stt.http.keys import ENGINE, LIFECYCLE, MODELS, SCHEDULER, SETTINGS, STARTED_AT, TRANSCRIBER
+from stt.http.keys import ENGINE, LIFECYCLE, LOAD_DEFAULT_ENGINE, MODELS, SCHEDULER, SETTINGS, STARTED_AT, TRANSCRIBER
 from stt.http.lifecycle import Lifecycle
 from stt.http.observability import add_request_id_header, request_id_middleware
 from stt.http.faces.face import FACES, app_face
@@ -131,6 +131,9 @@ def _transcriber_ctx(engine: Engine | None, factory: EngineFactory | None):  # t
         registry.start()
         app[MODELS], app[TRANSCRIBER], app[ENGINE], app[SCHEDULER] = (registry, transcriber, loaded,
                                                                       transcriber.scheduler)
+        if engine is None:
+            make, source = _maker(factory), sources[default]
+            app[LOAD_DEFAULT_ENGINE] = lambda changed: make(dataclasses.replace(changed, model=source))
         yield
         # Finish what was accepted before the models go away (graceful shutdown), within what is left of the
         # shutdown budget. A transcription still running then cannot be interrupted: it is abandoned.
@@ -161,6 +164,14 @@ def _loader(asr: AsrSettings, factory: EngineFactory | None, budget: Budget) -> 
         return Transcriber(make(dataclasses.replace(asr, model=source)), budget)
 
     return load
+
+
+def _maker(factory: EngineFactory | None) -> EngineFactory:
+    if factory is None:
+        from stt.engines.factory import load_engine
+
+        return load_engine
+    return factory
 
 
 async def _load(asr: AsrSettings, factory: EngineFactory | None) -> Engine:

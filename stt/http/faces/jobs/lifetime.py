@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import threading
+from collections.abc import Callable
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,11 +18,12 @@ from aiohttp import web
 
 from stt.http.audio_budget import AUDIO_BUDGET
 from stt.http.faces.jobs.render import callback_body
-from stt.http.keys import MODELS, SETTINGS, TRANSCRIBER
+from stt.engines.base import Engine
+from stt.http.keys import LOAD_DEFAULT_ENGINE, MODELS, SETTINGS, TRANSCRIBER
 from stt.jobs import webhooks
 from stt.jobs.runner import JobRunner
 from stt.jobs.store import AsyncJobStore, SqliteJobStore
-from stt.settings import JobsSettings
+from stt.settings import AsrSettings, JobsSettings
 
 log = logging.getLogger("stt.http.jobs")
 RESPONSE_READ_MAX = 64 * 1024  # bytes of a callback receiver's answer read (and dropped)
@@ -53,6 +57,33 @@ def sender(session: aiohttp.ClientSession, timeout_s: float) -> webhooks.Send:
     return send
 
 
+def niced_engine(load: Callable[[AsrSettings], Engine], asr: AsrSettings, nice: int) -> Engine:
+    """Blocking: a copy of the default model whose threads run at OS priority ``nice``, for jobs' work only.
+
+    It is loaded by a thread of its own that lowered its priority first: the engine's worker threads, and the
+    threads each of them starts for its matrix work, inherit it (Linux threads start with their creator's nice
+    value). A job's window in progress then takes only the CPU that live passes and uploads leave: they run on
+    the shared model, at the usual priority. Its calls still take the scheduler's worker slots (``workers``
+    replicas, none reserved), so the worker budget bounds them as before."""
+    out: list[Engine] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+            out.append(load(dataclasses.replace(asr, reserved_workers=0)))
+        except BaseException as exc:  # re-raised in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="stt-jobs-engine-load")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    log.info("jobs: their own copy of the model loaded, its threads at nice %d", nice)
+    return out[0]
+
+
 def _open_store(settings: JobsSettings) -> Any:
     if settings.database_url:
         from stt.jobs.postgres import PostgresJobStore  # psycopg only where PostgreSQL is used
@@ -82,9 +113,12 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
                                     connector=aiohttp.TCPConnector(limit=16))
     deliverer = webhooks.Deliverer(store, sender(session, jobs.callback_timeout_seconds), jobs.webhook_secret or "",
                                    jobs.callback_max_attempts, jobs.callback_timeout_seconds + 30)
+    load = app.get(LOAD_DEFAULT_ENGINE)
+    engine = (await asyncio.to_thread(niced_engine, load, settings.asr, jobs.nice)
+              if jobs.nice and load is not None else None)
     runner = JobRunner(store, transcriber, settings.asr.upload_batch_seconds, jobs,
                        callback_body(transcriber.engine), on_end=deliverer.wake,
-                       memory=app[AUDIO_BUDGET].memory)
+                       memory=app[AUDIO_BUDGET].memory, engine=engine)
     app[JOBS] = Jobs(store, runner, deliverer)
     runner.start()
     deliverer.start()
@@ -95,4 +129,6 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         await deliverer.stop()
         await session.close()
         await store.close()
+        if engine is not None:
+            await asyncio.to_thread(engine.close)
         app[MODELS].release(lease)
