@@ -73,13 +73,17 @@ class JobRunner:
     def __init__(self, store: AsyncJobStore, transcriber: Transcriber, chunk_s: float, settings: JobsSettings,
                  callback_body: CallbackBody, worker: str | None = None,
                  on_end: Callable[[], None] = lambda: None, memory: MemoryBudget | None = None,
-                 engine: Engine | None = None) -> None:
+                 engine: Engine | None = None, load_engine: Callable[[], Engine] | None = None) -> None:
         """``chunk_s``: audio decoded in one batch (asr.upload_batch_seconds), recorded when done; ``on_end``:
         called when a job ended (its callback may be due); ``memory``: the server's one memory budget (a job's
         audio, decoded audio and windows in flight are reserved in it, waiting for room: never refused);
         ``engine``: the model that runs jobs (default: the transcriber's; jobs.nice: a copy at a lower OS
-        priority), its calls under the transcriber's scheduler all the same."""
-        self._engine = engine if engine is not None else transcriber.engine
+        priority), its calls under the transcriber's scheduler all the same; ``load_engine``: blocking, loads
+        that copy when the first job starts, so a server that is sent no job holds no second model."""
+        self._engine: Engine | None = engine if engine is not None or load_engine else transcriber.engine
+        self._load_engine = load_engine
+        self._loading = asyncio.Lock()
+        self.loaded_engine: Engine | None = None  # the copy loaded here (its owner closes it)
         self._callback_body = callback_body
         self._store = store
         self._on_end = on_end
@@ -245,7 +249,7 @@ class JobRunner:
 
     async def _channel(self, job: Job, audio: np.ndarray, options: TranscribeOptions,
                        stored: dict[int, str], channel: int, offset_s: float) -> Transcript:
-        engine = self._engine
+        engine = await self._jobs_engine()
         if not options.vad_filter or options.temperature[:1] != (0.0,):
             # The engine's own sequential decoding, one scheduler job: it cannot resume mid-way.
             return await self._run_engine(lambda: engine.transcribe(audio, options))
@@ -291,8 +295,18 @@ class JobRunner:
     async def _decode_chunk(self, job: Job, windows: list[SpeechWindow], indices: list[int], audio: np.ndarray,
                             options: TranscribeOptions) -> tuple[list[int], list[WindowResult]]:
         requests = [window_request(windows[i], audio, options) for i in indices]
-        engine = self._engine
+        engine = await self._jobs_engine()
         return indices, await self._run_engine(lambda: engine.decode_windows(requests))
+
+    async def _jobs_engine(self) -> Engine:
+        """The model jobs run on; its copy (``load_engine``) is loaded once, by the first job that needs it."""
+        if self._engine is None:
+            async with self._loading:
+                if self._engine is None:
+                    assert self._load_engine is not None
+                    self.loaded_engine = await asyncio.to_thread(self._load_engine)
+                    self._engine = self.loaded_engine
+        return self._engine
 
     async def _renew(self, job: Job, **progress: Any) -> None:
         if not await self._store.call("renew", job.id, self.worker, self._settings.lease_seconds, **progress):

@@ -39,6 +39,8 @@ async def job_and_upload(aiohttp_server: Any, tmp_path: Path, nice: int) -> tupl
     before = threads_by_nice()[17]
     app = create_app(make_settings(asr={"model": "tiny.en", "threads": 2}, jobs={"dir": str(tmp_path), "nice": nice}))
     server = await aiohttp_server(app)
+    # The copy is loaded by the first job, not at start: a server sent no job holds no second model.
+    assert threads_by_nice()[17] == before
     client_url = f"http://127.0.0.1:{server.port}"
     data = CLIP.read_bytes()
     async with aiohttp.ClientSession(headers=AUTH) as http:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -114,11 +115,11 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     deliverer = webhooks.Deliverer(store, sender(session, jobs.callback_timeout_seconds), jobs.webhook_secret or "",
                                    jobs.callback_max_attempts, jobs.callback_timeout_seconds + 30)
     load = app.get(LOAD_DEFAULT_ENGINE)
-    engine = (await asyncio.to_thread(niced_engine, load, settings.asr, jobs.nice)
-              if jobs.nice and load is not None else None)
+    # The niced copy is loaded by the first job (not at start): a server that gets no job holds no second model.
+    load_copy = functools.partial(niced_engine, load, settings.asr, jobs.nice) if jobs.nice and load else None
     runner = JobRunner(store, transcriber, settings.asr.upload_batch_seconds, jobs,
                        callback_body(transcriber.engine), on_end=deliverer.wake,
-                       memory=app[AUDIO_BUDGET].memory, engine=engine)
+                       memory=app[AUDIO_BUDGET].memory, load_engine=load_copy)
     app[JOBS] = Jobs(store, runner, deliverer)
     runner.start()
     deliverer.start()
@@ -129,6 +130,6 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         await deliverer.stop()
         await session.close()
         await store.close()
-        if engine is not None:
-            await asyncio.to_thread(engine.close)
+        if runner.loaded_engine is not None:
+            await asyncio.to_thread(runner.loaded_engine.close)
         app[MODELS].release(lease)
