@@ -300,6 +300,11 @@ async def throughput_row(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                                      headers=AUTH) as response:
                     return (await response.json())["text"]
 
+            # Warm both paths first: an upload, and a job (which loads the jobs' own model copy, once per
+            # server: a steady-state comparison leaves that load out).
+            warm = flac(chapter[:10 * SAMPLE_RATE])
+            await upload(warm)
+            await receiver.wait_for([await submit(http, server.url, warm, language="en", callback_url=hook)], 600)
             started = time.monotonic()
             sync_texts = await asyncio.gather(*(upload(d) for d in files))
             sync_s = time.monotonic() - started
