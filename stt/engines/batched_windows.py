@@ -67,7 +67,11 @@ def window_seconds(samples: int) -> float:
 
 def input_seconds(request: WindowRequest) -> float:
     """The encoder input of a window: a full 30 s window when it asks for one, else ``window_seconds``."""
-    return MAX_WINDOW_S if request.full_window else window_seconds(len(request.audio[-MAX_WINDOW:]))
+    return _input_seconds(len(request.audio), request.full_window)
+
+
+def _input_seconds(samples: int, full_window: bool) -> float:
+    return MAX_WINDOW_S if full_window else window_seconds(min(samples, MAX_WINDOW))
 
 
 def text_budget(samples: int) -> int:
@@ -93,21 +97,19 @@ def batch_shape(samples: int, beam_size: int, full_window: bool = False) -> tupl
     """What a window of ``samples`` shares with the windows it is decoded in one batch with, but its prompt's
     length (``_groups``): beam width, timestamps or not, encoder input, text budget. A caller that chooses
     its own batches (a job's chunks) pairs windows of one shape, so they decode together."""
-    audio = min(samples, MAX_WINDOW)
-    window_s = MAX_WINDOW_S if full_window else window_seconds(audio)
-    return beam_size, samples <= (MAX_WINDOW_S - PAD_S) * SAMPLE_RATE, window_s, text_budget(audio)
+    return beam_size, _stamped(samples), _input_seconds(samples, full_window), text_budget(min(samples, MAX_WINDOW))
 
 
-def _stamped(audio: np.ndarray) -> bool:
+def _stamped(samples: int) -> bool:
     """Decoded with timestamps: windows short enough that the decoder sees PAD_S of silence after them. A
     longer window's speech runs to the end of the 30 s the encoder sees, and the decoder then leaves its
     last sentence out as unfinished (Whisper's sequential decoding reads it in the next window; a window here
     has none), so it is decoded without timestamps, as faster-whisper's batched pipeline decodes."""
-    return len(audio) <= (MAX_WINDOW_S - PAD_S) * SAMPLE_RATE
+    return samples <= (MAX_WINDOW_S - PAD_S) * SAMPLE_RATE
 
 
 def _decode_group(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
-    stamped = _stamped(requests[0].audio)  # the same for the whole group (see _groups)
+    stamped = _stamped(len(requests[0].audio))  # the same for the whole group (see _groups)
     results = _decode(model, requests, full=False, stamped=stamped)
     retry = [i for i, (q, r) in enumerate(zip(requests, results)) if not q.full_window and _looks_repeated(r)]
     if retry:

@@ -73,14 +73,14 @@ class JobRunner:
     def __init__(self, store: AsyncJobStore, transcriber: Transcriber, chunk_s: float, settings: JobsSettings,
                  callback_body: CallbackBody, worker: str | None = None,
                  on_end: Callable[[], None] = lambda: None, memory: MemoryBudget | None = None,
-                 engine: Engine | None = None, load_engine: Callable[[], Engine] | None = None) -> None:
+                 load_engine: Callable[[], Engine] | None = None) -> None:
         """``chunk_s``: audio decoded in one batch (asr.upload_batch_seconds), recorded when done; ``on_end``:
         called when a job ended (its callback may be due); ``memory``: the server's one memory budget (a job's
         audio, decoded audio and windows in flight are reserved in it, waiting for room: never refused);
-        ``engine``: the model that runs jobs (default: the transcriber's; jobs.nice: a copy at a lower OS
-        priority), its calls under the transcriber's scheduler all the same; ``load_engine``: blocking, loads
-        that copy when the first job starts, so a server that is sent no job holds no second model."""
-        self._engine: Engine | None = engine if engine is not None or load_engine else transcriber.engine
+        ``load_engine``: blocking, loads the model that runs jobs (jobs.nice: a copy at a lower OS priority)
+        when the first job starts, so a server that is sent no job holds no second model; without it, jobs run
+        on the transcriber's. Its calls run under the transcriber's scheduler all the same."""
+        self._engine: Engine | None = None if load_engine else transcriber.engine
         self._load_engine = load_engine
         self._loading = asyncio.Lock()
         self.loaded_engine: Engine | None = None  # the copy loaded here (its owner closes it)
