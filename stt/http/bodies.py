@@ -9,8 +9,10 @@ audio (a prompt or an option: ``MAX_FIELD_BYTES``).
 
 Every buffer is reserved in the request's share of the memory budget (stt/memory_budget.py) before it is
 allocated: the declared body before a byte of it is read (or each step of a chunked one), each piece of
-inflated output before it is inflated, the audio field's bytes and the one joined copy; pieces are given back
-as soon as they are consumed. Over the budget the request gets 503 + Retry-After and nothing else is held.
+inflated output (and zlib's working copy) before it is inflated; pieces are given back as soon as they are
+consumed. The audio exists once, in one array (``_Buffer``): a raw body is read straight into it, an inflated
+body is inflated into it, a form's audio field is copied into it as it is parsed. Over the budget the request
+gets 503 + Retry-After and nothing else is held.
 """
 
 from __future__ import annotations
@@ -61,19 +63,25 @@ async def read_upload(request: web.Request, field: str = "file") -> Upload:
         raise UnsupportedEncoding(f"Content-Encoding {encoding[:20]!r} is not supported (gzip or deflate)")
     boundary = _boundary(request) if request.content_type.startswith("multipart/") else None
     hold = memory_hold(request)
+    raw = None
     if request.content_length:  # the declared body, reserved before it is invited or read
         hold.take(request.content_length)
+        if boundary is None and encoding == "identity":  # the body is the audio: read straight into its buffer
+            raw = _Buffer(hold, request.content_length, request.client_max_size, reserved=True)
     await send_continue(request)  # only now: after auth and the checks above
-    chunks = await _read_body(request, hold)
+    chunks = await _read_body(request, hold, raw)
+    if raw is not None:
+        return Upload(raw.result())
     # As many bodies inflate and parse at once as uploads decode (asr.workers + 1): more threads than cores
     # gain nothing, and each one more competes with the event loop for the GIL.
     async with request.app[AUDIO_BUDGET].decoding:
         return await asyncio.to_thread(_parse, chunks, encoding, boundary, field, request.client_max_size, hold)
 
 
-async def _read_body(request: web.Request, hold: Hold) -> Chunks:
+async def _read_body(request: web.Request, hold: Hold, into: "_Buffer | None" = None) -> Chunks:
     """The body as it arrives, a piece at a time: its bytes are reserved before they are read (aiohttp's
-    stream buffer stops reading the socket at its high-water mark, so nothing unreserved piles up)."""
+    stream buffer stops reading the socket at its high-water mark, so nothing unreserved piles up). ``into``:
+    a buffer (holding the declared body's reservation) each piece is copied into and dropped, instead of kept."""
     limit, declared = request.client_max_size, request.content_length or 0
     chunks: Chunks = collections.deque()
     size = 0
@@ -88,10 +96,15 @@ async def _read_body(request: web.Request, hold: Hold) -> Chunks:
                 break
             if size > limit:
                 raise TooLarge(f"Request body is over the limit of {limit} bytes")
-            chunks.append(chunk)
+            if into is not None:
+                into.append(chunk)  # a few hundred KiB: a short copy on the loop
+                del chunk
+            else:
+                chunks.append(chunk)
     except web.RequestPayloadError as exc:  # broken chunking, a body shorter than declared
         raise BadRequest("Malformed request body: it could not be read") from exc
-    hold.give(max(0, declared - size))
+    if into is None:  # (a buffer gives back what it was not written itself: _Buffer.result)
+        hold.give(max(0, declared - size))
     return chunks
 
 
@@ -105,7 +118,7 @@ def _boundary(request: web.Request) -> str:
 
 def _parse(chunks: Chunks, encoding: str, boundary: str | None, field: str, limit: int, hold: Hold) -> Upload:
     """Blocking (runs in a thread): inflate, then split the form, a piece at a time."""
-    if boundary is None and encoding == "identity":  # the body is the audio: its pieces stay reserved, then joined
+    if boundary is None and encoding == "identity":  # a chunked body (no declared length): its pieces, joined
         kept = list(chunks)
         chunks.clear()
         return Upload(_join(kept, hold))
@@ -139,9 +152,10 @@ class _Buffer:
     bytes that way. One large array is its own mapping: freed, it leaves RSS at once; and the body exists once
     (not as pieces plus their joined copy), so a request's peak is half what it was."""
 
-    def __init__(self, hold: Hold, hint: int, limit: int) -> None:
+    def __init__(self, hold: Hold, hint: int, limit: int, reserved: bool = False) -> None:
+        """``reserved``: ``hint`` bytes are already reserved in ``hold`` for it (a declared body)."""
         self._hold, self._limit, self.size = hold, limit, 0
-        self._array = self._allocate(hint)
+        self._array = np.empty(hint, dtype=np.uint8) if reserved else self._allocate(hint)
 
     def _allocate(self, nbytes: int) -> np.ndarray:
         self._hold.take(nbytes)

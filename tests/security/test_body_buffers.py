@@ -9,12 +9,17 @@ import collections
 import gzip
 import os
 import zlib
+from typing import Any
 
 import pytest
 
 from stt.errors import TooLarge
+from stt.http.audio_budget import AUDIO_BUDGET
 from stt.http.bodies import INFLATE_CHUNK, _parse
 from stt.memory_budget import MemoryBudget
+from tests.helpers import TOKEN, FakeEngine, tone, wav
+
+AUTH = {"Authorization": f"Token {TOKEN}"}
 
 MiB = 1 << 20
 LIMIT = 100 * MiB
@@ -89,3 +94,16 @@ def test_a_form_audio_field_is_held_once(encoding: str) -> None:
     # The body's chunks (given back as they are parsed) and one buffer the size of the form: before, the
     # field's pieces and their joined copy were held together (2x the field, on top of the chunks left).
     assert budget.peak <= len(body) + len(form) + 2 * INFLATE_CHUNK, budget.peak / MiB
+
+
+async def test_a_declared_raw_body_is_read_straight_into_one_buffer(make_client: Any) -> None:
+    """Before, its socket reads (heap pieces of up to 256 KiB) were kept, then joined: 2x the body at once."""
+    client = await make_client(FakeEngine(), limits={"max_held_bytes": 1 << 30})
+    budget = client.server.app[AUDIO_BUDGET].memory
+    body = os.urandom(64 * 1024) * 480  # 30 MiB, no audio: refused by the decoder (400)
+    resp = await client.post("/stt", data=body, headers=AUTH)
+    assert resp.status == 400
+    assert budget.peak <= len(body) + 2 * MiB, budget.peak / MiB
+    assert budget.held == 0
+    good = await client.post("/stt", data=wav(tone(440.0, 30.0, 16000)), headers=AUTH)  # and audio still works
+    assert good.status == 200 and budget.held == 0
