@@ -5,8 +5,8 @@ like the upload's other buffers. Importable without torch: the faces reserve it 
 Diarization (stt/diarization/pipeline.py) runs in three phases, one after the other, each a bounded piece at a
 time:
 
-1. the speech detector, CHUNK_FRAMES (60 s) at a time: Silero's ONNX graph on 60 s of audio. Measured 41 MiB
-   (tests/diarization/bounds_job.py, the detector alone); DETECTOR_BYTES leaves room over it.
+1. the speech detector, CHUNK_FRAMES (60 s) at a time: Silero's ONNX graph on 60 s of audio. Measured +41 MiB
+   peak RSS over the detector's run on 10 min of speech (2026-12-06); DETECTOR_BYTES leaves room over it.
 2. the embeddings, one batch of BATCH windows of at most WINDOW_FRAMES mel frames at a time: the LSTM computes
    its 4 gates for every frame of the batch at once and keeps each layer's outputs and their packed (sorted)
    copies: about 8 x ENCODER_HIDDEN floats a frame, BATCH x WINDOW_FRAMES frames (320 MiB); the batch's mel
