@@ -45,7 +45,7 @@ Chunks = collections.deque[bytes]
 
 @dataclasses.dataclass(frozen=True)
 class Upload:
-    audio: bytes | memoryview  # a memoryview when it was joined from pieces (see _join)
+    audio: bytes | memoryview  # a memoryview of its one array (_Buffer), or of the joined pieces of a chunked body
     items: tuple[tuple[str, str], ...] = ()  # the other multipart fields in order, repeats kept (``name[]``)
 
 
