@@ -7,13 +7,13 @@ import threading
 import numpy as np
 
 from stt.diarization.assign import with_speakers
+from stt.diarization.bounds import CHUNK_FRAMES
 from stt.diarization.encoder import SpeakerEncoder, load_encoder
 from stt.diarization.pipeline import DiarizeOptions, diarize
 from stt.engines.base import Transcript
 from stt.live.speech_detector import FRAME, SpeechDetector
 
 SAMPLE_RATE = 16000
-CHUNK_FRAMES = 1875  # 60 s of 32 ms frames per speech-detector call
 
 
 class Diarizer:

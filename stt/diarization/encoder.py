@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stt.diarization.bounds import ENCODER_HIDDEN, ENCODER_MELS
 from stt.models import ModelError, verify_file
 
 WEIGHTS_PACKAGE = "resemblyzer"
@@ -25,8 +26,8 @@ WEIGHTS_SHA256 = "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f13
 SAMPLE_RATE = 16000
 N_FFT = 400  # 25 ms windows
 HOP = 160  # 10 ms frames
-N_MELS = 40
-HIDDEN = 256
+N_MELS = ENCODER_MELS
+HIDDEN = ENCODER_HIDDEN
 LAYERS = 3
 TARGET_DBFS = -30.0  # Resemblyzer's volume normalisation: its inputs are mel power, not log-mel
 

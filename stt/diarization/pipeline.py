@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from stt.diarization.assign import word_turns  # pure numpy: renderers use it without torch
+# The bounds on the work (and the memory they allow: stt/diarization/bounds.py)
+from stt.diarization.bounds import BATCH, MAX_CLUSTERED, MAX_UNIT_S, PAUSE_S, WINDOW_FRAMES
 from stt.diarization.clustering import centroids, cluster
 from stt.diarization.encoder import HOP, SAMPLE_RATE, SpeakerEncoder, speech_gain
 from stt.diarization.types import DiarizeOptions, Turn
@@ -29,14 +31,9 @@ from stt.diarization.types import DiarizeOptions, Turn
 __all__ = ["DiarizeOptions", "Turn", "diarize", "word_turns"]
 
 FRAMES_PER_S = SAMPLE_RATE // HOP  # 100 mel frames a second
-WINDOW_FRAMES = 160  # 1.6 s: the length Resemblyzer's encoder was trained on
 STEP_FRAMES = 40  # windows every 0.4 s inside a stretch
-PAUSE_S = 0.15  # a gap in speech at least this long may be a change of speaker
 SPEECH_THRESHOLD = 0.5  # speech-detector probability
-MAX_UNIT_S = 2.0  # longer stretches are cut in equal pieces: a short turn inside a long run gets its own
 MIN_CLUSTERED_S = 1.0  # stretches shorter than this are too noisy to shape the clusters
-MAX_CLUSTERED = 600  # stretches that shape the clusters at most (an even sample beyond): bounds clustering
-BATCH = 256  # windows per forward pass: bounds memory on long files
 
 
 Span = tuple[float, float]

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from stt.http.audio_budget import AUDIO_BUDGET, memory_hold
 from stt.audio import decode_audio, decode_channels, duration_seconds
+from stt.diarization import bounds as diarization
 from stt.diarization.types import DiarizeOptions
 from stt.engines.base import TranscribeOptions, Transcript
 from stt.errors import BadRequest
@@ -91,30 +92,48 @@ async def _current(request: web.Request) -> AsyncIterator[Transcriber]:
 async def transcribe(request: web.Request, audio: np.ndarray, options: TranscribeOptions,
                      diarize: DiarizeOptions | None = None, chunking: Chunking | None = None) -> Transcript:
     """The request's model does the work; the request's stats (access log, metrics) add up its times. The
-    copies of its speech windows in flight (a bounded group at a time) are reserved in the memory budget."""
+    copies of its speech windows in flight (a bounded group at a time) and diarization's working set are
+    reserved in the memory budget before any of the work starts."""
     served = request.app[SETTINGS].asr.languages
     if options.languages and served and not set(options.languages) & set(served):
         raise BadRequest(f"language: none of {', '.join(options.languages)} is served here (asr.languages: "
                          f"{', '.join(served)})", param="language")
-    memory_hold(request).take(window_bytes_in_flight(audio))
-    async with _current(request) as transcriber:
-        return await transcriber.transcribe(audio, options, diarize, _job_stats(request), owner=request,
-                                            chunking=chunking)
+    labelling = _reserve(request, audio, diarize)
+    try:
+        async with _current(request) as transcriber:
+            return await transcriber.transcribe(audio, options, diarize, _job_stats(request), owner=request,
+                                                chunking=chunking)
+    finally:
+        memory_hold(request).give(labelling)
 
 
 def stream(request: web.Request, audio: np.ndarray, options: TranscribeOptions, diarize: DiarizeOptions | None,
            chunking: Chunking | None = None) -> AsyncGenerator[WindowText | Transcript, None]:
     """As ``transcribe``: each speech window's text as soon as it is decoded (in order), then the Transcript;
-    the windows in flight reserved in the memory budget the same way."""
-    memory_hold(request).take(window_bytes_in_flight(audio))
+    the windows in flight and diarization's working set reserved the same way (now: a 503 before the answer
+    starts)."""
+    labelling = _reserve(request, audio, diarize)
 
     async def windows() -> AsyncGenerator[WindowText | Transcript, None]:
-        async with _current(request) as transcriber:
-            async for item in transcriber.stream(audio, options, diarize, _job_stats(request), owner=request,
-                                                 chunking=chunking):
-                yield item
+        try:
+            async with _current(request) as transcriber:
+                async for item in transcriber.stream(audio, options, diarize, _job_stats(request), owner=request,
+                                                     chunking=chunking):
+                    yield item
+        finally:
+            memory_hold(request).give(labelling)
 
     return windows()
+
+
+def _reserve(request: web.Request, audio: np.ndarray, diarize: DiarizeOptions | None) -> int:
+    """Reserve the windows in flight and, with ``diarize``, diarization's working set (OverBudget: 503);
+    returns the latter, given back once the speakers are labelled (the windows when the request answers)."""
+    hold = memory_hold(request)
+    hold.take(window_bytes_in_flight(audio))
+    labelling = diarization.working_bytes(audio.shape[-1]) if diarize else 0
+    hold.take(labelling)
+    return labelling
 
 
 async def detect_language(request: web.Request, audio: np.ndarray) -> list[tuple[str, float]]:

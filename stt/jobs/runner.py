@@ -42,6 +42,7 @@ from stt.jobs.model import COMPLETED, FAILED, Job, woken_or_polled
 from stt.jobs.store import AsyncJobStore
 from stt.memory_budget import Hold, MemoryBudget
 from stt.settings import JobsSettings
+from stt.diarization import bounds as diarization
 from stt.diarization.types import DiarizeOptions
 
 # The body of a job's callback, in the shape of the face it came from (given by the server: the domain does
@@ -216,8 +217,10 @@ class JobRunner:
     async def _transcribe_held(self, job: Job, hold: Hold) -> list[Transcript]:
         work = job.work
         channels = await self._decode(job, work.max_channels, hold)
-        # The windows' copies in flight (CHUNKS_IN_FLIGHT chunks), reserved before they are cut.
-        await hold.reserve(min(sum(c.nbytes for c in channels), CHUNKS_IN_FLIGHT * self._chunk * 4))
+        # The windows' copies in flight (CHUNKS_IN_FLIGHT chunks), reserved before they are cut, and diarization's
+        # working set, in the same wait (one wait for room per job, not one more before its speakers).
+        labelling = diarization.working_bytes(len(channels[0])) if work.diarize is not None else 0
+        await hold.reserve(min(sum(c.nbytes for c in channels), CHUNKS_IN_FLIGHT * self._chunk * 4) + labelling)
         total = sum(len(c) for c in channels) / SAMPLE_RATE
         await self._renew(job, done_s=0.0 if not job.done_s else None, total_s=total)
         stored: dict[int, str] = await self._store.call("windows", job.id)
@@ -228,6 +231,7 @@ class JobRunner:
             if work.diarize is not None:
                 transcript = await self._label(transcript, audio, work.diarize)
             out.append(transcript)
+        hold.give(labelling)
         return out
 
     async def _decode(self, job: Job, max_channels: int, hold: Hold) -> list[np.ndarray]:

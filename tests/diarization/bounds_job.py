@@ -2,6 +2,7 @@
 
     python -m tests.diarization.bounds_job silence MINUTES   # MINUTES of near-silence, then 10 s of speech
     python -m tests.diarization.bounds_job bursts MINUTES    # 220 ms of speech every 520 ms
+    python -m tests.diarization.bounds_job speech MINUTES    # one sentence over and over: full batches of windows
     python -m tests.diarization.bounds_job cluster COUNT     # COUNT stretch embeddings of three voices
 
 Prints one JSON line: peak RSS growth over the RSS held before the job (audio built, models loaded and
@@ -56,6 +57,12 @@ def bursts(minutes: float) -> np.ndarray:
     return audio
 
 
+def speech(minutes: float) -> np.ndarray:
+    """One 10 s sentence over and over: speech nearly throughout, so every batch of windows is full (256 windows
+    of 1.6 s), the embeddings' largest working set."""
+    return np.resize(_speech(), int(minutes * 60 * RATE))
+
+
 def _transcript(audio: np.ndarray):  # type: ignore[no-untyped-def]
     from stt.engines.base import Segment, Transcript, Word
 
@@ -107,11 +114,21 @@ def diarize_job(audio: np.ndarray) -> dict:
         return original(embeddings, *args, **kwargs)
 
     pipeline.cluster = counting
+    stretches: list[int] = []
+    spans = pipeline.speech_spans
+
+    def counting_spans(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = spans(*args, **kwargs)
+        stretches.append(len(found))
+        return found
+
+    pipeline.speech_spans = counting_spans
 
     def job() -> dict:
         t = diarizer.label(_transcript(audio), audio, DiarizeOptions())
         speakers = {w.speaker for s in t.segments for w in s.words}
         return {"speakers": len(speakers), "clustered": clustered[-1] if clustered else 0,
+                "stretches": stretches[-1] if stretches else 0,
                 "audio_mb": round(audio.nbytes / 2**20, 1)}
 
     return _measure(job)
@@ -144,6 +161,8 @@ def main() -> None:
         result = diarize_job(near_silence(size))
     elif kind == "bursts":
         result = diarize_job(bursts(size))
+    elif kind == "speech":
+        result = diarize_job(speech(size))
     else:
         result = cluster_job(int(size))
     print(json.dumps(result))

@@ -15,11 +15,17 @@ import sys
 
 import pytest
 
+from stt.diarization.bounds import working_bytes
 from stt.diarization.pipeline import MAX_CLUSTERED
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.model
 BOUND_MB = 300  # the issue's bound beyond the decoded audio (which is held before the job starts)
+
+
+def reserved_mb(minutes: float) -> float:
+    """What the server reserves in its memory budget for diarizing that much audio (stt/diarization/bounds.py)."""
+    return working_bytes(int(minutes * 60 * 16000)) / 2**20
 
 
 def run(kind: str, size: float) -> dict:
@@ -36,6 +42,7 @@ def test_half_an_hour_of_near_silence_holds_no_more_than_a_bounded_stretch() -> 
     result = run("silence", 30)
     assert result["speakers"] == 1
     assert result["peak_growth_mb"] <= BOUND_MB
+    assert result["peak_growth_mb"] <= reserved_mb(30 + 10 / 60)
 
 
 def test_many_tiny_stretches_cost_a_bounded_clustering() -> None:
@@ -44,6 +51,17 @@ def test_many_tiny_stretches_cost_a_bounded_clustering() -> None:
     assert result["clustered"] <= MAX_CLUSTERED
     assert result["speakers"] >= 1
     assert result["peak_growth_mb"] <= BOUND_MB
+    assert result["peak_growth_mb"] <= reserved_mb(10)
+
+
+def test_continuous_speech_stays_within_what_the_server_reserves() -> None:
+    """5 min of speech nearly throughout: every batch of windows is full (256 x 1.6 s), the embeddings' largest
+    working set (measured +297 MiB over one forward pass; 10 min took +310-316 MiB in all). The server reserves
+    ``working_bytes`` in its memory budget before it diarizes: the real peak must stay within it."""
+    result = run("speech", 5)
+    assert result["speakers"] == 1
+    assert result["stretches"] >= 128  # at least one full batch of windows (two per 2 s stretch)
+    assert result["peak_growth_mb"] <= reserved_mb(5)
 
 
 def test_clustering_twenty_thousand_stretches_is_flat() -> None:

@@ -370,8 +370,10 @@ def test_server_rss_under_16_concurrent_gzip_bombs_stays_within_the_budget(serve
         for t in threads:
             t.join()
     assert 503 in results and set(results) <= {400, 503}
-    # The budget (256 MiB) plus the allocator's slack; before: +4.28 GB for 16 bombs.
-    assert rss.growth_mb < 256 + 100, rss.growth_mb
+    # Within the budget (256 MiB) itself: measured +206 MiB. Before: +4.28 GB for 16 bombs; with the budget
+    # but the inflated pieces joined (freed pieces left resident in heap arenas): +285 and +341 MiB.
+    print(f"\n16 gzip bombs, 256 MiB budget: RSS +{rss.growth_mb:.1f} MiB")
+    assert rss.growth_mb <= 256, rss.growth_mb
 
 
 @pytest.mark.model
