@@ -11,11 +11,13 @@
    each job's result recorded once (one callback each).
 5. throughput: the same files as synchronous uploads (POST /stt, all at once) and as jobs (ended by their
    callbacks): wall-time ratio.
-6. live: final delay p95 of a live stream (--live-seconds of the chapter, 60 by default) alone and while 10 jobs
-   run, after a 10 s stream that warms the server up; each speech_final final's delay is printed too.
+6. live: final delay p95 of live streams alone and while 10 jobs run, after a 10 s stream that warms the server
+   up: the chapter's first --live-seconds (60 by default; continuous reading) and LibriSpeech utterances joined
+   with 1 s of silence (the stream of bench_mixed.py and bench_realtime.py); each speech_final final's delay is
+   printed too.
 
 Usage: .venv/bin/python bench/bench_jobs.py [--quick] [--model base] [--long-seconds 3600] [--jobs 20]
-       [--kills 5] [--only restart,kills,replicas,throughput,live] [--live-seconds 60] [--nice N]
+       [--kills 5] [--only restart,kills,replicas,throughput,live] [--live-seconds 60] [--live-audio chapter,clips] [--nice N] [--sched-idle 0|1]
 --quick: 300 s long job, 10 jobs, 3 kills, 3 throughput files: a reduced run for a loaded machine.
 """
 
@@ -67,7 +69,7 @@ def config(model: str, jobs: dict[str, Any]) -> dict[str, Any]:
             "jobs": {"callback_allowed_hosts": ["127.0.0.1"], "webhook_secret": SECRET, **jobs}}
 
 
-NICE: dict[str, Any] = {}  # --nice: jobs.nice for every server (none: the server's default)
+NICE: dict[str, Any] = {}  # --nice, --sched-idle: jobs.nice and jobs.sched_idle for every server
 
 
 def start(model: str, jobs: dict[str, Any], workdir: Path) -> ServerProcess:
@@ -322,33 +324,66 @@ async def throughput_row(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 # --- 6. live while jobs run -----------------------------------------------------------------------------------------
 
+def live_streams(args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """The live row's streams: the chapter's first --live-seconds (continuous reading: sentences end at pauses of
+    0.3-1 s, utterances run up to the session's longest), and LibriSpeech utterances joined with 1 s of silence
+    up to about as long (the stream of bench_mixed.py and bench_realtime.py: a talker who stops between turns)."""
+    from tests.helpers import joined_with_gaps, librispeech_clips
+
+    out: dict[str, np.ndarray] = {}
+    if "chapter" in args.live_audio:
+        out["chapter"] = decode_audio(CHAPTER.read_bytes())[: int(args.live_seconds * SAMPLE_RATE)]
+    if "clips" in args.live_audio:
+        clips, total = [], 0.0
+        for clip in sorted((c for c in librispeech_clips() if c.seconds <= 14), key=lambda c: c.file):
+            if total >= args.live_seconds:
+                break
+            clips.append(clip)
+            total += clip.seconds + 1.0
+        out["clips"] = joined_with_gaps(clips, 1.0)[0]
+    assert out, "--live-audio: chapter, clips or both"
+    return out
+
+
 async def live_row(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import bench_live
 
-    audio = decode_audio(CHAPTER.read_bytes())[: int(args.live_seconds * SAMPLE_RATE)]
-    chunks = bench_live.speech_chunks(audio)
+    streams = live_streams(args)
     data = CHAPTER.read_bytes()
+    alone: dict[str, Any] = {}
+    loaded: dict[str, Any] = {}
     async with aiohttp.ClientSession() as http:
         server = start(args.model, {"dir": str(tmp / "live"), "concurrency": 2}, tmp / "l")
         try:
             # Not measured: the first stream after start (the model's first passes) would be measured alone
             # only, the stream with jobs coming second.
-            await bench_live.replay(server.port, audio[: 10 * SAMPLE_RATE], tail_silence_s=1.0)
-            _, alone = await bench_live.replay(server.port, audio, tail_silence_s=3.0)
+            first = next(iter(streams.values()))
+            await bench_live.replay(server.port, first[: 10 * SAMPLE_RATE], tail_silence_s=1.0)
+            for name, audio in streams.items():
+                alone[name] = (await bench_live.replay(server.port, audio, tail_silence_s=3.0))[1]
             ids = [await submit(http, server.url, data, language="en") for _ in range(10)]
             await wait_all(http, server.url, ids[:1], 600, lambda j: j["status"] == "processing")
-            _, loaded = await bench_live.replay(server.port, audio, tail_silence_s=3.0)
-            progress = 0.0
-            for job_id in ids:
-                progress += (await get(http, server.url, job_id))["progress"]["done_seconds"]
+            # The jobs' copy of the model loads with the first job: wait for its first window, so the streams
+            # below run beside jobs that decode, not beside a model being read from disk.
+            await wait_all(http, server.url, ids[:1], 600, lambda j: j["progress"]["done_seconds"] > 0)
+            for name, audio in streams.items():
+                loaded[name] = (await bench_live.replay(server.port, audio, tail_silence_s=3.0))[1]
+            jobs = [await get(http, server.url, job_id) for job_id in ids]
         finally:
             server.stop()
-    delays = [bench_live.analyse(m, chunks)["delays"] for m in (alone, loaded)]
-    p95 = [bench_live.pct([d for _, d in found], 95) for found in delays]
-    # Each speech_final final: (end of its speech on the audio's timeline, delay), to see what the p95 is made of.
-    shown = [[(round(end, 2), round(delay, 2)) for end, delay in found] for found in delays]
-    return {"p95_alone_s": p95[0], "p95_with_jobs_s": p95[1], "jobs_audio_done_s": progress,
-            "finals_alone": shown[0], "finals_with_jobs": shown[1]}
+    out: dict[str, Any] = {"jobs_audio_done_s": sum(j["progress"]["done_seconds"] for j in jobs),
+                           "jobs_still_running": sum(j["status"] in ("queued", "processing") for j in jobs)}
+    for name, audio in streams.items():
+        chunks = bench_live.speech_chunks(audio)
+        delays = [bench_live.analyse(m, chunks)["delays"] for m in (alone[name], loaded[name])]
+        p95 = [bench_live.pct([d for _, d in found], 95) for found in delays]
+        p50 = [bench_live.pct([d for _, d in found], 50) for found in delays]
+        # Each speech_final final: (end of its speech on the audio's timeline, delay), to see what p95 is made of.
+        shown = [[(round(end, 2), round(delay, 2)) for end, delay in found] for found in delays]
+        out[name] = {"seconds": round(len(audio) / SAMPLE_RATE, 1), "p95_alone_s": p95[0],
+                     "p95_with_jobs_s": p95[1], "p50_alone_s": p50[0], "p50_with_jobs_s": p50[1],
+                     "finals_alone": shown[0], "finals_with_jobs": shown[1]}
+    return out
 
 
 # --- report -----------------------------------------------------------------------------------------------------------
@@ -382,10 +417,15 @@ def report(results: dict[str, dict[str, Any]]) -> None:
               f"{t['ratio']:.2f}x (uploads {t['sync_s']:.0f} s, jobs {t['jobs_s']:.0f} s; same text: "
               f"{t['same_text']}) |")
     v = results.get("live")
+    for name in ("chapter", "clips") if v else ():
+        if name in v:
+            w = v[name]
+            print(f"| live final delay p95 while 10 jobs run ({name}, {w['seconds']:.0f} s) | <= 1.0 s (as with none) "
+                  f"| {w['p95_with_jobs_s']:.2f} s, p50 {w['p50_with_jobs_s']:.2f} (alone {w['p95_alone_s']:.2f} s, "
+                  f"p50 {w['p50_alone_s']:.2f}; {len(w['finals_with_jobs'])} finals) |")
     if v:
-        print(f"| live final delay p95 while 10 jobs run | <= 1.0 s (as with none) | {v['p95_with_jobs_s']:.2f} s "
-              f"(alone {v['p95_alone_s']:.2f} s; jobs advanced {v['jobs_audio_done_s']:.0f} s of audio meanwhile) |")
-
+        print(f"| jobs meanwhile | | {v['jobs_audio_done_s']:.0f} s of audio done, "
+              f"{v['jobs_still_running']} of 10 still running at the end |")
 
 ROWS = {"restart": restart_row, "kills": kills_row, "replicas": replicas_row, "throughput": throughput_row,
         "live": live_row}
@@ -403,10 +443,16 @@ async def main() -> int:
     parser.add_argument("--live-seconds", type=float, default=60.0,
                         help="the live row's stream: the chapter's first seconds (60: about 11 finals, so the p95 "
                              "is about the mean of the two slowest; 276: the whole chapter, about 40)")
+    parser.add_argument("--live-audio", default="chapter,clips",
+                        help="the live row's streams: chapter (continuous reading), clips (utterances and pauses)")
     parser.add_argument("--nice", type=int, default=None, help="jobs.nice of the servers (default: the server's)")
+    parser.add_argument("--sched-idle", type=int, choices=(0, 1), default=None,
+                        help="jobs.sched_idle of the servers (default: the server's)")
     args = parser.parse_args()
     if args.nice is not None:
         NICE["nice"] = args.nice
+    if args.sched_idle is not None:
+        NICE["sched_idle"] = bool(args.sched_idle)
     if args.quick:
         args.long_seconds, args.jobs, args.kills, args.files = 300.0, 10, 3, 3
     results: dict[str, dict[str, Any]] = {}

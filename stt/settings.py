@@ -121,6 +121,12 @@ class JobsSettings:
     # shared model, at the same OS priority as everything else (no second copy of the weights). Inside a cgroup
     # or an autogroup, the priority counts among that group's threads (the server's) only.
     nice: int = 10
+    # Linux only: the copy's threads also run in the SCHED_IDLE scheduling class, so they get a core only when
+    # no other thread wants it. A nice value alone leaves them ~9 % of a core under load and, worse, lets them
+    # finish their time slice before a live pass's waking thread runs (CTranslate2's threads sleep and wake at
+    # every parallel step); an idle-class thread is preempted at once. Jobs then wait for any other work on the
+    # machine, not only the server's.
+    sched_idle: bool = True
     max_attempts: int = 10  # a job whose server died under it this many times in a row, without finishing a
     # window in between, fails instead of starting again (it may be what takes the server down)
     lease_seconds: float = 60.0  # a replica that stops renewing its job's lease loses it to another replica

@@ -58,8 +58,9 @@ def sender(session: aiohttp.ClientSession, timeout_s: float) -> webhooks.Send:
     return send
 
 
-def niced_engine(load: Callable[[AsrSettings], Engine], asr: AsrSettings, nice: int) -> Engine:
-    """Blocking: a copy of the default model whose threads run at OS priority ``nice``, for jobs' work only.
+def niced_engine(load: Callable[[AsrSettings], Engine], asr: AsrSettings, nice: int, idle: bool) -> Engine:
+    """Blocking: a copy of the default model whose threads run at OS priority ``nice`` (and in Linux's
+    SCHED_IDLE class when ``idle``), for jobs' work only.
 
     It is loaded by a thread of its own that lowered its priority first: the engine's worker threads, and the
     threads each of them starts for its matrix work, inherit it (Linux threads start with their creator's nice
@@ -72,6 +73,8 @@ def niced_engine(load: Callable[[AsrSettings], Engine], asr: AsrSettings, nice: 
     def run() -> None:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+            if idle and hasattr(os, "SCHED_IDLE"):  # pid 0: this thread; its children inherit the class
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
             out.append(load(dataclasses.replace(asr, reserved_workers=0)))
         except BaseException as exc:  # re-raised in the caller's thread
             failed.append(exc)
@@ -81,7 +84,8 @@ def niced_engine(load: Callable[[AsrSettings], Engine], asr: AsrSettings, nice: 
     thread.join()
     if failed:
         raise failed[0]
-    log.info("jobs: their own copy of the model loaded, its threads at nice %d", nice)
+    log.info("jobs: their own copy of the model loaded, its threads at nice %d%s", nice,
+             " in the idle scheduling class" if idle and hasattr(os, "SCHED_IDLE") else "")
     return out[0]
 
 
@@ -116,7 +120,9 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
                                    jobs.callback_max_attempts, jobs.callback_timeout_seconds + 30)
     load = app.get(LOAD_DEFAULT_ENGINE)
     # The niced copy is loaded by the first job (not at start): a server that gets no job holds no second model.
-    load_copy = functools.partial(niced_engine, load, settings.asr, jobs.nice) if jobs.nice and load else None
+    lower = jobs.nice or jobs.sched_idle
+    load_copy = functools.partial(niced_engine, load, settings.asr, jobs.nice, jobs.sched_idle) if lower and load \
+        else None
     runner = JobRunner(store, transcriber, settings.asr.upload_batch_seconds, jobs,
                        callback_body(transcriber.engine), on_end=deliverer.wake,
                        memory=app[AUDIO_BUDGET].memory, load_engine=load_copy)

@@ -57,6 +57,10 @@ MIN_COMMIT_S = 0.1  # OpenAI refuses to commit less than 100 ms of audio
 THREAD_JSON_CHARS = 64 * 1024  # larger events (audio) are parsed off the event loop
 MANUAL_ENDPOINTING_S = 0.4  # turn_detection null: the session still cuts utterances at pauses inside an item
 PREROLL_S = 0.5  # audio kept before detected speech; OpenAI's prefix_padding_ms only widens it
+# A Realtime client never sees an interim hypothesis (deltas come from final text only), so an open utterance
+# is decoded again only as often as the session's cut of an over-long utterance needs words two passes agree
+# on, not every 0.3 s of new speech as for /v1/listen's interims: the cores go to the finals of every session.
+INTERIM_INTERVAL_S = 2.0
 
 Language = Callable[[str, str], str]  # (value, param) -> Whisper's code, or EventError
 UNSUPPORTED = {"response.create", "response.cancel", "conversation.item.create", "conversation.item.delete",
@@ -91,8 +95,9 @@ class Limits:
 def stream_config(config: SessionConfig) -> StreamConfig:
     vad = config.turn_detection
     if vad is None:
-        return StreamConfig(language=config.language, endpointing_s=MANUAL_ENDPOINTING_S, prompt=config.prompt)
-    return StreamConfig(language=config.language, prompt=config.prompt,
+        return StreamConfig(language=config.language, endpointing_s=MANUAL_ENDPOINTING_S, prompt=config.prompt,
+                            interim_interval_s=INTERIM_INTERVAL_S)
+    return StreamConfig(language=config.language, prompt=config.prompt, interim_interval_s=INTERIM_INTERVAL_S,
                         endpointing_s=vad.silence_duration_ms / 1000, vad_threshold=vad.threshold,
                         preroll_s=max(PREROLL_S, vad.prefix_padding_ms / 1000))
 
