@@ -450,8 +450,8 @@ ATTACKS: list[tuple[str, Attack, set[str]]] = [  # name, attack, kind: made befo
     ("10: FLAC headers (transcribes 65 s)", flac_headers, set()),
     ("11/12: odd tokens and values", odd_tokens_and_values, {PRE_AUTH, REPEAT}),
     ("13/14: Expect, Server header", expect_and_headers, {PRE_AUTH, REPEAT}),
-    ("3/6: SIGTERM, live streams + non-reader", sigterm_with_live_streams, set()),
     *live_attacks.ATTACKS,
+    ("3/6: SIGTERM, live streams + non-reader", sigterm_with_live_streams, set()),  # last: it stops the server
 ]
 
 
