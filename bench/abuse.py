@@ -690,14 +690,15 @@ async def deep_json(server: ServerProcess) -> tuple[bool, str]:
     return status < 500 and kind == "application/json", f"5,000-deep JSON on /v1/listen: {status} {kind}"
 
 
+# Every row measures /ping (issue 19: its max <= 100 ms during any attack), the long uploads' rows too.
 UPLOAD_ATTACKS: list[tuple[str, Attack, float, bool]] = [  # name, attack, RSS bound (MB), /ping measured
     ("baseline: /ping alone for 3 s", no_attack, 50, True),  # what this machine's load does to /ping now
     ("P5: 16 concurrent 100 MiB gzip bombs", gzip_bombs_16, UPLOAD_BUDGET_MB, True),
-    ("P4: 4 h near-silent FLAC, default", near_silent_upload(""), DECODED_MB + 300, False),
-    ("P4: 4 h near-silent FLAC, temperature=0.2", near_silent_upload("?temperature=0.2"), DECODED_MB + 300, False),
-    ("P4: 4 h near-silent FLAC, vad_filter=false", near_silent_upload("?vad_filter=false"), DECODED_MB + 300, False),
-    ("P3: 4 h near-silent FLAC, diarize=true", near_silent_upload("?diarize=true"), DECODED_MB + 300, False),
-    ("P12: 1 h of 220 ms bursts, diarize=true", diarized_bursts, 600, False),
+    ("P4: 4 h near-silent FLAC, default", near_silent_upload(""), DECODED_MB + 300, True),
+    ("P4: 4 h near-silent FLAC, temperature=0.2", near_silent_upload("?temperature=0.2"), DECODED_MB + 300, True),
+    ("P4: 4 h near-silent FLAC, vad_filter=false", near_silent_upload("?vad_filter=false"), DECODED_MB + 300, True),
+    ("P3: 4 h near-silent FLAC, diarize=true", near_silent_upload("?diarize=true"), DECODED_MB + 300, True),
+    ("P12: 1 h of 220 ms bursts, diarize=true", diarized_bursts, 600, True),
     ("P7: 99 MiB form field of 0xFF, x8", huge_form_field, 300, True),
     ("P8: forged access-log line, no token", forged_log_line, 50, True),
     # 100 MB: FFmpeg reads the brackets as audio, so the server may load its speech detector (+42 MB) here.
