@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import logging
 import os
 import ssl
@@ -82,6 +83,7 @@ def _serve(settings: Settings, context: ssl.SSLContext | None, scheme: str) -> i
     http = settings.http
     aiohttp_patches.apply()  # process-wide, once, before any server runs
     app = create_app(settings)
+    app.on_startup.append(freeze_startup_heap)  # after the models' load (cleanup contexts run first)
     serve(
         app,
         host=http.host,
@@ -92,6 +94,15 @@ def _serve(settings: Settings, context: ssl.SSLContext | None, scheme: str) -> i
         on_ready=lambda: log.info("ready: listening on %s://%s:%d", scheme, http.host, http.port),
     )
     return _exit_code(app)
+
+
+async def freeze_startup_heap(app: web.Application) -> None:
+    """The objects that live as long as the process (libraries, models, settings) leave the cyclic garbage
+    collector's view. A full collection holds the GIL while it walks every tracked object: with them in view, one
+    that fell in the middle of shaping an hour's transcript stalled the event loop ~150 ms (tests/faces/
+    test_answers_off_loop.py); frozen, it walks only what requests made since."""
+    gc.collect()
+    gc.freeze()
 
 
 def _exit_code(app: web.Application) -> int:

@@ -195,7 +195,8 @@ def _pieces(window: SpeechWindow, result: WindowResult) -> list[tuple[float, flo
         inside = tuple(w for w in mapped if start / SAMPLE_RATE <= (w.start + w.end) / 2 < end / SAMPLE_RATE)
         for words in _sentences(inside):
             out.append((words[0].start, words[-1].end, "".join(w.word for w in words), words))
-    missed = [w for w in mapped if not any(w in words for *_, words in out)]
+    placed = {id(w) for *_, words in out for w in words}  # by identity: linear, and equal words stay apart
+    missed = [w for w in mapped if id(w) not in placed]
     if missed:  # a word whose middle fell into a cut-out pause: keep it in the nearest segment's place
         out.append((missed[0].start, missed[-1].end, "".join(w.word for w in missed), tuple(missed)))
         out.sort(key=lambda piece: piece[0])

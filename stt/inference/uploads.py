@@ -99,7 +99,8 @@ async def transcribe_windows(engine: Engine, audio: np.ndarray, options: Transcr
     finally:
         for future in pending:
             future.cancel()
-    return assemble(windows, results, audio, options, detected)
+    # In a thread: an hour's windows hold ~10k words to place in segments (pure Python, ~0.1 s).
+    return await asyncio.to_thread(assemble, windows, results, audio, options, detected)
 
 
 def _groups(windows: Sequence[SpeechWindow]) -> list[list[SpeechWindow]]:
@@ -162,4 +163,4 @@ async def stream_windows(engine: Engine, audio: np.ndarray, options: TranscribeO
         for group in in_flight:
             for future in group:
                 future.cancel()  # a client that left: its windows not taken yet are dropped
-    yield assemble(windows, results, audio, options, detected)
+    yield await asyncio.to_thread(assemble, windows, results, audio, options, detected)

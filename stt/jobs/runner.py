@@ -294,7 +294,8 @@ class JobRunner:
         finally:
             for task in pending:
                 task.cancel()
-        return assemble(windows, [done[i] for i in range(len(windows))], audio, options, detected)
+        return await asyncio.to_thread(assemble, windows, [done[i] for i in range(len(windows))], audio, options,
+                                       detected)
 
     async def _decode_chunk(self, job: Job, windows: list[SpeechWindow], indices: list[int], audio: np.ndarray,
                             options: TranscribeOptions) -> tuple[list[int], list[WindowResult]]:

@@ -17,6 +17,7 @@ from aiohttp import web
 from stt.errors import BadRequest
 from stt.http import apidoc as doc
 from stt.http import service
+from stt.http.answers import json_answer
 from stt.http.apidoc import AUDIO_ERRORS, JSON
 from stt.http.bodies import read_upload
 from stt.http.faces.deepgram.errors import DG_REQUEST_ID, deepgram_request_id
@@ -62,13 +63,12 @@ async def listen(request: web.Request) -> web.Response:
                        for channel in audio] if parsed.multichannel
                       else await service.transcribe(request, audio, parsed.options, parsed.diarize))
     request_id = deepgram_request_id(request)
-    # Off the event loop: an hour's transcript is ~10k words to shape (and, with numerals, to parse).
-    body = await asyncio.to_thread(functools.partial(
+    # Off the event loop: an hour's transcript is ~10k words to shape (and, with numerals, to parse) and serialise.
+    return await json_answer(functools.partial(
         deepgram_json, transcript, request_id=request_id, sha256=digest, engine=engine.name,
         model=engine.model_name, punctuate=parsed.punctuate, detected=parsed.detect_language,
         diarize=parsed.diarize is not None, utterances=parsed.utterances, paragraphs=parsed.paragraphs,
-        numerals=parsed.numerals))
-    return web.json_response(body, headers={DG_REQUEST_ID: request_id})
+        numerals=parsed.numerals), headers={DG_REQUEST_ID: request_id})
 
 
 def refuse_url_body(content_type: str, upload: bytes | memoryview) -> None:

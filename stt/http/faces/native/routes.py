@@ -7,7 +7,8 @@ import time
 from aiohttp import web
 
 from stt.http import apidoc as doc
-from stt.http import formats, service
+from stt.http import service
+from stt.http.answers import json_answer, text_answer
 from stt.http.apidoc import AUDIO_ERRORS, AUTH_ERRORS, JSON
 from stt.http.bodies import read_upload
 from stt.http.faces.native.params import DETECT_PARAMS, STT_PARAMS, stt_request
@@ -46,12 +47,11 @@ async def stt(request: web.Request) -> web.Response:
         transcript = await service.transcribe(request, audio, parsed.options, parsed.diarize)
     proc = service.elapsed_since(started)
     if parsed.output == "json":
-        return web.json_response(native_json(transcript, proc))
+        return await json_answer(lambda: native_json(transcript, proc))
     if parsed.output == "verbose_json":
-        return web.json_response(native_verbose_json(transcript, parsed.options.task, proc,
-                                                     words=parsed.options.word_timestamps))
-    rendered = formats.render_text(parsed.output, transcript)
-    return web.Response(text=rendered.body, content_type=rendered.content_type, charset="utf-8")
+        return await json_answer(lambda: native_verbose_json(transcript, parsed.options.task, proc,
+                                                             words=parsed.options.word_timestamps))
+    return await text_answer(parsed.output, transcript)
 
 
 @routes.post("/detect-language")

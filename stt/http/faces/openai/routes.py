@@ -11,9 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
+from stt.engines.base import Transcript
 from stt.errors import ModelNotFound
 from stt.http import apidoc as doc
-from stt.http import formats, service
+from stt.http import service
+from stt.http.answers import json_answer, text_answer
 from stt.http.apidoc import AUTH_ERRORS, JSON, STR
 from stt.http.bodies import read_upload
 from stt.http.faces.openai.params import (ALIAS, OPENAI_FIELDS, OPENAI_TRANSLATION_FIELDS, openai_model,
@@ -76,19 +78,22 @@ async def _audio(request: web.Request, task: str) -> web.StreamResponse:
         transcript = await service.transcribe(request, audio, parsed.options, parsed.diarize, parsed.chunking)
     fmt = parsed.response_format
     if fmt == "diarized_json":
-        return web.json_response(openai_diarized_json(transcript))
+        return await json_answer(lambda: openai_diarized_json(transcript))
     if fmt == "json":
-        body: dict[str, Any] = {"text": transcript.text}
-        if task == "transcribe":
-            body["usage"] = {"type": "duration", "seconds": round(transcript.duration, 3)}
-        if parsed.logprobs:
-            body["logprobs"] = word_logprobs(w for s in transcript.segments for w in s.words)
-        return web.json_response(body)
+        return await json_answer(lambda: _json(transcript, task, parsed.logprobs))
     if fmt == "verbose_json":
-        return web.json_response(verbose_json(
+        return await json_answer(lambda: verbose_json(
             transcript, task, segments="segment" in parsed.granularities, words="word" in parsed.granularities))
-    rendered = formats.render_text(fmt, transcript)
-    return web.Response(text=rendered.body, content_type=rendered.content_type, charset="utf-8")
+    return await text_answer(fmt, transcript)
+
+
+def _json(transcript: Transcript, task: str, logprobs: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"text": transcript.text}
+    if task == "transcribe":
+        body["usage"] = {"type": "duration", "seconds": round(transcript.duration, 3)}
+    if logprobs:
+        body["logprobs"] = word_logprobs(w for s in transcript.segments for w in s.words)
+    return body
 
 
 def _models(request: web.Request) -> dict[str, dict[str, Any]]:
