@@ -117,9 +117,9 @@ class JobsSettings:
     concurrency: int = 2  # jobs transcribed at once, taking turns window by window (230 MB of audio per hour each)
     # OS nice value (1-19) of the threads that transcribe jobs: a second copy of the default model, loaded by a
     # thread at this priority, runs them, so when a live pass or an upload runs beside a job's window the
-    # kernel gives them the cores first (a window in progress cannot be interrupted). 0: jobs run on the
-    # shared model, at the same OS priority as everything else (no second copy of the weights). Inside a cgroup
-    # or an autogroup, the priority counts among that group's threads (the server's) only.
+    # kernel gives them the cores first (a window in progress cannot be interrupted). 0 with sched_idle off:
+    # jobs run on the shared model, at the same OS priority as everything else (no second copy of the weights).
+    # Inside a cgroup or an autogroup, the priority counts among that group's threads (the server's) only.
     nice: int = 10
     # Linux only: the copy's threads also run in the SCHED_IDLE scheduling class, so they get a core only when
     # no other thread wants it. A nice value alone leaves them ~9 % of a core under load and, worse, lets them

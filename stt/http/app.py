@@ -157,16 +157,13 @@ def model_sources(asr: AsrSettings, handed_in: str | None = None) -> tuple[dict[
 def _loader(asr: AsrSettings, factory: EngineFactory | None, budget: Budget) -> Loader:
     def load(name: str, source: str) -> Transcriber:
         """Blocking (the registry runs it in a thread)."""
-        if factory is None:
-            from stt.engines.factory import load_engine as make
-        else:
-            make = factory
-        return Transcriber(make(dataclasses.replace(asr, model=source)), budget)
+        return Transcriber(_maker(factory)(dataclasses.replace(asr, model=source)), budget)
 
     return load
 
 
 def _maker(factory: EngineFactory | None) -> EngineFactory:
+    """The factory handed in (tests), else the real loader (imported only when used)."""
     if factory is None:
         from stt.engines.factory import load_engine
 
@@ -175,12 +172,8 @@ def _maker(factory: EngineFactory | None) -> EngineFactory:
 
 
 async def _load(asr: AsrSettings, factory: EngineFactory | None) -> Engine:
-    if factory is None:
-        from stt.engines.factory import load_engine as make
-    else:
-        make = factory
     started = time.monotonic()
-    loaded = await asyncio.to_thread(make, asr)
+    loaded = await asyncio.to_thread(_maker(factory), asr)
     log.info("loaded %s model %r in %.1f s", loaded.name, asr.model, time.monotonic() - started)
     return loaded
 

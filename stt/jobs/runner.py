@@ -10,8 +10,8 @@ its own, never mixed with other work, and a resumed job cuts the same chunks (a 
 its companions, stt/engines/batched_windows.py; the chunks keep a job's work its own all the same). A job resumed
 from its recorded chunks ends with the transcript an uninterrupted run gives.
 
-Jobs run on their own copy of the model, whose threads run at a lower OS priority (``jobs.nice``; see
-stt/http/faces/jobs/lifetime.py): a live pass or an upload that runs beside a job's window gets the cores first.
+Jobs run on their own copy of the model, whose threads run at a lower OS priority (``jobs.nice`` and
+``jobs.sched_idle``; see stt/http/faces/jobs/lifetime.py): a live pass or an upload that runs beside a job's window gets the cores first.
 """
 
 from __future__ import annotations

@@ -69,11 +69,12 @@ def niced_engine(load: Callable[[AsrSettings], Engine], asr: AsrSettings, nice: 
     replicas, none reserved), so the worker budget bounds them as before."""
     out: list[Engine] = []
     failed: list[BaseException] = []
+    idle = idle and hasattr(os, "SCHED_IDLE")  # Linux only
 
     def run() -> None:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-            if idle and hasattr(os, "SCHED_IDLE"):  # pid 0: this thread; its children inherit the class
+            if idle:  # pid 0: this thread; its children inherit the class
                 os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
             out.append(load(dataclasses.replace(asr, reserved_workers=0)))
         except BaseException as exc:  # re-raised in the caller's thread
@@ -85,7 +86,7 @@ def niced_engine(load: Callable[[AsrSettings], Engine], asr: AsrSettings, nice: 
     if failed:
         raise failed[0]
     log.info("jobs: their own copy of the model loaded, its threads at nice %d%s", nice,
-             " in the idle scheduling class" if idle and hasattr(os, "SCHED_IDLE") else "")
+             " in the idle scheduling class" if idle else "")
     return out[0]
 
 
