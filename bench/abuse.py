@@ -88,9 +88,18 @@ class Row:
 
 
 def _pinger(url: str, ready: Any, stop: Any, out: Any) -> None:
-    """In its own process: the attacker's work in this process must not delay the measurement."""
+    """In its own process: the attacker's work in this process must not delay the measurement.
+
+    The interpreter's garbage collector is frozen first: this process imports the whole bench (aiohttp, numpy,
+    the tests' helpers: ~230,000 tracked objects), and a full collection, which the pings' own allocations
+    trigger every minute or so, walked them all in ~190 ms of this process's CPU, counted as one slow /ping
+    (seen during P12: the request left the pinger 200 ms late, the server answered it in 1 ms)."""
+    import gc
     import http.client
     from urllib.parse import urlsplit
+
+    gc.collect()
+    gc.freeze()  # collections walk only what the loop below allocates
 
     parts = urlsplit(url)
     latencies = []
