@@ -9,6 +9,13 @@ so two uploads take turns). Long uploads' and asynchronous jobs' jobs hold at mo
 clip never waits for a long upload's job, which cannot be interrupted. On 2 cores, a second CTranslate2
 replica decoding a live pass beside a 30 s beam-5 window slowed neither (measured: the pass took 0.19-0.32 s,
 as alone): one call does not keep two cores busy.
+Asynchronous jobs that run on their own copy of the model, whose threads are in the OS's idle class (see
+stt/http/faces/jobs/lifetime.py), decode on an idle lane instead (``add_idle_lane``): slots of their own, as many
+as the copy has replicas. Such a call takes a core only when nothing else wants one, so for as long as live
+passes or uploads keep the cores busy it makes no progress: on a shared slot it would hold that slot for as long,
+and a live stream would be left one slot for its interim and its final passes (the final waited for the interim:
+a live final 1 s later while jobs ran). The lane's calls are bounded by its slots, and take only what the
+shared slots leave of the CPU.
 A waiter that is cancelled (its client went away) leaves the queue and its job never runs. A running job
 cannot be interrupted, so its slot is released only when the thread really finishes: otherwise cancelled
 requests would let more jobs than cores run at once.
@@ -69,6 +76,18 @@ class Scheduler:
         # serialised every stream's detection and fell behind on a loaded machine.
         self._detection = ThreadPoolExecutor(max_workers=DETECTION_THREADS, thread_name_prefix="stt-detect")
         self._ewma_job_s = 5.0  # recent job length, for a useful Retry-After
+        self._idle_slots: asyncio.Semaphore | None = None
+        self._idle_executor: ThreadPoolExecutor | None = None
+
+    def add_idle_lane(self, slots: int) -> None:
+        """Slots of their own for calls on a model copy whose threads run in the OS's idle class (``run`` with
+        ``idle=True``): the model's replicas. Before the first job runs."""
+        self._idle_slots = asyncio.Semaphore(slots)
+        self._idle_executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="stt-engine-idle")
+
+    @property
+    def has_idle_lane(self) -> bool:
+        return self._idle_slots is not None
 
     @property
     def waiting(self) -> int:
@@ -83,14 +102,45 @@ class Scheduler:
         return max(1, math.ceil(self._ewma_job_s * (self._waiting + self._running) / self._workers))
 
     async def run(self, job: Callable[[], T], stats: JobStats | None = None,
-                  priority: Priority = Priority.BATCH, bounded: bool = True) -> T:
+                  priority: Priority = Priority.BATCH, bounded: bool = True, idle: bool = False) -> T:
         """``bounded=False``: work accepted earlier (an admitted upload's windows) waits without the queue
-        limit or the queue timeout; it still counts as waiting."""
+        limit or the queue timeout; it still counts as waiting. ``idle``: a call on the idle-class model copy,
+        on the idle lane (``add_idle_lane``; without one, on the shared slots)."""
         stats = stats if stats is not None else JobStats()
+        if idle and self._idle_slots is not None:
+            return await self._run_idle(job, stats)
         queued_at = time.monotonic()
         await self._acquire(priority, bounded)
         stats.queued_s = time.monotonic() - queued_at
         return await self._execute(job, stats, priority)
+
+    async def _run_idle(self, job: Callable[[], T], stats: JobStats) -> T:
+        assert self._idle_slots is not None and self._idle_executor is not None
+        queued_at = time.monotonic()
+        self._waiting += 1
+        try:
+            await self._idle_slots.acquire()
+        finally:
+            self._waiting -= 1
+        stats.queued_s = time.monotonic() - queued_at
+        started = time.monotonic()
+        self._running += 1
+        loop = asyncio.get_running_loop()
+        slots = self._idle_slots
+
+        def finished(_: Future[T]) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._release_idle, slots, started, stats)
+
+        future = self._idle_executor.submit(job)
+        future.add_done_callback(finished)
+        # As on the shared slots: the slot is released when the thread really finishes, not on cancellation.
+        return await asyncio.shield(asyncio.wrap_future(future))
+
+    def _release_idle(self, slots: asyncio.Semaphore, started: float, stats: JobStats) -> None:
+        stats.engine_s = time.monotonic() - started
+        self._running -= 1
+        slots.release()
 
     async def detect(self, job: Callable[[], T]) -> T:
         """Short model work a live stream needs now (speech detection), on DETECTION_THREADS threads."""
@@ -187,3 +237,5 @@ class Scheduler:
     def close(self, wait: bool = True) -> None:
         self._executor.shutdown(wait=wait, cancel_futures=True)
         self._detection.shutdown(wait=wait, cancel_futures=True)
+        if self._idle_executor is not None:
+            self._idle_executor.shutdown(wait=wait, cancel_futures=True)

@@ -11,7 +11,10 @@ its companions, stt/engines/batched_windows.py; the chunks keep a job's work its
 from its recorded chunks ends with the transcript an uninterrupted run gives.
 
 Jobs run on their own copy of the model, whose threads run at a lower OS priority (``jobs.nice`` and
-``jobs.sched_idle``; see stt/http/faces/jobs/lifetime.py): a live pass or an upload that runs beside a job's window gets the cores first.
+``jobs.sched_idle``; see stt/http/faces/jobs/lifetime.py): a live pass or an upload that runs beside a job's window
+gets the cores first. The copy's calls (windows, language detection) take the scheduler's idle lane, slots of
+their own: a window that waits for the cores does not hold a slot a live pass needs. The speech search and
+diarization run in the calling thread at the usual priority, on the shared slots.
 """
 
 from __future__ import annotations
@@ -268,7 +271,7 @@ class JobRunner:
             await self._renew(job, windows=[(base + SPEECH_KEY, layout)])
         windows = cut_windows(speech, len(audio))
         # Detected again on a resumed job: the same audio gives the same language.
-        detected = (await self._run_engine(lambda: upload_language(engine, audio, speech, options))
+        detected = (await self._run_engine(lambda: upload_language(engine, audio, speech, options), on_copy=True)
                     if needs_language(engine, options, speech) else None)
         options = in_language(options, detected)
         done: dict[int, WindowResult] = {i: results.window_from_json(stored[base + i]) for i in range(len(windows))
@@ -301,7 +304,7 @@ class JobRunner:
                             options: TranscribeOptions) -> tuple[list[int], list[WindowResult]]:
         requests = [window_request(windows[i], audio, options) for i in indices]
         engine = await self._jobs_engine()
-        return indices, await self._run_engine(lambda: engine.decode_windows(requests))
+        return indices, await self._run_engine(lambda: engine.decode_windows(requests), on_copy=True)
 
     async def _jobs_engine(self) -> Engine:
         """The model jobs run on; its copy (``load_engine``) is loaded once, by the first job that needs it."""
@@ -321,8 +324,10 @@ class JobRunner:
         diarizer = self._transcriber.diarizer  # torch + scikit-learn loaded on first use, in the worker
         return await self._run_engine(lambda: diarizer.get().label(transcript, audio, diarize))
 
-    async def _run_engine(self, job: Callable[[], T]) -> T:
-        return await self._transcriber.scheduler.run(guarded(job), priority=Priority.JOBS, bounded=False)
+    async def _run_engine(self, job: Callable[[], T], on_copy: bool = False) -> T:
+        """``on_copy``: the call's work is done by the model copy's threads (lowered priority): the idle lane."""
+        idle = on_copy and self._load_engine is not None
+        return await self._transcriber.scheduler.run(guarded(job), priority=Priority.JOBS, bounded=False, idle=idle)
 
 
 class _GiveUp(Exception):

@@ -160,6 +160,51 @@ async def test_a_long_uploads_jobs_never_take_a_reserved_slot() -> None:
     scheduler.close()
 
 
+async def test_jobs_on_the_idle_lane_leave_both_shared_slots_to_live_passes_and_are_bounded_by_their_own() -> None:
+    """A job's window on the idle-class copy (the idle lane) waits for the cores as long as live passes keep them:
+    it must not hold a shared slot meanwhile. Its lane is bounded by its own slots."""
+    scheduler = Scheduler(1, 16, 30, reserved=1)
+    scheduler.add_idle_lane(1)
+    gate = threading.Event()
+    running: list[str] = []
+
+    def job(name: str) -> str:
+        running.append(name)
+        gate.wait(5)
+        return name
+
+    first = asyncio.create_task(scheduler.run(lambda: job("job 1"), None, Priority.JOBS, bounded=False, idle=True))
+    await _until(lambda: running == ["job 1"])
+    second = asyncio.create_task(scheduler.run(lambda: job("job 2"), None, Priority.JOBS, bounded=False, idle=True))
+    await _until(lambda: scheduler.waiting == 1)
+    # Both shared slots free: an interim and a final pass of one stream run at once beside the job.
+    passes = [asyncio.create_task(scheduler.run(lambda p=p: job(p), None, p)) for p in (Priority.LIVE, Priority.FINAL)]
+    await _until(lambda: len(running) == 3)
+    assert sorted(running[1:]) == sorted([Priority.LIVE, Priority.FINAL]) and scheduler.running == 3
+    assert not second.done()  # the lane's one slot is taken
+    gate.set()
+    assert await first == "job 1" and await second == "job 2"
+    await asyncio.gather(*passes)
+    assert scheduler.running == 0 and scheduler.waiting == 0
+    scheduler.close()
+
+
+async def test_without_an_idle_lane_a_job_takes_a_shared_slot() -> None:
+    scheduler = Scheduler(1, 16, 30, reserved=1)
+    gate = threading.Event()
+    first = asyncio.create_task(scheduler.run(lambda: gate.wait(5), None, Priority.JOBS, bounded=False, idle=True))
+    await _until(lambda: scheduler.running == 1)
+    second = asyncio.create_task(scheduler.run(lambda: "live", None, Priority.LIVE))
+    assert await second == "live"  # the reserved slot
+    third = asyncio.create_task(scheduler.run(lambda: "batch", None, Priority.BATCH))
+    await asyncio.sleep(0.05)
+    assert not third.done()  # the job holds the only slot a long upload may take
+    gate.set()
+    assert await third == "batch"
+    await first
+    scheduler.close()
+
+
 async def test_short_uploads_sent_together_share_one_batch() -> None:
     engine = WindowEngine()
     scheduler = Scheduler(1, 16, 30)

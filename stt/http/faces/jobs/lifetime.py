@@ -65,8 +65,8 @@ def niced_engine(load: Callable[[AsrSettings], Engine], asr: AsrSettings, nice: 
     It is loaded by a thread of its own that lowered its priority first: the engine's worker threads, and the
     threads each of them starts for its matrix work, inherit it (Linux threads start with their creator's nice
     value). A job's window in progress then takes only the CPU that live passes and uploads leave: they run on
-    the shared model, at the usual priority. Its calls still take the scheduler's worker slots (``workers``
-    replicas, none reserved), so the worker budget bounds them as before."""
+    the shared model, at the usual priority. Its calls take the scheduler's idle lane (``workers`` slots, one a
+    replica): bounded, and never holding a shared slot while they wait for the cores."""
     out: list[Engine] = []
     failed: list[BaseException] = []
     idle = idle and hasattr(os, "SCHED_IDLE")  # Linux only
@@ -124,6 +124,8 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     lower = jobs.nice or jobs.sched_idle
     load_copy = functools.partial(niced_engine, load, settings.asr, jobs.nice, jobs.sched_idle) if lower and load \
         else None
+    if load_copy is not None:
+        transcriber.scheduler.add_idle_lane(settings.asr.workers)
     runner = JobRunner(store, transcriber, settings.asr.upload_batch_seconds, jobs,
                        callback_body(transcriber.engine), on_end=deliverer.wake,
                        memory=app[AUDIO_BUDGET].memory, load_engine=load_copy)
