@@ -6,6 +6,7 @@ time speakers are asked for.
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,13 @@ class LazyDiarizer:
                 from stt.diarization.diarizer import Diarizer  # torch + scikit-learn, only once it is asked for
 
                 self._diarizer = Diarizer()
+                # What was just imported and loaded (torch, SciPy, scikit-learn, the encoder: ~150,000 objects)
+                # lives as long as the process: out of the cyclic garbage collector's walk, as the server's
+                # start-up heap is (server.freeze_startup_heap). In view, every full collection walked them
+                # while holding the GIL, 130-200 ms each during a diarized hour: the event loop's /ping waited
+                # as long. (Objects of requests in flight at this moment are frozen too: they are still freed
+                # by reference counting; only a cycle among them would stay, once.)
+                gc.freeze()
             return self._diarizer
 
     def close(self) -> None:
