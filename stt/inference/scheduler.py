@@ -86,10 +86,6 @@ class Scheduler:
         self._idle_executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="stt-engine-idle")
 
     @property
-    def has_idle_lane(self) -> bool:
-        return self._idle_slots is not None
-
-    @property
     def waiting(self) -> int:
         return self._waiting
 

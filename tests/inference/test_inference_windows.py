@@ -166,9 +166,9 @@ async def test_jobs_on_the_idle_lane_leave_both_shared_slots_to_live_passes_and_
     scheduler = Scheduler(1, 16, 30, reserved=1)
     scheduler.add_idle_lane(1)
     gate = threading.Event()
-    running: list[str] = []
+    running: list[object] = []
 
-    def job(name: str) -> str:
+    def job(name: object) -> object:
         running.append(name)
         gate.wait(5)
         return name
