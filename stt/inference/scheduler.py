@@ -108,7 +108,7 @@ class Scheduler:
         queued_at = time.monotonic()
         await self._acquire(priority, bounded)
         stats.queued_s = time.monotonic() - queued_at
-        return await self._execute(job, stats, priority)
+        return await self._execute(job, stats, self._executor, lambda: self._release(priority, stats.engine_s))
 
     async def _run_idle(self, job: Callable[[], T], stats: JobStats) -> T:
         assert self._idle_slots is not None and self._idle_executor is not None
@@ -119,24 +119,7 @@ class Scheduler:
         finally:
             self._waiting -= 1
         stats.queued_s = time.monotonic() - queued_at
-        started = time.monotonic()
-        self._running += 1
-        loop = asyncio.get_running_loop()
-        slots = self._idle_slots
-
-        def finished(_: Future[T]) -> None:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(self._release_idle, slots, started, stats)
-
-        future = self._idle_executor.submit(job)
-        future.add_done_callback(finished)
-        # As on the shared slots: the slot is released when the thread really finishes, not on cancellation.
-        return await asyncio.shield(asyncio.wrap_future(future))
-
-    def _release_idle(self, slots: asyncio.Semaphore, started: float, stats: JobStats) -> None:
-        stats.engine_s = time.monotonic() - started
-        self._running -= 1
-        slots.release()
+        return await self._execute(job, stats, self._idle_executor, self._idle_slots.release)
 
     async def detect(self, job: Callable[[], T]) -> T:
         """Short model work a live stream needs now (speech detection), on DETECTION_THREADS threads."""
@@ -200,24 +183,30 @@ class Scheduler:
                 woken.set_result(None)
         self._queue = [entry for entry in self._queue if not entry[2].done()]
 
-    async def _execute(self, job: Callable[[], T], stats: JobStats, priority: int) -> T:
+    async def _execute(self, job: Callable[[], T], stats: JobStats, executor: ThreadPoolExecutor,
+                       release: Callable[[], None]) -> T:
+        """``job`` in ``executor``; ``release`` gives its slot back, on the loop, once the thread finished."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         self._running += 1
 
         def finished(_: Future[T]) -> None:
             if not loop.is_closed():  # at exit the loop may already be gone; nothing waits then
-                loop.call_soon_threadsafe(self._release, started, stats, priority)
+                loop.call_soon_threadsafe(self._finished, started, stats, release)
 
-        future = self._executor.submit(job)
+        future = executor.submit(job)
         future.add_done_callback(finished)
         # shield: a cancelled request must not cancel the wrapper and release the slot early.
         return await asyncio.shield(asyncio.wrap_future(future))
 
-    def _release(self, started: float, stats: JobStats, priority: int) -> None:
+    def _finished(self, started: float, stats: JobStats, release: Callable[[], None]) -> None:
         stats.engine_s = time.monotonic() - started
-        self._ewma_job_s = 0.8 * self._ewma_job_s + 0.2 * stats.engine_s
         self._running -= 1
+        release()
+
+    def _release(self, priority: int, engine_s: float) -> None:
+        """A shared slot given back: it goes to the most urgent waiter that may take it."""
+        self._ewma_job_s = 0.8 * self._ewma_job_s + 0.2 * engine_s
         self._put_back(priority)
         self._hand_over()
 
