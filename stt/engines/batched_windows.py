@@ -74,6 +74,21 @@ def _input_seconds(samples: int, full_window: bool) -> float:
     return MAX_WINDOW_S if full_window else window_seconds(min(samples, MAX_WINDOW))
 
 
+def detects_in_window(samples: int) -> bool:
+    """A window of ``samples`` is encoded on a full 30 s window: asking for no language, it gets one detected
+    on that very encoding (``detect_languages``), with no encoder pass of its own."""
+    return window_seconds(min(samples, MAX_WINDOW)) >= MAX_WINDOW_S
+
+
+def window_language(model: WhisperModel, request: WindowRequest) -> tuple[str, float]:
+    """The language ``decode_batch`` detects for ``request`` (a window that ``detects_in_window``, asking for no
+    language): the same encoding, the same choice, so a caller that needs it first gets what the window's
+    decoding would find."""
+    audio = request.audio[-MAX_WINDOW:]
+    encoded = model.model.encode(_features(model, [audio], MAX_WINDOW_S))
+    return detect_languages(model, [request], [audio], encoded)[0]
+
+
 def text_budget(samples: int) -> int:
     """The most tokens a window of ``samples`` may decode (a bound on runaway text): its length rounded up to
     STEP_S, at TOKENS_PER_S. A function of the window alone, as ``window_seconds``."""

@@ -119,17 +119,31 @@ class SpeechSearch:
 
 
 def upload_language(engine: Engine, upload: np.ndarray, speech: Sequence[tuple[int, int]],
-                    options: TranscribeOptions) -> Language | None:
-    """The upload's language, detected once as faster-whisper's ``transcribe`` detects it: on 30 s of the
-    upload itself (its pauses kept, not a speech window padded with silence), from just before its first
-    speech (a long silent or musical intro does not decide it). Every window is then decoded in it, as the
-    engine decodes a file in one language. None: the language was given, or there is no speech. Blocking:
-    one encoder pass; run it as a scheduler job."""
+                    options: TranscribeOptions, first: SpeechWindow | None = None) -> Language | None:
+    """The upload's language, detected once on a full 30 s encoder window, as faster-whisper's ``transcribe``
+    detects it, and every window is then decoded in it, as the engine decodes a file in one language. None:
+    the language was given, or there is no speech. Blocking: one encoder pass; run it as a scheduler job.
+
+    Which 30 s: when the upload's ``first`` window is a full one (``window_detects``: over 25 s of speech, the
+    usual case in a long recording), that window as its decoding encodes it: 30 s of speech, and a streamed
+    upload's first window then finds the language itself, on the encoding it needs anyway (no pass of its
+    own before the first text). Otherwise 30 s of the upload itself (its pauses kept, not a short window
+    padded with silence, which answered Chinese or Japanese for short accented English far more often than
+    the engine), from just before its first speech (a long silent or musical intro does not decide it)."""
     if not needs_language(engine, options, speech):
         return None
+    if first is not None and window_detects(engine, first):
+        return engine.window_language(first.audio(upload), options.languages)  # type: ignore[attr-defined]
     start = max(0, speech[0][0] - LEAD_IN)
     ranked = engine.detect_language(upload[start:start + MAX_WINDOW])
     return choose_language(ranked, options.languages) if ranked else None
+
+
+def window_detects(engine: Engine, window: SpeechWindow) -> bool:
+    """Whether ``window``, asking for no language, gets the upload's language detected in its own decoding
+    (on an engine that detects it on a full window's encoding, and a window that is one)."""
+    detects = getattr(engine, "detects_in_window", None)
+    return detects is not None and hasattr(engine, "window_language") and bool(detects(window.samples))
 
 
 def needs_language(engine: Engine, options: TranscribeOptions, speech: Sequence[tuple[int, int]]) -> bool:

@@ -31,7 +31,7 @@ from stt.engines.base import Engine, Segment, TranscribeOptions, Transcript, Win
 from stt.audio import SAMPLE_RATE
 from stt.inference.chunking import Chunking
 from stt.inference.speech_windows import (Language, SpeechSearch, SpeechWindow, assemble, cut_windows,
-                                         in_language, needs_language, upload_language, window_request,
+                                         in_language, needs_language, upload_language, window_detects, window_request,
                                          window_segments)
 
 T = TypeVar("T")
@@ -75,9 +75,10 @@ async def _windows(engine: Engine, audio: np.ndarray, run: RunJob, chunking: Chu
     """The upload's speech windows, and the options its windows are decoded with (its language detected
     once, see ``upload_language``)."""
     speech = await run(lambda: engine.find_speech(audio))
-    detected = (await run(lambda: upload_language(engine, audio, speech, options))
-                if needs_language(engine, options, speech) else None)
     windows = cut_windows(chunking.apply(speech, len(audio)) if chunking else speech, len(audio))
+    first = windows[0] if windows else None
+    detected = (await run(lambda: upload_language(engine, audio, speech, options, first))
+                if needs_language(engine, options, speech) else None)
     return windows, in_language(options, detected), detected
 
 
@@ -126,8 +127,11 @@ async def stream_windows(engine: Engine, audio: np.ndarray, options: TranscribeO
     each window's decoding are the same as ``transcribe_windows``'s: so is the text."""
     search = SpeechSearch(engine, audio, chunking)
     first = await run(search.first_window)  # the upload's admission, as the whole search is for the others
-    detected = (await run(lambda: upload_language(engine, audio, search.speech, options))
-                if needs_language(engine, options, search.speech) else None)
+    # A full first window finds the language itself, on the encoding its decoding needs anyway (the
+    # detection ``upload_language`` makes for the other paths, with no pass of its own before the first text).
+    in_window = needs_language(engine, options, search.speech) and first is not None and window_detects(engine, first)
+    detected = (await run(lambda: upload_language(engine, audio, search.speech, options, first))
+                if needs_language(engine, options, search.speech) and not in_window else None)
     options = in_language(options, detected)
     windows: list[SpeechWindow] = []
     in_flight: list[list[asyncio.Future[WindowResult]]] = []
@@ -146,7 +150,11 @@ async def stream_windows(engine: Engine, audio: np.ndarray, options: TranscribeO
             # Alone, to the short clips' queue: the first text comes as soon as a short clip's would.
             in_flight.append(submit([window_request(first, audio, options)], first.samples, True))
             windows.append(first)
-            yield decoded(await in_flight.pop(0)[0])
+            text = decoded(await in_flight.pop(0)[0])
+            if in_window:
+                detected = (results[0].language, results[0].language_probability)
+                options = in_language(options, detected)
+            yield text
         windows = await run(search.finish)
         assert windows[:1] == ([first] if first else []), "the first window changed as the search went on"
         speech = sum(w.samples for w in windows)

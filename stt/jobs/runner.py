@@ -271,7 +271,9 @@ class JobRunner:
             await self._renew(job, windows=[(base + SPEECH_KEY, layout)])
         windows = cut_windows(speech, len(audio))
         # Detected again on a resumed job: the same audio gives the same language.
-        detected = (await self._run_engine(lambda: upload_language(engine, audio, speech, options), on_copy=True)
+        first = windows[0] if windows else None
+        detected = (await self._run_engine(lambda: upload_language(engine, audio, speech, options, first),
+                                           on_copy=True)
                     if needs_language(engine, options, speech) else None)
         options = in_language(options, detected)
         done: dict[int, WindowResult] = {i: results.window_from_json(stored[base + i]) for i in range(len(windows))

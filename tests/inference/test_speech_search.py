@@ -4,6 +4,7 @@ as from the whole search at once."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -154,3 +155,72 @@ async def test_stream_decodes_the_first_window_before_searching_the_rest() -> No
     texts = [e for e in events if isinstance(e, WindowText)]
     assert [t.text for t in texts] == [" 1", " 2", " 3", " 4"]
     assert events[-1] == plain and plain.language == "de"  # the same transcript, its language detected once
+
+
+class DetectsInWindow(Ordered):
+    """Detects a window's language on its own (full) encoding, as the faster-whisper engine: a window over
+    25 s asking for no language gets "fr"; ``window_language`` answers what that decoding would find."""
+
+    FULL = 25 * S
+
+    def detects_in_window(self, samples: int) -> bool:
+        return samples > self.FULL
+
+    def window_language(self, audio: np.ndarray, languages: tuple[str, ...] = ()) -> tuple[str, float]:
+        self.log.append(f"window language {audio[0]:g}")
+        return ("fr", 0.6)
+
+    def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
+        self.log += [f"decode {r.audio[0]:g} in {r.language}" for r in requests]
+        out = WindowEngine.decode_windows(self, requests)
+        return [dataclasses.replace(o, language=r.language or "fr", language_probability=0.6 if not r.language else 1.0)
+                if len(r.audio) > self.FULL else o for o, r in zip(out, requests)]
+
+
+async def test_a_full_first_window_finds_the_language_itself_when_streamed() -> None:
+    """The first text of a streamed upload waits for no detection pass of its own when its first window is a full
+    one: that window is decoded asking for no language, and the language its decoding finds is the upload's, the
+    one the plain path detects on the same window (``window_language``) and decodes every window in."""
+    engine = DetectsInWindow()
+    scheduler = Scheduler(1, 16, 30, reserved=1)
+    batcher = WindowBatcher(scheduler, engine)  # type: ignore[arg-type]
+    run = lambda job: scheduler.run(job, None, Priority.SPEECH)  # noqa: E731
+    try:
+        events = [e async for e in stream_windows(
+            engine, four_windows(), TranscribeOptions(), run,
+            lambda windows, samples, alone: batcher.submit(windows, object(), upload_samples=samples, alone=alone))]
+        streamed_log, engine.log = engine.log, []
+        plain = await transcribe_windows(engine, four_windows(), TranscribeOptions(), run,
+                                         lambda windows, samples: batcher.decode(windows, object(),
+                                                                                 upload_samples=samples))
+    finally:
+        scheduler.close()
+    assert streamed_log[:3] == ["search 0", "decode 1 in None", "search 1"]  # no detection before the first text
+    assert streamed_log[3:] == ["search 2", "decode 2 in fr", "decode 3 in fr", "decode 4 in fr"]
+    assert "detect" not in engine.log and "window language 1" in engine.log  # plain: on the same first window
+    assert [e for e in engine.log if e.startswith("decode")] == [f"decode {v} in fr" for v in (1, 2, 3, 4)]
+    assert events[-1] == plain and (plain.language, plain.language_probability) == ("fr", 0.6)
+
+
+async def test_a_short_first_window_is_detected_on_the_upload_itself() -> None:
+    """A first window of 25 s or less is padded in its decoding, not a full window: the language is detected on 30 s
+    of the upload itself, before the first text, on both paths."""
+    engine = DetectsInWindow()
+    gap = np.zeros(2 * S, np.float32)
+    audio = np.concatenate([gap, np.full(10 * S, 1, np.float32), np.zeros(40 * S, np.float32),
+                            np.full(29 * S, 2, np.float32)])
+    scheduler = Scheduler(1, 16, 30, reserved=1)
+    batcher = WindowBatcher(scheduler, engine)  # type: ignore[arg-type]
+    run = lambda job: scheduler.run(job, None, Priority.SPEECH)  # noqa: E731
+    try:
+        events = [e async for e in stream_windows(
+            engine, audio, TranscribeOptions(), run,
+            lambda windows, samples, alone: batcher.submit(windows, object(), upload_samples=samples, alone=alone))]
+        plain = await transcribe_windows(engine, audio, TranscribeOptions(), run,
+                                         lambda windows, samples: batcher.decode(windows, object(),
+                                                                                 upload_samples=samples))
+    finally:
+        scheduler.close()
+    assert "window language 1" not in engine.log and engine.log.count("detect") == 2
+    assert engine.log.index("detect") < engine.log.index("decode 1 in de")
+    assert events[-1] == plain and plain.language == "de"

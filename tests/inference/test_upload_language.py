@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from stt.audio import SAMPLE_RATE, decode_audio
-from stt.engines.base import Engine, TranscribeOptions, WindowRequest, WindowResult
+from stt.engines.base import Engine, TranscribeOptions, Transcript, WindowRequest, WindowResult
 from stt.engines.languages import choose_language
 from stt.inference.scheduler import Priority, Scheduler
-from stt.inference.speech_windows import upload_language
-from stt.inference.uploads import transcribe_windows
+from stt.inference.speech_windows import cut_windows, upload_language
+from stt.inference.uploads import stream_windows, transcribe_windows
 from stt.inference.window_batcher import WindowBatcher
 from tests.conftest import AUTH
-from tests.helpers import AUDIO_DIR, wav
+from tests.helpers import AUDIO_DIR, joined_with_gaps, manifest, wav
 from tests.inference.test_inference_windows import WindowEngine
 
 S = SAMPLE_RATE
@@ -107,3 +107,47 @@ async def test_real_upload_language_is_the_engines_detection(make_client: Any, f
     alone = choose_language(fw_base.detect_language(clip))  # the clip without its intro
     assert expected is not None and body["language"] == expected[0] == alone[0] == LANGUAGES[name]
     assert body["language_probability"] == pytest.approx(expected[1], abs=1e-4)
+
+
+def fleurs(lang: str, count: int) -> np.ndarray:
+    """FLEURS clips of ``lang`` joined with 1 s pauses: over 25 s of speech in the first window."""
+    clips = [manifest()[f"eval/fleurs/{lang}/{lang}-{i:03d}.ogg"] for i in range(count)]
+    return joined_with_gaps(clips, 1.0)[0]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_real_full_first_window_language_is_what_its_decoding_finds(fw_base: Any, lang: str) -> None:
+    """An upload whose first window is a full one is detected on that window (``window_language``): the very
+    language and probability the window's decoding finds on its own encoding when it asks for none, which a
+    streamed upload relies on to skip the detection pass before its first text."""
+    upload = fleurs(lang, 4)
+    first = cut_windows(fw_base.find_speech(upload), len(upload))[0]
+    assert first.samples > 25 * S and fw_base.detects_in_window(first.samples)
+    detected = upload_language(fw_base, upload, fw_base.find_speech(upload), TranscribeOptions(), first)
+    decoded = fw_base.decode_windows([WindowRequest(first.audio(upload), None, None, 5)])[0]
+    assert detected is not None and detected[0] == decoded.language == lang
+    assert detected[1] == pytest.approx(decoded.language_probability, abs=1e-6)
+
+
+@pytest.mark.model
+async def test_real_streamed_upload_is_the_plain_one(fw_base: Any) -> None:
+    """German, language detected: streamed (its first window finding the language itself) and plain, the
+    same transcript, language and probability."""
+    upload = fleurs("de", 4)
+    scheduler = Scheduler(2, 16, 60, reserved=1)
+    batcher = WindowBatcher(scheduler, fw_base)
+    run_job = lambda job: scheduler.run(job, None, Priority.SPEECH)  # noqa: E731
+    try:
+        events = [e async for e in stream_windows(
+            fw_base, upload, TranscribeOptions(), run_job,
+            lambda windows, samples, alone: batcher.submit(windows, object(), upload_samples=samples, alone=alone))]
+        plain = await transcribe_windows(fw_base, upload, TranscribeOptions(), run_job,
+                                         lambda windows, samples: batcher.decode(windows, object(),
+                                                                                 upload_samples=samples))
+    finally:
+        scheduler.close()
+    streamed = events[-1]
+    assert isinstance(streamed, Transcript) and len(events) >= 3 and plain.language == "de"
+    assert (streamed.text, streamed.language) == (plain.text, plain.language)
+    assert streamed.language_probability == pytest.approx(plain.language_probability, abs=1e-6)
