@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CONFIG ?= config.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-finalize bench-realtime bench-diarization bench-live bench-memory bench-load bench-fuzz bench-abuse \
+.PHONY: install install-dev browser ops-tools run test test-fast bench bench-close bench-finalize bench-language bench-realtime bench-diarization bench-live bench-memory bench-load bench-fuzz bench-abuse \
 	bench-scale-out bench-jobs bench-accuracy clean newman newman-run docker docker-wheels docker-base-debian docker-test
 
 $(VENV)/.runtime: requirements.txt requirements-nodeps.txt
@@ -66,6 +66,10 @@ bench-finalize: install-dev
 # outputs, wrong languages; 1 and 4 requests at a time). ACCURACY_ARGS=--quick: a stride through every set.
 bench-accuracy: install-dev
 	$(PY) bench/bench_accuracy.py $(ACCURACY_ARGS)
+
+# Language detection on long uploads (shared clips joined): the first full window against the upload's first 30 s.
+bench-language: install-dev
+	$(PY) bench/bench_language.py
 
 # Issue 17's Realtime face: completed delays for one session and six at once (about 8 minutes).
 bench-realtime: install-dev

@@ -134,21 +134,31 @@ def four_windows() -> np.ndarray:
     return np.concatenate([p for v in (1, 2, 3, 4) for p in (gap, np.full(29 * S, v, np.float32))])
 
 
-async def test_stream_decodes_the_first_window_before_searching_the_rest() -> None:
-    engine = Ordered()
-    scheduler = Scheduler(1, 16, 30, reserved=1)
-    batcher = WindowBatcher(scheduler, engine)  # type: ignore[arg-type]
+async def streamed_and_plain(engine: Any, audio: np.ndarray, workers: int = 1,
+                             log: list[str] | None = None) -> tuple[list[Any], list[str], Any]:
+    """``audio`` streamed (``stream_windows``), then transcribed plain, as the service runs both: the stream's
+    events, what ``log`` (the engine's record) held after the stream (emptied then), and the plain Transcript."""
+    scheduler = Scheduler(workers, 16, 60, reserved=1)
+    batcher = WindowBatcher(scheduler, engine)
     run = lambda job: scheduler.run(job, None, Priority.SPEECH)  # noqa: E731
     try:
         events = [e async for e in stream_windows(
-            engine, four_windows(), TranscribeOptions(), run,
+            engine, audio, TranscribeOptions(), run,
             lambda windows, samples, alone: batcher.submit(windows, object(), upload_samples=samples, alone=alone))]
-        streamed_log, engine.log = engine.log, []
-        plain = await transcribe_windows(engine, four_windows(), TranscribeOptions(), run,
+        streamed = list(log or [])
+        if log is not None:
+            log.clear()
+        plain = await transcribe_windows(engine, audio, TranscribeOptions(), run,
                                          lambda windows, samples: batcher.decode(windows, object(),
                                                                                  upload_samples=samples))
     finally:
         scheduler.close()
+    return events, streamed, plain
+
+
+async def test_stream_decodes_the_first_window_before_searching_the_rest() -> None:
+    engine = Ordered()
+    events, streamed_log, plain = await streamed_and_plain(engine, four_windows(), log=engine.log)
     # Window 1 ends in the first minute, and window 2 (starting there) closes it: a minute searched was enough.
     assert streamed_log[:4] == ["search 0", "detect", "decode 1", "search 1"]
     assert streamed_log[4:] == ["search 2", "decode 2", "decode 3", "decode 4"]
@@ -182,19 +192,7 @@ async def test_a_full_first_window_finds_the_language_itself_when_streamed() -> 
     one: that window is decoded asking for no language, and the language its decoding finds is the upload's, the
     one the plain path detects on the same window (``window_language``) and decodes every window in."""
     engine = DetectsInWindow()
-    scheduler = Scheduler(1, 16, 30, reserved=1)
-    batcher = WindowBatcher(scheduler, engine)  # type: ignore[arg-type]
-    run = lambda job: scheduler.run(job, None, Priority.SPEECH)  # noqa: E731
-    try:
-        events = [e async for e in stream_windows(
-            engine, four_windows(), TranscribeOptions(), run,
-            lambda windows, samples, alone: batcher.submit(windows, object(), upload_samples=samples, alone=alone))]
-        streamed_log, engine.log = engine.log, []
-        plain = await transcribe_windows(engine, four_windows(), TranscribeOptions(), run,
-                                         lambda windows, samples: batcher.decode(windows, object(),
-                                                                                 upload_samples=samples))
-    finally:
-        scheduler.close()
+    events, streamed_log, plain = await streamed_and_plain(engine, four_windows(), log=engine.log)
     assert streamed_log[:3] == ["search 0", "decode 1 in None", "search 1"]  # no detection before the first text
     assert streamed_log[3:] == ["search 2", "decode 2 in fr", "decode 3 in fr", "decode 4 in fr"]
     assert "detect" not in engine.log and "window language 1" in engine.log  # plain: on the same first window
@@ -209,18 +207,7 @@ async def test_a_short_first_window_is_detected_on_the_upload_itself() -> None:
     gap = np.zeros(2 * S, np.float32)
     audio = np.concatenate([gap, np.full(10 * S, 1, np.float32), np.zeros(40 * S, np.float32),
                             np.full(29 * S, 2, np.float32)])
-    scheduler = Scheduler(1, 16, 30, reserved=1)
-    batcher = WindowBatcher(scheduler, engine)  # type: ignore[arg-type]
-    run = lambda job: scheduler.run(job, None, Priority.SPEECH)  # noqa: E731
-    try:
-        events = [e async for e in stream_windows(
-            engine, audio, TranscribeOptions(), run,
-            lambda windows, samples, alone: batcher.submit(windows, object(), upload_samples=samples, alone=alone))]
-        plain = await transcribe_windows(engine, audio, TranscribeOptions(), run,
-                                         lambda windows, samples: batcher.decode(windows, object(),
-                                                                                 upload_samples=samples))
-    finally:
-        scheduler.close()
+    events, _, plain = await streamed_and_plain(engine, audio)
     assert "window language 1" not in engine.log and engine.log.count("detect") == 2
     assert engine.log.index("detect") < engine.log.index("decode 1 in de")
     assert events[-1] == plain and plain.language == "de"

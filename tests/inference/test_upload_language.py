@@ -14,11 +14,12 @@ from stt.engines.base import Engine, TranscribeOptions, Transcript, WindowReques
 from stt.engines.languages import choose_language
 from stt.inference.scheduler import Priority, Scheduler
 from stt.inference.speech_windows import cut_windows, upload_language
-from stt.inference.uploads import stream_windows, transcribe_windows
+from stt.inference.uploads import transcribe_windows
 from stt.inference.window_batcher import WindowBatcher
 from tests.conftest import AUTH
 from tests.helpers import AUDIO_DIR, joined_with_gaps, manifest, wav
 from tests.inference.test_inference_windows import WindowEngine
+from tests.inference.test_speech_search import streamed_and_plain
 
 S = SAMPLE_RATE
 
@@ -134,19 +135,7 @@ def test_real_full_first_window_language_is_what_its_decoding_finds(fw_base: Any
 async def test_real_streamed_upload_is_the_plain_one(fw_base: Any) -> None:
     """German, language detected: streamed (its first window finding the language itself) and plain, the
     same transcript, language and probability."""
-    upload = fleurs("de", 4)
-    scheduler = Scheduler(2, 16, 60, reserved=1)
-    batcher = WindowBatcher(scheduler, fw_base)
-    run_job = lambda job: scheduler.run(job, None, Priority.SPEECH)  # noqa: E731
-    try:
-        events = [e async for e in stream_windows(
-            fw_base, upload, TranscribeOptions(), run_job,
-            lambda windows, samples, alone: batcher.submit(windows, object(), upload_samples=samples, alone=alone))]
-        plain = await transcribe_windows(fw_base, upload, TranscribeOptions(), run_job,
-                                         lambda windows, samples: batcher.decode(windows, object(),
-                                                                                 upload_samples=samples))
-    finally:
-        scheduler.close()
+    events, _, plain = await streamed_and_plain(fw_base, fleurs("de", 4), workers=2)
     streamed = events[-1]
     assert isinstance(streamed, Transcript) and len(events) >= 3 and plain.language == "de"
     assert (streamed.text, streamed.language) == (plain.text, plain.language)
