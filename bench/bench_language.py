@@ -1,13 +1,14 @@
-"""Language detection on long uploads: the upload's first full window against the first 30 s of the upload.
+"""Language detection on the first window's own encoding against 30 s of the upload, by the window's length.
 
-The shared sets' clips are short; a long recording's first window is usually a full one (over 25 s of
-speech). Each set's clips are joined in order, with 1 s pauses, into uploads of about 40 s, and on every
-upload whose first window is full the language is detected both ways, as `upload_language` does today (the
-window, as its decoding encodes it) and as it did before (30 s of the upload from 1 s before its first
-speech, its pauses kept). Printed per set: uploads, wrong languages each way, uploads where they differ, and
-where both are right, how often the window's probability is the higher.
+The shared sets' clips are joined in order with 1 s pauses and cut to uploads of several lengths, so that the
+first window (the speech, pauses cut out, up to 30 s) takes every length. On each upload the language is
+detected both ways: on the first window's own encoder input (its speech and at least 5 s of silence, or a full
+30 s window: what `decode_batch` encodes it on) and on 30 s of the upload from 1 s before its first speech
+(its pauses kept, as faster-whisper's `transcribe` detects). Printed per band of first-window speech: uploads,
+wrong languages each way, and per set in the bands where the server detects on the window's own input
+(`detects_in_window`: over 15 s of speech).
 
-Usage: .venv/bin/python bench/bench_language.py [--model base] [--join-seconds 40]
+Usage: .venv/bin/python bench/bench_language.py [--model base] [--cut 8,12,16,20,24,40]
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stt.audio import SAMPLE_RATE  # noqa: E402
 from stt.engines.languages import choose_language  # noqa: E402
 from stt.inference.speech_windows import LEAD_IN, MAX_WINDOW, cut_windows  # noqa: E402
 from tests.conftest import _load  # noqa: E402
 from tests.helpers import Clip, joined_with_gaps, manifest  # noqa: E402
+
+BANDS = ((0, 10), (10, 15), (15, 20), (20, 25), (25, 31))  # seconds of speech in the first window
 
 
 def sets() -> dict[str, list[Clip]]:
@@ -38,42 +42,53 @@ def sets() -> dict[str, list[Clip]]:
 
 
 def joins(clips: list[Clip], seconds: float) -> list[list[Clip]]:
+    """The clips in order, in joins of at least ``seconds`` (the last one may be shorter)."""
     out: list[list[Clip]] = [[]]
     for clip in clips:
-        if sum(c.seconds for c in out[-1]) >= seconds:
+        if sum(c.seconds + 1.0 for c in out[-1]) >= seconds:
             out.append([])
         out[-1].append(clip)
     return [j for j in out if j]
 
 
+def band(seconds: float) -> tuple[int, int]:
+    return next(b for b in BANDS if b[0] <= seconds < b[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="base")
-    parser.add_argument("--join-seconds", type=float, default=40.0)
+    parser.add_argument("--cut", default="8,12,16,20,24,40", help="upload lengths in seconds, comma-separated")
     args = parser.parse_args()
     engine = _load("faster-whisper", args.model)
-    print(f"{'set':16s} {'uploads':>7s} {'wrong: window':>13s} {'first 30 s':>10s} {'differ':>6s} {'window surer':>12s}")
-    for name, clips in sets().items():
-        uploads = wrong_window = wrong_raw = differ = both_right = surer = 0
-        for part in joins(clips, args.join_seconds):
-            audio, _ = joined_with_gaps(part, 1.0)
-            speech = engine.find_speech(audio)
-            windows = cut_windows(speech, len(audio))
-            if not windows or not engine.detects_in_window(windows[0].samples):
-                continue
-            start = max(0, speech[0][0] - LEAD_IN)
-            raw = choose_language(engine.detect_language(audio[start:start + MAX_WINDOW]))
-            window = engine.window_language(windows[0].audio(audio))
-            lang = part[0].lang
-            uploads += 1
-            wrong_window += window[0] != lang
-            wrong_raw += raw[0] != lang
-            differ += window[0] != raw[0]
-            if window[0] == raw[0] == lang:
-                both_right += 1
-                surer += window[1] > raw[1]
-        print(f"{name:16s} {uploads:7d} {wrong_window:13d} {wrong_raw:10d} {differ:6d} {surer:7d} of {both_right}",
-              flush=True)
+    # (band, set) -> [uploads, wrong on the window's own input, wrong on 30 s of the upload]
+    tally: dict[tuple[tuple[int, int], str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for cut in (float(c) for c in args.cut.split(",")):
+        for name, clips in sets().items():
+            for part in joins(clips, cut):
+                audio = joined_with_gaps(part, 1.0)[0][:int(cut * SAMPLE_RATE)]
+                speech = engine.find_speech(audio)
+                if not speech:
+                    continue
+                first = cut_windows(speech, len(audio))[0]
+                start = max(0, speech[0][0] - LEAD_IN)
+                upload = choose_language(engine.detect_language(audio[start:start + MAX_WINDOW]))
+                own = engine.window_language(first.audio(audio))
+                row = tally[band(first.samples / SAMPLE_RATE), name]
+                row[0] += 1
+                row[1] += own[0] != part[0].lang
+                row[2] += upload[0] != part[0].lang
+        print(f"uploads cut to {cut:g} s: done", file=sys.stderr, flush=True)
+    print(f"{'first window speech':20s} {'set':16s} {'uploads':>7s} {'wrong: own input':>16s} {'30 s of upload':>14s}")
+    for b in BANDS:
+        rows = {name: row for (bb, name), row in sorted(tally.items()) if bb == b}
+        total = [sum(r[i] for r in rows.values()) for i in range(3)]
+        server = "own input" if engine.detects_in_window(b[0] * SAMPLE_RATE + 1) else "30 s of upload"
+        print(f"{f'{b[0]}-{min(b[1], 30)} s':20s} {'all':16s} {total[0]:7d} {total[1]:16d} {total[2]:14d}"
+              f"   (the server uses: {server})")
+        for name, row in rows.items():
+            if server == "own input" or row[1] or row[2]:
+                print(f"{'':20s} {name:16s} {row[0]:7d} {row[1]:16d} {row[2]:14d}")
 
 
 if __name__ == "__main__":

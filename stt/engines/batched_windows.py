@@ -11,7 +11,8 @@ depends on what else the server decodes with it (CTranslate2's batched encode an
 the numbers it gets alone; tests/inference/test_batch_invariance.py).
 Windows are decoded with timestamps, as Whisper decodes: text the decoder places in the silent pad (a
 short sentence said again, up to three times) is dropped, and a result that still repeats itself is decoded
-again on a full window. The language is detected on a full window, as faster-whisper's ``transcribe`` does,
+again on a full window. The language is detected on a full window, as faster-whisper's ``transcribe`` does
+(or on the window's own input when that is mostly speech, ``DETECT_IN_WINDOW_S``),
 and every window gets the decoder's scores (avg_logprob, compression_ratio, no_speech_prob).
 """
 
@@ -48,6 +49,12 @@ MAX_COMPRESSION = 2.4  # above this the text repeats itself (Whisper's own hallu
 PREPENDED = "\"'“¿([{-"  # faster-whisper's defaults: punctuation joins the word it belongs to
 APPENDED = "\"'.。,，!！?？:：”)]}、"
 MAX_PROMPT_TOKENS = 223  # Whisper keeps half its 448-token context for the previous text
+# A window's language is detected on its own encoder input from this length of input on (over 15 s of speech
+# and its pad), and on a full 30 s window of its own below it. Measured on uploads joined from every shared set
+# and cut to 8-40 s (bench/bench_language.py; wrong languages only ever on speechocean762's non-native speech),
+# by the first window's speech, wrong on its own input against 30 s of the upload: under 10 s 44 vs 41 of 223
+# (as on short clips), 10-15 s 23 vs 28 of 135, 15-20 s 9 vs 14 of 53, 20-25 s 0 vs 0 of 9, 25-30 s 6 vs 6 of 26.
+DETECT_IN_WINDOW_S = 21.0
 
 
 def decode_batch(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
@@ -75,9 +82,9 @@ def _input_seconds(samples: int, full_window: bool) -> float:
 
 
 def detects_in_window(samples: int) -> bool:
-    """A window of ``samples`` is encoded on a full 30 s window: asking for no language, it gets one detected
-    on that very encoding (``detect_languages``), with no encoder pass of its own."""
-    return window_seconds(min(samples, MAX_WINDOW)) >= MAX_WINDOW_S
+    """A window of ``samples`` asking for no language gets it detected on its own encoding (``_decode``), with
+    no encoder pass of its own: one whose speech fills most of its encoder input (``DETECT_IN_WINDOW_S``)."""
+    return window_seconds(min(samples, MAX_WINDOW)) >= DETECT_IN_WINDOW_S
 
 
 def window_language(model: WhisperModel, request: WindowRequest) -> tuple[str, float]:
@@ -85,7 +92,7 @@ def window_language(model: WhisperModel, request: WindowRequest) -> tuple[str, f
     language): the same encoding, the same choice, so a caller that needs it first gets what the window's
     decoding would find."""
     audio = request.audio[-MAX_WINDOW:]
-    encoded = model.model.encode(_features(model, [audio], MAX_WINDOW_S))
+    encoded = model.model.encode(_features(model, [audio], input_seconds(request)))
     return detect_languages(model, [request], [audio], encoded)[0]
 
 
@@ -166,7 +173,7 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
     window_s = MAX_WINDOW_S if full else input_seconds(requests[0])  # the same for the whole batch (_groups)
     encoded = model.model.encode(_features(model, audios, window_s))
     if languages is None:
-        languages = detect_languages(model, requests, audios, encoded if window_s >= MAX_WINDOW_S else None)
+        languages = detect_languages(model, requests, audios, encoded if window_s >= DETECT_IN_WINDOW_S else None)
     tokenizers = [Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task=r.task, language=lang)
                   for r, (lang, _) in zip(requests, languages)]
     prompts = _prompts(tokenizers, requests, stamped)
@@ -268,9 +275,9 @@ def _features(model: WhisperModel, audios: list[np.ndarray], window_s: float) ->
 def detect_languages(model: WhisperModel, requests: Sequence[WindowRequest], audios: Sequence[np.ndarray],
                      encoded: ctranslate2.StorageView | None) -> list[tuple[str, float]]:
     """Each window's language and its probability: the one asked for, else detected as faster-whisper's
-    ``transcribe`` detects it, on a full 30 s window (a shortened encoder input, as the short windows are
-    decoded on, answered Chinese or Japanese for far more short accented English clips). ``encoded``: the
-    windows' own encoding when it is a full 30 s window already (reused), else None."""
+    ``transcribe`` detects it, on a full 30 s window (a short window's shortened encoder input answered
+    Chinese or Japanese for far more short accented English clips), or on the windows' own ``encoded`` input
+    when it is mostly speech (``DETECT_IN_WINDOW_S``; None: not)."""
     if not model.model.is_multilingual:
         return [("en", 1.0)] * len(requests)
     todo = [i for i, r in enumerate(requests) if not r.language]

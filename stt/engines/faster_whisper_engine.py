@@ -88,13 +88,13 @@ class FasterWhisperEngine:
 
     @staticmethod
     def detects_in_window(samples: int) -> bool:
-        """A window of ``samples`` asking for no language gets it detected on its own (full) encoding."""
+        """A window of ``samples`` asking for no language gets it detected on its own encoding (mostly speech)."""
         return detects_in_window(samples)
 
     def window_language(self, audio: np.ndarray, languages: tuple[str, ...] = ()) -> tuple[str, float]:
         """The language ``decode_windows`` detects for a window of ``audio`` that ``detects_in_window`` and asks
-        for none (``languages``: what it may answer): an upload whose first window is full is detected on that
-        window, and its decoding, which encodes the same input, can find it with no pass of its own."""
+        for none (``languages``: what it may answer): an upload whose first window is mostly speech is detected
+        on that window, and its decoding, which encodes the same input, can find it with no pass of its own."""
         request = WindowRequest(audio, None, languages=allowed_languages(languages, self.languages))
         return window_language(self._model, request)
 

@@ -120,16 +120,16 @@ class SpeechSearch:
 
 def upload_language(engine: Engine, upload: np.ndarray, speech: Sequence[tuple[int, int]],
                     options: TranscribeOptions, first: SpeechWindow | None = None) -> Language | None:
-    """The upload's language, detected once on a full 30 s encoder window, as faster-whisper's ``transcribe``
-    detects it, and every window is then decoded in it, as the engine decodes a file in one language. None:
+    """The upload's language, detected once, and every window is then decoded in it, as faster-whisper's
+    ``transcribe`` decodes a file in one language. None:
     the language was given, or there is no speech. Blocking: one encoder pass; run it as a scheduler job.
 
-    Which 30 s: when the upload's ``first`` window is a full one (``window_detects``: over 25 s of speech, the
-    usual case in a long recording), that window as its decoding encodes it: 30 s of speech, and a streamed
-    upload's first window then finds the language itself, on the encoding it needs anyway (no pass of its
-    own before the first text). Otherwise 30 s of the upload itself (its pauses kept, not a short window
-    padded with silence, which answered Chinese or Japanese for short accented English far more often than
-    the engine), from just before its first speech (a long silent or musical intro does not decide it)."""
+    On what: when the upload's ``first`` window is mostly speech (``window_detects``: over 15 s of it, the usual
+    case in a long recording), that window as its decoding encodes it, and that decoding can then find the
+    language itself (an upload of one window, a streamed upload's first window: no pass of its own). Otherwise
+    30 s of the upload itself (its pauses kept, not a short window padded with silence, which answered Chinese
+    or Japanese for short accented English far more often than the engine), from just before its first
+    speech (a long silent or musical intro does not decide it). bench/bench_language.py compares the two."""
     if not needs_language(engine, options, speech):
         return None
     if first is not None and window_detects(engine, first):

@@ -2,8 +2,10 @@
 
 Finding the speech is one scheduler job (the upload's admission: a full queue or a queue timeout refuses it
 there, as before). Silence is never decoded: an upload of silence costs one VAD pass and answers "". When no
-language is given, a second job detects it once for the whole upload, as the engine does (``upload_language``). The
-windows then go to the shared WindowBatcher, batched with other uploads' windows, the uploads taking turns.
+language is given, a second job detects it once for the whole upload, as the engine does (``upload_language``),
+except where the first window finds it itself on the encoding its decoding needs anyway (over 15 s of speech:
+an upload of one such window, and a streamed upload's first window). The windows then go to the shared
+WindowBatcher, batched with other uploads' windows, the uploads taking turns.
 
 A window's audio is a copy of its speech pieces (a view when it is one piece): they are handed over a group of
 ``GROUP_S`` at a time, at most ``GROUPS_IN_FLIGHT`` groups at once, so the copies never grow with the upload
@@ -71,22 +73,25 @@ class WindowText:
 
 
 async def _windows(engine: Engine, audio: np.ndarray, run: RunJob, chunking: Chunking | None,
-                   options: TranscribeOptions) -> tuple[list[SpeechWindow], TranscribeOptions, Language | None]:
-    """The upload's speech windows, and the options its windows are decoded with (its language detected
-    once, see ``upload_language``)."""
+                   options: TranscribeOptions) -> tuple[list[SpeechWindow], TranscribeOptions, Language | None, bool]:
+    """The upload's speech windows, the options its windows are decoded with (its language detected once, see
+    ``upload_language``), the language, and whether its one window finds that language itself (decoded asking
+    for none, on the encoding ``upload_language`` would detect on: no pass of its own)."""
     speech = await run(lambda: engine.find_speech(audio))
     windows = cut_windows(chunking.apply(speech, len(audio)) if chunking else speech, len(audio))
-    first = windows[0] if windows else None
-    detected = (await run(lambda: upload_language(engine, audio, speech, options, first))
-                if needs_language(engine, options, speech) else None)
-    return windows, in_language(options, detected), detected
+    if not needs_language(engine, options, speech):
+        return windows, options, None, False
+    if len(windows) == 1 and window_detects(engine, windows[0]):
+        return windows, options, None, True
+    detected = await run(lambda: upload_language(engine, audio, speech, options, windows[0] if windows else None))
+    return windows, in_language(options, detected), detected, False
 
 
 async def transcribe_windows(engine: Engine, audio: np.ndarray, options: TranscribeOptions,
                              run: RunJob, decode: Decode, chunking: Chunking | None = None) -> Transcript:
     """``run`` runs a blocking job under the scheduler; ``decode`` hands windows to the batcher; ``chunking``:
     the client's say in the cuts (OpenAI's server_vad)."""
-    windows, options, detected = await _windows(engine, audio, run, chunking, options)
+    windows, options, detected, in_window = await _windows(engine, audio, run, chunking, options)
     speech = sum(w.samples for w in windows)
     pending: list[asyncio.Future[list[WindowResult]]] = []
     results: list[WindowResult] = []
@@ -100,6 +105,8 @@ async def transcribe_windows(engine: Engine, audio: np.ndarray, options: Transcr
     finally:
         for future in pending:
             future.cancel()
+    if in_window:
+        detected = (results[0].language, results[0].language_probability)
     # In a thread: an hour's windows hold ~10k words to place in segments (pure Python, ~0.1 s).
     return await asyncio.to_thread(assemble, windows, results, audio, options, detected)
 

@@ -211,3 +211,13 @@ async def test_a_short_first_window_is_detected_on_the_upload_itself() -> None:
     assert "window language 1" not in engine.log and engine.log.count("detect") == 2
     assert engine.log.index("detect") < engine.log.index("decode 1 in de")
     assert events[-1] == plain and plain.language == "de"
+
+
+async def test_an_upload_of_one_window_that_detects_in_it_finds_its_language_itself() -> None:
+    """Plain or streamed, an upload whose only window finds the language on its own encoding is decoded asking for
+    none: no detection pass, no ``window_language`` pass, and its language is the one the decoding found."""
+    engine = DetectsInWindow()
+    audio = np.concatenate([np.zeros(2 * S, np.float32), np.full(27 * S, 1, np.float32)])
+    events, streamed_log, plain = await streamed_and_plain(engine, audio, log=engine.log)
+    assert streamed_log == ["search 0", "decode 1 in None"] and engine.log == ["decode 1 in None"]
+    assert events[-1] == plain and (plain.language, plain.language_probability) == ("fr", 0.6)

@@ -140,3 +140,40 @@ async def test_real_streamed_upload_is_the_plain_one(fw_base: Any) -> None:
     assert isinstance(streamed, Transcript) and len(events) >= 3 and plain.language == "de"
     assert (streamed.text, streamed.language) == (plain.text, plain.language)
     assert streamed.language_probability == pytest.approx(plain.language_probability, abs=1e-6)
+
+
+class Counting:
+    """The real engine, counting its language detection passes."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.detections = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
+        self.detections += 1
+        return self.inner.detect_language(audio)
+
+    def window_language(self, audio: np.ndarray, languages: tuple[str, ...] = ()) -> tuple[str, float]:
+        self.detections += 1
+        return self.inner.window_language(audio, languages)
+
+
+@pytest.mark.model
+async def test_real_upload_of_one_window_of_speech_finds_its_language_itself(make_client: Any, fw_base: Any) -> None:
+    """A 21 s Spanish clip (one window, over 15 s of speech) through `/stt`: no detection pass of its own, and the
+    language and probability are what ``window_language`` detects on that window."""
+    body_bytes = wav(decode_audio(manifest()["eval/fleurs/es/es-001.ogg"].path.read_bytes()))
+    upload = decode_audio(body_bytes)
+    windows = cut_windows(fw_base.find_speech(upload), len(upload))
+    assert len(windows) == 1 and fw_base.detects_in_window(windows[0].samples)
+    engine = Counting(fw_base)
+    client = await make_client(engine)
+    resp = await client.post("/stt", params={"output": "verbose_json"}, data=body_bytes, headers=AUTH)
+    body = await resp.json()
+    assert resp.status == 200 and engine.detections == 0, body
+    expected = fw_base.window_language(windows[0].audio(upload))
+    assert body["language"] == expected[0] == "es"
+    assert body["language_probability"] == pytest.approx(expected[1], abs=1e-4)
