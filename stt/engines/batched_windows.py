@@ -19,6 +19,7 @@ and every window gets the decoder's scores (avg_logprob, compression_ratio, no_s
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import ctranslate2
@@ -48,6 +49,7 @@ FULL_FRAMES = 3000  # mel frames of a 30 s window
 MAX_COMPRESSION = 2.4  # above this the text repeats itself (Whisper's own hallucination threshold)
 PREPENDED = "\"'“¿([{-"  # faster-whisper's defaults: punctuation joins the word it belongs to
 APPENDED = "\"'.。,，!！?？:：”)]}、"
+UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")  # kana and CJK ideographs
 MAX_PROMPT_TOKENS = 223  # Whisper keeps half its 448-token context for the previous text
 # A window's language is detected on its own encoder input from this length of input on (over 15 s of speech
 # and its pad), and on a full 30 s window of its own below it. Measured on uploads joined from every shared set
@@ -150,8 +152,10 @@ def _looks_repeated(result: WindowResult) -> bool:
 
 
 def repeated_run(text: str) -> int:
-    """Length in words of the longest run of words immediately followed by the same run (0 if none)."""
-    words = ["".join(ch for ch in w.lower() if ch.isalnum()) for w in text.split()]
+    """Length in words of the longest run of words immediately followed by the same run (0 if none). In scripts
+    written without spaces (Chinese, Japanese) a character counts as a word: "第一,二,三,二,三,二,三,…" is one
+    space-less word, and was a runaway no other check saw (speechocean762 0461/004610065, answered in Chinese)."""
+    words = _units(text)
     best = 0
     for shift in range(1, len(words) // 2 + 1):
         run = 0
@@ -161,6 +165,16 @@ def repeated_run(text: str) -> int:
                 best = max(best, shift)
                 break
     return best
+
+
+def _units(text: str) -> list[str]:
+    """The words of ``text`` (letters and digits only; punctuation alone gives an empty word, which matches
+    nothing), each character of a word in a script without spaces on its own."""
+    units: list[str] = []
+    for word in text.lower().split():
+        cleaned = "".join(ch for ch in word if ch.isalnum())
+        units += list(cleaned) if UNSPACED.search(cleaned) else [cleaned]
+    return units
 
 
 def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: bool, stamped: bool,

@@ -70,6 +70,10 @@ def test_repeated_runs() -> None:
     assert repeated_run("Yes. Yes. I said yes.") == 1
     assert repeated_run("ask not what your country can do for you, ask what you can do for your country") < 4
     assert repeated_run("") == 0
+    # Scripts without spaces: characters are the words (a runaway the server gave a non-native English clip).
+    assert repeated_run("所以,全世界的主要是,第一,二,三,二,三,二,三,二,三,二,三,二,三,") >= 4
+    assert repeated_run("我们今天去看看电影,谢谢。明天见。") < 4
+    assert repeated_run("いろいろありがとうございました。") < 4
 
 
 TOK = SimpleNamespace(timestamp_begin=1000, eot=999)
