@@ -121,8 +121,8 @@ class SpeechSearch:
 def upload_language(engine: Engine, upload: np.ndarray, speech: Sequence[tuple[int, int]],
                     options: TranscribeOptions, first: SpeechWindow | None = None) -> Language | None:
     """The upload's language, detected once, and every window is then decoded in it, as faster-whisper's
-    ``transcribe`` decodes a file in one language. None:
-    the language was given, or there is no speech. Blocking: one encoder pass; run it as a scheduler job.
+    ``transcribe`` decodes a file in one language. None: the language was given, or there is no speech.
+    Blocking: one encoder pass; run it as a scheduler job.
 
     On what: when the upload's ``first`` window is mostly speech (``window_detects``: over 15 s of it, the usual
     case in a long recording), that window as its decoding encodes it, and that decoding can then find the
@@ -140,8 +140,9 @@ def upload_language(engine: Engine, upload: np.ndarray, speech: Sequence[tuple[i
 
 
 def window_detects(engine: Engine, window: SpeechWindow) -> bool:
-    """Whether ``window``, asking for no language, gets the upload's language detected in its own decoding
-    (on an engine that detects it on a full window's encoding, and a window that is one)."""
+    """Whether ``window``, asking for no language, gets the upload's language detected in its own decoding: on
+    an engine that detects it on a window's own encoding (``detects_in_window``, ``window_language``), a window
+    that holds enough speech for it."""
     detects = getattr(engine, "detects_in_window", None)
     return detects is not None and hasattr(engine, "window_language") and bool(detects(window.samples))
 

@@ -33,8 +33,8 @@ from stt.engines.base import Engine, Segment, TranscribeOptions, Transcript, Win
 from stt.audio import SAMPLE_RATE
 from stt.inference.chunking import Chunking
 from stt.inference.speech_windows import (Language, SpeechSearch, SpeechWindow, assemble, cut_windows,
-                                         in_language, needs_language, upload_language, window_detects, window_request,
-                                         window_segments)
+                                         in_language, needs_language, upload_language, window_detects,
+                                         window_request, window_segments)
 
 T = TypeVar("T")
 
@@ -134,11 +134,12 @@ async def stream_windows(engine: Engine, audio: np.ndarray, options: TranscribeO
     each window's decoding are the same as ``transcribe_windows``'s: so is the text."""
     search = SpeechSearch(engine, audio, chunking)
     first = await run(search.first_window)  # the upload's admission, as the whole search is for the others
-    # A full first window finds the language itself, on the encoding its decoding needs anyway (the
-    # detection ``upload_language`` makes for the other paths, with no pass of its own before the first text).
-    in_window = needs_language(engine, options, search.speech) and first is not None and window_detects(engine, first)
+    # A first window of over 15 s of speech finds the language itself, on the encoding its decoding needs anyway
+    # (the detection ``upload_language`` makes for the other paths), with no pass of its own before the first text.
+    detect = needs_language(engine, options, search.speech)
+    in_window = detect and first is not None and window_detects(engine, first)
     detected = (await run(lambda: upload_language(engine, audio, search.speech, options, first))
-                if needs_language(engine, options, search.speech) and not in_window else None)
+                if detect and not in_window else None)
     options = in_language(options, detected)
     windows: list[SpeechWindow] = []
     in_flight: list[list[asyncio.Future[WindowResult]]] = []
