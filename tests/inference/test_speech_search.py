@@ -168,8 +168,9 @@ async def test_stream_decodes_the_first_window_before_searching_the_rest() -> No
 
 
 class DetectsInWindow(Ordered):
-    """Detects a window's language on its own (full) encoding, as the faster-whisper engine: a window over
-    25 s asking for no language gets "fr"; ``window_language`` answers what that decoding would find."""
+    """Detects a window's language on its own encoding when it holds enough speech (here over 25 s; the
+    faster-whisper engine: over 15 s): such a window asking for no language gets "fr"; ``window_language``
+    answers what that decoding would find."""
 
     FULL = 25 * S
 
@@ -188,8 +189,8 @@ class DetectsInWindow(Ordered):
 
 
 async def test_a_full_first_window_finds_the_language_itself_when_streamed() -> None:
-    """The first text of a streamed upload waits for no detection pass of its own when its first window is a full
-    one: that window is decoded asking for no language, and the language its decoding finds is the upload's, the
+    """The first text of a streamed upload waits for no detection pass of its own when its first window detects
+    in itself: that window is decoded asking for no language, and the language its decoding finds is the upload's, the
     one the plain path detects on the same window (``window_language``) and decodes every window in."""
     engine = DetectsInWindow()
     events, streamed_log, plain = await streamed_and_plain(engine, four_windows(), log=engine.log)
@@ -201,8 +202,8 @@ async def test_a_full_first_window_finds_the_language_itself_when_streamed() -> 
 
 
 async def test_a_short_first_window_is_detected_on_the_upload_itself() -> None:
-    """A first window of 25 s or less is padded in its decoding, not a full window: the language is detected on 30 s
-    of the upload itself, before the first text, on both paths."""
+    """A first window too short to detect in itself (here 25 s or less): the language is detected on 30 s of the
+    upload itself, before the first text, on both paths."""
     engine = DetectsInWindow()
     gap = np.zeros(2 * S, np.float32)
     audio = np.concatenate([gap, np.full(10 * S, 1, np.float32), np.zeros(40 * S, np.float32),
