@@ -20,25 +20,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_accuracy import shared_sets  # noqa: E402
 from stt.audio import SAMPLE_RATE  # noqa: E402
-from stt.engines.languages import choose_language  # noqa: E402
-from stt.inference.speech_windows import LEAD_IN, MAX_WINDOW, cut_windows  # noqa: E402
+from stt.engines.base import TranscribeOptions  # noqa: E402
+from stt.inference.speech_windows import cut_windows, upload_language  # noqa: E402
 from tests.conftest import _load  # noqa: E402
-from tests.helpers import Clip, joined_with_gaps, manifest  # noqa: E402
+from tests.helpers import Clip, joined_with_gaps  # noqa: E402
 
 BANDS = ((0, 10), (10, 15), (15, 20), (20, 25), (25, 31))  # seconds of speech in the first window
 
 
 def sets() -> dict[str, list[Clip]]:
-    out: dict[str, list[Clip]] = defaultdict(list)
-    for clip in manifest().values():
-        if clip.category == "speechocean762":
-            out["speechocean762"].append(clip)
-        elif clip.category == "fleurs":
-            out[f"fleurs-{clip.lang}"].append(clip)
-        elif clip.category.startswith("librispeech"):
-            out["librispeech"].append(clip)
-    return {name: sorted(clips, key=lambda c: str(c.path)) for name, clips in sorted(out.items())}
+    """bench_accuracy's shared sets, in file order, but its "other" clips (one clip per language: no joins)."""
+    return {name: clips for name, clips in shared_sets(False, []).items() if name != "other"}
 
 
 def joins(clips: list[Clip], seconds: float) -> list[list[Clip]]:
@@ -71,9 +65,9 @@ def main() -> None:
                 if not speech:
                     continue
                 first = cut_windows(speech, len(audio))[0]
-                start = max(0, speech[0][0] - LEAD_IN)
-                upload = choose_language(engine.detect_language(audio[start:start + MAX_WINDOW]))
+                upload = upload_language(engine, audio, speech, TranscribeOptions())  # no first window: 30 s of it
                 own = engine.window_language(first.audio(audio))
+                assert upload is not None  # speech, and a multilingual model
                 row = tally[band(first.samples / SAMPLE_RATE), name]
                 row[0] += 1
                 row[1] += own[0] != part[0].lang
