@@ -20,6 +20,7 @@ from auth.tokens import TokenStore, generate_token
 from stt.http.audio_budget import AUDIO_BUDGET, AudioBudget
 from stt.http.cors import setup_cors
 from stt.engines.base import Engine
+from stt.engines.lowered import lowered_copy
 from stt.http.errors import error_middleware
 from stt.http.expect import expect_middleware
 from stt.http.keys import ENGINE, LIFECYCLE, LOAD_DEFAULT_ENGINE, MODELS, SCHEDULER, SETTINGS, STARTED_AT, TRANSCRIBER
@@ -126,7 +127,8 @@ def _transcriber_ctx(engine: Engine | None, factory: EngineFactory | None):  # t
                                         limits.queue_timeout_seconds))
         loaded = engine if engine is not None else await _load(dataclasses.replace(asr, model=sources[default]),
                                                                factory)
-        transcriber = Transcriber(loaded, budget)
+        copy = _interims_copy(asr, factory, sources[default]) if engine is None else None
+        transcriber = Transcriber(loaded, budget, copy)
         registry.adopt(default, transcriber, owned=engine is None)  # an engine handed in belongs to the caller
         registry.start()
         app[MODELS], app[TRANSCRIBER], app[ENGINE], app[SCHEDULER] = (registry, transcriber, loaded,
@@ -157,9 +159,18 @@ def model_sources(asr: AsrSettings, handed_in: str | None = None) -> tuple[dict[
 def _loader(asr: AsrSettings, factory: EngineFactory | None, budget: Budget) -> Loader:
     def load(name: str, source: str) -> Transcriber:
         """Blocking (the registry runs it in a thread)."""
-        return Transcriber(_maker(factory)(dataclasses.replace(asr, model=source)), budget)
+        return Transcriber(_maker(factory)(dataclasses.replace(asr, model=source)), budget,
+                           _interims_copy(asr, factory, source))
 
     return load
+
+
+def _interims_copy(asr: AsrSettings, factory: EngineFactory | None, source: str) -> Callable[[], Engine] | None:
+    """The loader of the idle-class copy live interims run on (``asr.idle_interims``): one replica of ``source``."""
+    if not asr.idle_interims or asr.engine != "faster-whisper":
+        return None
+    make, changed = _maker(factory), dataclasses.replace(asr, model=source, workers=1, reserved_workers=0)
+    return lambda: lowered_copy(lambda: make(changed), 0, True, "live interims")
 
 
 def _maker(factory: EngineFactory | None) -> EngineFactory:

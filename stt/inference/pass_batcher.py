@@ -15,22 +15,28 @@ beside a batch of interims), and take at most INTERIM_JOB_INPUT_S of encoder inp
 during one waits for little. Interims then come less often under load; finals are never skipped.
 The scheduler's queue limits and timeouts apply to these jobs exactly as to /stt requests; they are queued
 ahead of uploads' jobs.
+Interims run on a copy of the model whose threads are in the OS's idle class (``interims_copy``, loaded with the
+first interim; stt/engines/lowered.py), on a scheduler lane of their own: a final that starts while an interim
+decodes gets the cores at once instead of half of them (the interim's job resumes after it), and a starved interim
+never holds a shared slot a final could use. Which copy decodes a pass changes no text: both are the same weights.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import Engine, WindowRequest, WindowResult
-from stt.inference.scheduler import Priority, Scheduler
+from stt.inference.scheduler import INTERIMS_LANE, Priority, Scheduler
 from stt.inference.window_queue import Waiter, WindowQueue
 
 T = TypeVar("T")
+log = logging.getLogger("stt.inference")
 Wanted = Callable[[], bool]  # whether a pass not decoded yet is still of use (asked on the event loop)
 
 PAD_S = 5.0  # a pass's encoder input is its audio and this much silence (stt/engines/batched_windows.py)
@@ -101,12 +107,44 @@ class _Passes(WindowQueue[_Pass]):
 
 
 class PassBatcher:
-    def __init__(self, scheduler: Scheduler, engine: Engine, max_batch: int = 8, final_jobs: int = 1) -> None:
-        """``final_jobs``: finals' jobs that may run at once (the scheduler's slots bound them too)."""
+    def __init__(self, scheduler: Scheduler, engine: Engine, max_batch: int = 8, final_jobs: int = 1,
+                 interims_copy: Callable[[], Engine] | None = None) -> None:
+        """``final_jobs``: finals' jobs that may run at once (the scheduler's slots bound them too);
+        ``interims_copy``: blocking, loads the lowered-priority copy interims run on (None: they share ``engine``)."""
         self._scheduler = scheduler
         urgent = _Passes(scheduler, engine, Priority.FINAL, max_batch, max_jobs=final_jobs)
         interims = _Passes(scheduler, engine, Priority.LIVE, max_batch, INTERIM_JOB_INPUT_S, behind=urgent)
         self._queues = {True: urgent, False: interims}
+        self._load_copy = interims_copy
+        self._loading: asyncio.Task[None] | None = None
+        self._closed = False
+        self.copy: Engine | None = None  # the copy loaded here (closed by ``close``)
+
+    def _start_copy(self) -> None:
+        """The copy is loaded by the first interim (a server that streams nothing holds no second model); the
+        interims decode on the shared model until it is ready."""
+        if self._load_copy is not None and self._loading is None:
+            self._loading = asyncio.create_task(self._copy_in(self._load_copy))
+
+    async def _copy_in(self, load: Callable[[], Engine]) -> None:
+        try:
+            copy = await asyncio.to_thread(load)
+        except Exception:  # the interims stay on the shared model: slower finals, nothing lost
+            log.exception("live interims: their copy of the model could not be loaded")
+            return
+        if self._closed:  # closed while it loaded
+            await asyncio.to_thread(copy.close)
+            return
+        self.copy = copy
+        self._scheduler.add_lane(INTERIMS_LANE, 1)
+        self._queues[False].move_to(copy, INTERIMS_LANE)
+
+    def close(self) -> None:
+        """Blocking, after the scheduler is closed (nothing runs on the copy any more)."""
+        self._closed = True
+        if self.copy is not None:
+            self.copy.close()
+            self.copy = None
 
     async def detect(self, job: Callable[[], T]) -> T:
         """A live stream's speech detection, under the scheduler's budget (Scheduler.detect)."""
@@ -115,6 +153,8 @@ class PassBatcher:
     async def decode(self, request: WindowRequest, urgent: bool = False,
                      wanted: Wanted | None = None) -> WindowResult | None:
         """The pass's result; None when ``wanted`` said, before its job, that it was of no use any more."""
+        if not urgent:
+            self._start_copy()
         waiter = _Pass(request, asyncio.get_running_loop().create_future(), wanted)
         self._queues[urgent].add([waiter])
         return await waiter.future

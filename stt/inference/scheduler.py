@@ -10,7 +10,7 @@ clip never waits for a long upload's job, which cannot be interrupted. On 2 core
 replica decoding a live pass beside a 30 s beam-5 window slowed neither (measured: the pass took 0.19-0.32 s,
 as alone): one call does not keep two cores busy.
 Asynchronous jobs that run on their own copy of the model, whose threads are in the OS's idle class (see
-stt/http/faces/jobs/lifetime.py), decode on an idle lane instead (``add_idle_lane``): slots of their own, as many
+stt/http/faces/jobs/lifetime.py), decode on a lane of their own instead (``add_lane``): slots of their own, as many
 as the copy has replicas. Such a call takes a core only when nothing else wants one, so for as long as live
 passes or uploads keep the cores busy it makes no progress: on a shared slot it would hold that slot for as long,
 and a live stream would be left one slot for its interim and its final passes (the final waited for the interim:
@@ -39,6 +39,8 @@ T = TypeVar("T")
 
 
 DETECTION_THREADS = 4
+JOBS_LANE = "jobs"  # asynchronous jobs on their idle-class copy of the model (stt/http/faces/jobs/lifetime.py)
+INTERIMS_LANE = "interims"  # live interim passes on theirs (stt/inference/pass_batcher.py)
 
 
 class Priority(enum.IntEnum):
@@ -76,14 +78,17 @@ class Scheduler:
         # serialised every stream's detection and fell behind on a loaded machine.
         self._detection = ThreadPoolExecutor(max_workers=DETECTION_THREADS, thread_name_prefix="stt-detect")
         self._ewma_job_s = 5.0  # recent job length, for a useful Retry-After
-        self._idle_slots: asyncio.Semaphore | None = None
-        self._idle_executor: ThreadPoolExecutor | None = None
+        self._lanes: dict[str, tuple[asyncio.Semaphore, ThreadPoolExecutor]] = {}
 
-    def add_idle_lane(self, slots: int) -> None:
+    def add_lane(self, name: str, slots: int) -> None:
         """Slots of their own for calls on a model copy whose threads run in the OS's idle class (``run`` with
-        ``idle=True``): the model's replicas. Before the first job runs."""
-        self._idle_slots = asyncio.Semaphore(slots)
-        self._idle_executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="stt-engine-idle")
+        ``lane=name``): the copy's replicas. Asynchronous jobs have one (``JOBS_LANE``), live interim passes
+        another (``INTERIMS_LANE``): each is bounded by its own slots and never holds a shared one."""
+        self._lanes[name] = (asyncio.Semaphore(slots), ThreadPoolExecutor(max_workers=slots,
+                                                                          thread_name_prefix=f"stt-engine-{name}"))
+
+    def has_lane(self, name: str) -> bool:
+        return name in self._lanes
 
     @property
     def waiting(self) -> int:
@@ -98,28 +103,28 @@ class Scheduler:
         return max(1, math.ceil(self._ewma_job_s * (self._waiting + self._running) / self._workers))
 
     async def run(self, job: Callable[[], T], stats: JobStats | None = None,
-                  priority: Priority = Priority.BATCH, bounded: bool = True, idle: bool = False) -> T:
+                  priority: Priority = Priority.BATCH, bounded: bool = True, lane: str | None = None) -> T:
         """``bounded=False``: work accepted earlier (an admitted upload's windows) waits without the queue
-        limit or the queue timeout; it still counts as waiting. ``idle``: a call on the idle-class model copy,
-        on the idle lane (``add_idle_lane``; without one, on the shared slots)."""
+        limit or the queue timeout; it still counts as waiting. ``lane``: a call on an idle-class model copy, on
+        that lane's slots (``add_lane``; without one, on the shared slots)."""
         stats = stats if stats is not None else JobStats()
-        if idle and self._idle_slots is not None:
-            return await self._run_idle(job, stats)
+        if lane is not None and lane in self._lanes:
+            return await self._run_on_lane(job, stats, *self._lanes[lane])
         queued_at = time.monotonic()
         await self._acquire(priority, bounded)
         stats.queued_s = time.monotonic() - queued_at
         return await self._execute(job, stats, self._executor, lambda: self._release(priority, stats.engine_s))
 
-    async def _run_idle(self, job: Callable[[], T], stats: JobStats) -> T:
-        assert self._idle_slots is not None and self._idle_executor is not None
+    async def _run_on_lane(self, job: Callable[[], T], stats: JobStats, slots: asyncio.Semaphore,
+                           executor: ThreadPoolExecutor) -> T:
         queued_at = time.monotonic()
         self._waiting += 1
         try:
-            await self._idle_slots.acquire()
+            await slots.acquire()
         finally:
             self._waiting -= 1
         stats.queued_s = time.monotonic() - queued_at
-        return await self._execute(job, stats, self._idle_executor, self._idle_slots.release)
+        return await self._execute(job, stats, executor, slots.release)
 
     async def detect(self, job: Callable[[], T]) -> T:
         """Short model work a live stream needs now (speech detection), on DETECTION_THREADS threads."""
@@ -222,5 +227,5 @@ class Scheduler:
     def close(self, wait: bool = True) -> None:
         self._executor.shutdown(wait=wait, cancel_futures=True)
         self._detection.shutdown(wait=wait, cancel_futures=True)
-        if self._idle_executor is not None:
-            self._idle_executor.shutdown(wait=wait, cancel_futures=True)
+        for _, executor in self._lanes.values():
+            executor.shutdown(wait=wait, cancel_futures=True)

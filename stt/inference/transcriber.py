@@ -43,7 +43,9 @@ class Budget:
 
 
 class Transcriber:
-    def __init__(self, engine: Engine, budget: Budget) -> None:
+    def __init__(self, engine: Engine, budget: Budget, interims_copy: Callable[[], Engine] | None = None) -> None:
+        """``interims_copy``: blocking, loads the lowered-priority copy of ``engine`` live interims run on
+        (stt/inference/pass_batcher.py); None: they run on ``engine``."""
         # An engine that runs fewer calls at once than configured gets no more than it can take.
         workers = min(budget.workers, engine.parallel_calls)
         reserved = min(budget.reserved_workers, engine.parallel_calls - workers)
@@ -51,7 +53,7 @@ class Transcriber:
         self.workers = workers
         self.scheduler = Scheduler(workers, budget.max_queue, budget.queue_timeout_s, reserved)
         self.windows = WindowBatcher(self.scheduler, engine, long_jobs=workers, long_job_audio_s=budget.upload_batch_s)
-        self.passes = PassBatcher(self.scheduler, engine, final_jobs=workers + reserved)
+        self.passes = PassBatcher(self.scheduler, engine, final_jobs=workers + reserved, interims_copy=interims_copy)
         self.diarizer = LazyDiarizer()
 
     async def transcribe(self, audio: np.ndarray, options: TranscribeOptions, diarize: DiarizeOptions | None,
@@ -126,4 +128,5 @@ class Transcriber:
 
     def close(self, wait: bool = True) -> None:
         self.scheduler.close(wait=wait)
+        self.passes.close()
         self.diarizer.close()

@@ -38,9 +38,14 @@ class WindowQueue(Generic[W]):
         ``failed``: how an engine failure's message starts."""
         self._scheduler, self._engine, self._priority = scheduler, engine, priority
         self._max_jobs, self._bounded, self._failed = max_jobs, bounded, failed
+        self._lane: str | None = None  # the scheduler's lane its jobs take (None: the shared slots)
         self._pending: list[W] = []
         self._lock = threading.Lock()  # the worker thread takes from _pending
         self._runners: set[asyncio.Task[None]] = set()
+
+    def move_to(self, engine: Engine, lane: str) -> None:
+        """From the next job on, decode on ``engine`` (a lowered-priority copy) on the scheduler's ``lane``."""
+        self._engine, self._lane = engine, lane
 
     def choose(self, pending: Sequence[W]) -> list[W]:
         """The next batch from the waiters still wanted, oldest first (called under the lock)."""
@@ -83,8 +88,9 @@ class WindowQueue(Generic[W]):
             taken: list[W] = []
             stats = JobStats()
             try:
-                results = await self._scheduler.run(lambda: self._job(taken), stats, self._priority,
-                                                    bounded=self._bounded)
+                engine = self._engine  # the one the job's lane belongs to (move_to may come meanwhile)
+                results = await self._scheduler.run(lambda: self._job(taken, engine), stats, self._priority,
+                                                    bounded=self._bounded, lane=self._lane)
             except Exception as exc:  # refused (queue full, timeout) or the engine failed: the waiters learn it
                 self._fail(taken, exc)
                 continue
@@ -93,7 +99,7 @@ class WindowQueue(Generic[W]):
                 if not waiter.future.done():
                     waiter.future.set_result(result)
 
-    def _job(self, taken: list[W]) -> list[WindowResult]:
+    def _job(self, taken: list[W], engine: Engine) -> list[WindowResult]:
         with self._lock:
             self._pending = [w for w in self._pending if not w.future.done()]
             batch = self.choose(self._pending)
@@ -103,7 +109,7 @@ class WindowQueue(Generic[W]):
         if not batch:
             return []
         metrics.observe_batch(len(batch))
-        return call_engine(lambda: self._engine.decode_windows([w.request for w in batch]), self._failed)
+        return call_engine(lambda: engine.decode_windows([w.request for w in batch]), self._failed)
 
     def finished(self, taken: Sequence[W], stats: JobStats) -> None:
         """A job decoded ``taken`` (hook: account for its time)."""

@@ -36,7 +36,7 @@ from stt.audio import SAMPLE_RATE, decode_audio, decode_channels
 from stt.engines.base import Engine, TranscribeOptions, Transcript, WindowResult
 from stt.errors import ApiError
 from stt.inference.engine_calls import guarded
-from stt.inference.scheduler import Priority
+from stt.inference.scheduler import JOBS_LANE, Priority
 from stt.inference.transcriber import Transcriber
 from stt.inference.speech_windows import (SpeechWindow, assemble, cut_windows, in_language, needs_language,
                                          upload_language, window_request)
@@ -328,8 +328,8 @@ class JobRunner:
 
     async def _run_engine(self, job: Callable[[], T], on_copy: bool = False) -> T:
         """``on_copy``: the call's work is done by the model copy's threads (lowered priority): the idle lane."""
-        idle = on_copy and self._load_engine is not None
-        return await self._transcriber.scheduler.run(guarded(job), priority=Priority.JOBS, bounded=False, idle=idle)
+        lane = JOBS_LANE if on_copy and self._load_engine is not None else None
+        return await self._transcriber.scheduler.run(guarded(job), priority=Priority.JOBS, bounded=False, lane=lane)
 
 
 class _GiveUp(Exception):

@@ -155,3 +155,66 @@ async def test_an_interim_no_longer_wanted_is_dropped_undecoded() -> None:
     assert results[1] is None and results[2] is not None and results[2].text == f"window of {3 * SAMPLE_RATE}"
     assert engine.batches == [[SAMPLE_RATE], [3 * SAMPLE_RATE]]
     scheduler.close()
+
+
+class ClosableGatedDecoder(GatedDecoder):
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_interims_move_to_their_copy_and_leave_both_shared_slots_to_finals() -> None:
+    """With ``interims_copy``, the first interim loads the copy (decoding on the shared model meanwhile); from then
+    on interims decode on the copy, on a lane of their own: an interim in progress there (starved by the OS in
+    the idle class) holds no shared slot, so two finals still decode at once beside it. Finals never go to the
+    copy; closing the batcher closes the copy it loaded."""
+    scheduler = Scheduler(1, 16, 30, reserved=1)
+    shared, copy = GatedDecoder(), ClosableGatedDecoder()
+    loads: list[int] = []
+
+    def load() -> ClosableGatedDecoder:
+        loads.append(1)
+        return copy
+
+    batcher = PassBatcher(scheduler, shared, final_jobs=2, interims_copy=load)  # type: ignore[arg-type]
+    shared.gate.release()
+    first = await batcher.decode(window(SAMPLE_RATE))  # loads the copy, decoded on the shared model
+    assert first is not None and shared.batches == [[SAMPLE_RATE]]
+    await _started(shared)
+    for _ in range(100):
+        if batcher.copy is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert batcher.copy is copy and loads == [1]
+    interim = asyncio.create_task(batcher.decode(window(2 * SAMPLE_RATE)))
+    await _started(copy)  # decoding on the copy, held at its gate
+    finals_started = [asyncio.create_task(batcher.decode(window(n * SAMPLE_RATE), urgent=True)) for n in (3, 4)]
+    await _started(shared)
+    await _started(shared)  # both finals decode at once: the interim holds no shared slot
+    shared.gate.release()
+    shared.gate.release()
+    finals = await asyncio.gather(*finals_started)
+    assert sorted(map(tuple, shared.batches[1:])) == [(3 * SAMPLE_RATE,), (4 * SAMPLE_RATE,)]
+    assert all(f is not None for f in finals)
+    copy.gate.release()
+    assert (await interim).text == f"window of {2 * SAMPLE_RATE}"
+    assert copy.batches == [[2 * SAMPLE_RATE]] and loads == [1]
+    scheduler.close()
+    batcher.close()
+    assert copy.closed and batcher.copy is None
+
+
+async def test_a_copy_that_fails_to_load_leaves_interims_on_the_shared_model() -> None:
+    scheduler = Scheduler(1, 16, 30, reserved=1)
+    shared = RecordingDecoder()
+
+    def load() -> RecordingDecoder:
+        raise RuntimeError("no memory for a second copy")
+
+    batcher = PassBatcher(scheduler, shared, interims_copy=load)  # type: ignore[arg-type]
+    await batcher.decode(window(SAMPLE_RATE))
+    await asyncio.sleep(0.1)
+    assert (await batcher.decode(window(2 * SAMPLE_RATE))) is not None
+    assert shared.batches == [[SAMPLE_RATE], [2 * SAMPLE_RATE]] and batcher.copy is None
+    scheduler.close()

@@ -16,7 +16,7 @@ from stt.engines.base import TranscribeOptions, WindowRequest, WindowResult, Wor
 from stt.inference.window_batcher import WindowBatcher
 from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows
 from stt.inference.uploads import transcribe_windows
-from stt.inference.scheduler import Priority, Scheduler
+from stt.inference.scheduler import JOBS_LANE, Priority, Scheduler
 from tests.conftest import AUTH
 from tests.helpers import FakeEngine, tone, wav
 
@@ -164,7 +164,7 @@ async def test_jobs_on_the_idle_lane_leave_both_shared_slots_to_live_passes_and_
     """A job's window on the idle-class copy (the idle lane) waits for the cores as long as live passes keep them:
     it must not hold a shared slot meanwhile. Its lane is bounded by its own slots."""
     scheduler = Scheduler(1, 16, 30, reserved=1)
-    scheduler.add_idle_lane(1)
+    scheduler.add_lane(JOBS_LANE, 1)
     gate = threading.Event()
     running: list[object] = []
 
@@ -173,9 +173,9 @@ async def test_jobs_on_the_idle_lane_leave_both_shared_slots_to_live_passes_and_
         gate.wait(5)
         return name
 
-    first = asyncio.create_task(scheduler.run(lambda: job("job 1"), None, Priority.JOBS, bounded=False, idle=True))
+    first = asyncio.create_task(scheduler.run(lambda: job("job 1"), None, Priority.JOBS, bounded=False, lane=JOBS_LANE))
     await _until(lambda: running == ["job 1"])
-    second = asyncio.create_task(scheduler.run(lambda: job("job 2"), None, Priority.JOBS, bounded=False, idle=True))
+    second = asyncio.create_task(scheduler.run(lambda: job("job 2"), None, Priority.JOBS, bounded=False, lane=JOBS_LANE))
     await _until(lambda: scheduler.waiting == 1)
     # Both shared slots free: an interim and a final pass of one stream run at once beside the job.
     passes = [asyncio.create_task(scheduler.run(lambda p=p: job(p), None, p)) for p in (Priority.LIVE, Priority.FINAL)]
@@ -192,7 +192,7 @@ async def test_jobs_on_the_idle_lane_leave_both_shared_slots_to_live_passes_and_
 async def test_without_an_idle_lane_a_job_takes_a_shared_slot() -> None:
     scheduler = Scheduler(1, 16, 30, reserved=1)
     gate = threading.Event()
-    first = asyncio.create_task(scheduler.run(lambda: gate.wait(5), None, Priority.JOBS, bounded=False, idle=True))
+    first = asyncio.create_task(scheduler.run(lambda: gate.wait(5), None, Priority.JOBS, bounded=False, lane=JOBS_LANE))
     await _until(lambda: scheduler.running == 1)
     second = asyncio.create_task(scheduler.run(lambda: "live", None, Priority.LIVE))
     assert await second == "live"  # the reserved slot

@@ -8,8 +8,6 @@ import asyncio
 import dataclasses
 import functools
 import logging
-import os
-import threading
 from collections.abc import Callable
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,10 +18,12 @@ from aiohttp import web
 from stt.http.audio_budget import AUDIO_BUDGET
 from stt.http.faces.jobs.render import callback_body
 from stt.engines.base import Engine
+from stt.engines.lowered import lowered_copy
 from stt.http.keys import LOAD_DEFAULT_ENGINE, MODELS, SETTINGS, TRANSCRIBER
 from stt.jobs import webhooks
 from stt.jobs.runner import JobRunner
 from stt.jobs.store import AsyncJobStore, SqliteJobStore
+from stt.inference.scheduler import JOBS_LANE
 from stt.settings import AsrSettings, JobsSettings
 
 log = logging.getLogger("stt.http.jobs")
@@ -60,34 +60,10 @@ def sender(session: aiohttp.ClientSession, timeout_s: float) -> webhooks.Send:
 
 def niced_engine(load: Callable[[AsrSettings], Engine], asr: AsrSettings, nice: int, idle: bool) -> Engine:
     """Blocking: a copy of the default model whose threads run at OS priority ``nice`` (and in Linux's
-    SCHED_IDLE class when ``idle``), for jobs' work only.
-
-    It is loaded by a thread of its own that lowered its priority first: the engine's worker threads, and the
-    threads each of them starts for its matrix work, inherit it (Linux threads start with their creator's nice
-    value). A job's window in progress then takes only the CPU that live passes and uploads leave: they run on
-    the shared model, at the usual priority. Its calls take the scheduler's idle lane (``workers`` slots, one a
-    replica): bounded, and never holding a shared slot while they wait for the cores."""
-    out: list[Engine] = []
-    failed: list[BaseException] = []
-    idle = idle and hasattr(os, "SCHED_IDLE")  # Linux only
-
-    def run() -> None:
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-            if idle:  # pid 0: this thread; its children inherit the class
-                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-            out.append(load(dataclasses.replace(asr, reserved_workers=0)))
-        except BaseException as exc:  # re-raised in the caller's thread
-            failed.append(exc)
-
-    thread = threading.Thread(target=run, name="stt-jobs-engine-load")
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
-    log.info("jobs: their own copy of the model loaded, its threads at nice %d%s", nice,
-             " in the idle scheduling class" if idle else "")
-    return out[0]
+    SCHED_IDLE class when ``idle``), for jobs' work only (stt/engines/lowered.py). Its calls take the scheduler's
+    jobs lane (``workers`` slots, one a replica): bounded, and never holding a shared slot while they wait for
+    the cores."""
+    return lowered_copy(lambda: load(dataclasses.replace(asr, reserved_workers=0)), nice, idle, "jobs")
 
 
 def _open_store(settings: JobsSettings) -> Any:
@@ -125,7 +101,7 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     load_copy = functools.partial(niced_engine, load, settings.asr, jobs.nice, jobs.sched_idle) if lower and load \
         else None
     if load_copy is not None:
-        transcriber.scheduler.add_idle_lane(settings.asr.workers)
+        transcriber.scheduler.add_lane(JOBS_LANE, settings.asr.workers)
     runner = JobRunner(store, transcriber, settings.asr.upload_batch_seconds, jobs,
                        callback_body(transcriber.engine), on_end=deliverer.wake,
                        memory=app[AUDIO_BUDGET].memory, load_engine=load_copy)
