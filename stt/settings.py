@@ -67,7 +67,7 @@ class AsrSettings:
     reserved_workers: int = 1
     # Live interim passes run on a copy of the model (one replica, loaded by the first interim) whose threads are
     # in Linux's idle scheduling class: a final's decoding never shares the cores with an interim's. false: they
-    # run on the model above, at the same priority (no second copy of the weights). faster-whisper only.
+    # run on the model above, at the same priority (no second copy of the weights). faster-whisper on CPU only.
     idle_interims: bool = True
     # Audio a long upload's job decodes at once. Windows of a job share one beam search only when they have the
     # same encoder input, text budget and prompt length (stt/engines/batched_windows.py): two 29.5 s windows of

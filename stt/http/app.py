@@ -167,8 +167,8 @@ def _loader(asr: AsrSettings, factory: EngineFactory | None, budget: Budget) -> 
 
 def _interims_copy(asr: AsrSettings, factory: EngineFactory | None, source: str) -> Callable[[], Engine] | None:
     """The loader of the idle-class copy live interims run on (``asr.idle_interims``): one replica of ``source``."""
-    if not asr.idle_interims or asr.engine != "faster-whisper":
-        return None
+    if not asr.idle_interims or asr.engine != "faster-whisper" or asr.device != "cpu":
+        return None  # (on a GPU the OS's CPU priority arbitrates nothing)
     make, changed = _maker(factory), dataclasses.replace(asr, model=source, workers=1, reserved_workers=0)
     return lambda: lowered_copy(lambda: make(changed), 0, True, "live interims")
 
