@@ -87,9 +87,6 @@ class Scheduler:
         self._lanes[name] = (asyncio.Semaphore(slots), ThreadPoolExecutor(max_workers=slots,
                                                                           thread_name_prefix=f"stt-engine-{name}"))
 
-    def has_lane(self, name: str) -> bool:
-        return name in self._lanes
-
     @property
     def waiting(self) -> int:
         return self._waiting
