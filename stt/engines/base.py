@@ -84,6 +84,10 @@ class WindowScores:
     avg_logprob: float  # log-probability of the decoded tokens, averaged
     compression_ratio: float  # gzip ratio of the text: above 2.4 it repeats itself
     no_speech_prob: float  # probability of <|nospeech|> at the first decoding step
+    # log-probability of the whole decoded text (the sum over its tokens): how likely the decoder finds this
+    # text for this audio, which a choice between two languages weighs (stt.inference.language_choice).
+    # None: the engine does not report it.
+    logprob: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

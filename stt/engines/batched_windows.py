@@ -19,7 +19,6 @@ and every window gets the decoder's scores (avg_logprob, compression_ratio, no_s
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
 import ctranslate2
@@ -32,6 +31,7 @@ from faster_whisper.transcribe import get_compression_ratio, get_suppressed_toke
 from stt.audio import SAMPLE_RATE
 from stt.engines.languages import choose_language
 from stt.engines.base import WindowRequest, WindowResult, WindowScores, Word
+from stt.engines.repetition import looks_repeated
 
 PAD_S = 5.0  # silence after the audio, so the decoder sees where speech ends
 # Live passes' encoder inputs come in steps of this (window_seconds): one pass alone costs +2 % CPU over its
@@ -42,14 +42,11 @@ MAX_WINDOW_S = 30.0
 MAX_WINDOW = int(MAX_WINDOW_S * SAMPLE_RATE)
 HOP = 160  # samples per mel frame
 TOKENS_PER_S = 10  # generous upper bound of Whisper tokens per second of speech, timestamps included
-REPEAT_MIN_WORDS = 4  # a run of this many words said again right after itself is a repeat
 TIME_PRECISION = 0.02  # seconds per timestamp token
 MAX_INITIAL_TIMESTAMP_INDEX = 50  # the first segment starts within 1 s (faster-whisper's default)
 FULL_FRAMES = 3000  # mel frames of a 30 s window
-MAX_COMPRESSION = 2.4  # above this the text repeats itself (Whisper's own hallucination threshold)
 PREPENDED = "\"'“¿([{-"  # faster-whisper's defaults: punctuation joins the word it belongs to
 APPENDED = "\"'.。,，!！?？:：”)]}、"
-UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")  # kana and CJK ideographs
 MAX_PROMPT_TOKENS = 223  # Whisper keeps half its 448-token context for the previous text
 # A window's language is detected on its own encoder input from this length of input on (over 15 s of speech
 # and its pad), and on a full 30 s window of its own below it. Measured on uploads joined from every shared set
@@ -135,46 +132,12 @@ def _stamped(samples: int) -> bool:
 def _decode_group(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
     stamped = _stamped(len(requests[0].audio))  # the same for the whole group (see _groups)
     results = _decode(model, requests, full=False, stamped=stamped)
-    retry = [i for i, (q, r) in enumerate(zip(requests, results)) if not q.full_window and _looks_repeated(r)]
+    retry = [i for i, (q, r) in enumerate(zip(requests, results)) if not q.full_window and looks_repeated(r)]
     if retry:
         again = _decode(model, [requests[i] for i in retry], full=True, stamped=stamped)
         for i, result in zip(retry, again):
             results[i] = result
     return results
-
-
-def _looks_repeated(result: WindowResult) -> bool:
-    """Whisper's own test (gzip ratio above 2.4) misses a short sentence said twice: a run of words that
-    comes again right after itself is a repeat too. Such a window is decoded again on a full 30 s window,
-    as the engine itself decodes it: a false alarm costs time, not accuracy."""
-    ratio = result.scores.compression_ratio if result.scores else get_compression_ratio(result.text)
-    return ratio > MAX_COMPRESSION or repeated_run(result.text) >= REPEAT_MIN_WORDS
-
-
-def repeated_run(text: str) -> int:
-    """Length in words of the longest run of words immediately followed by the same run (0 if none). In scripts
-    written without spaces (Chinese, Japanese) a character counts as a word: "第一,二,三,二,三,二,三,…" is one
-    space-less word, and was a runaway no other check saw (speechocean762 0461/004610065, answered in Chinese)."""
-    words = _units(text)
-    best = 0
-    for shift in range(1, len(words) // 2 + 1):
-        run = 0
-        for i in range(len(words) - shift):
-            run = run + 1 if words[i] and words[i] == words[i + shift] else 0
-            if run >= shift:  # words[i-shift+1 .. i] come again right after themselves
-                best = max(best, shift)
-                break
-    return best
-
-
-def _units(text: str) -> list[str]:
-    """The words of ``text`` (letters and digits only; punctuation alone gives an empty word, which matches
-    nothing), each character of a word in a script without spaces on its own."""
-    units: list[str] = []
-    for word in text.lower().split():
-        cleaned = "".join(ch for ch in word if ch.isalnum())
-        units += list(cleaned) if UNSPACED.search(cleaned) else [cleaned]
-    return units
 
 
 def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: bool, stamped: bool,
@@ -254,7 +217,7 @@ def _scores(generated: ctranslate2.GenerationResult, text: str) -> WindowScores:
     length = len(generated.sequences_ids[0])
     return WindowScores(avg_logprob=generated.scores[0] * length / (length + 1),
                         compression_ratio=get_compression_ratio(text) if text else 0.0,
-                        no_speech_prob=float(generated.no_speech_prob))
+                        no_speech_prob=float(generated.no_speech_prob), logprob=generated.scores[0] * length)
 
 
 def _align(model: WhisperModel, tokenizers: Sequence[Tokenizer], requests: Sequence[WindowRequest],

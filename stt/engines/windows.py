@@ -44,6 +44,8 @@ def _scores(segments: Sequence[Segment]) -> WindowScores | None:
     def mean(values: list[float]) -> float:
         return sum(v * w for v, w in zip(values, weights)) / sum(weights)
 
+    # Whisper's avg_logprob is a decoding's log-probability over its tokens plus the end of text.
+    logprob = sum(s.avg_logprob * (len(s.tokens) + 1) for s in known)  # type: ignore[operator]
     return WindowScores(mean([s.avg_logprob for s in known]),  # type: ignore[misc]
                         mean([s.compression_ratio for s in known]),  # type: ignore[misc]
-                        mean([s.no_speech_prob for s in known]))  # type: ignore[misc]
+                        mean([s.no_speech_prob for s in known]), logprob)  # type: ignore[misc]

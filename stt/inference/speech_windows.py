@@ -134,9 +134,15 @@ def upload_language(engine: Engine, upload: np.ndarray, speech: Sequence[tuple[i
         return None
     if first is not None and window_detects(engine, first):
         return engine.window_language(first.audio(upload), options.languages)  # type: ignore[attr-defined]
-    start = max(0, speech[0][0] - LEAD_IN)
-    ranked = engine.detect_language(upload[start:start + MAX_WINDOW])
+    ranked = upload_ranking(engine, upload, speech)
     return choose_language(ranked, options.languages) if ranked else None
+
+
+def upload_ranking(engine: Engine, upload: np.ndarray, speech: Sequence[tuple[int, int]]) -> list[Language]:
+    """Every language with its probability, most likely first, detected on 30 s of the upload from just before its
+    first speech (``upload_language``). Blocking: one encoder pass."""
+    start = max(0, speech[0][0] - LEAD_IN)
+    return engine.detect_language(upload[start:start + MAX_WINDOW])
 
 
 def window_detects(engine: Engine, window: SpeechWindow) -> bool:

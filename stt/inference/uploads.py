@@ -4,8 +4,10 @@ Finding the speech is one scheduler job (the upload's admission: a full queue or
 there, as before). Silence is never decoded: an upload of silence costs one VAD pass and answers "". When no
 language is given, a second job detects it once for the whole upload, as the engine does (``upload_language``),
 except where the first window finds it itself on the encoding its decoding needs anyway (over 15 s of speech:
-an upload of one such window, and a streamed upload's first window). The windows then go to the shared
-WindowBatcher, batched with other uploads' windows, the uploads taking turns.
+an upload of one such window, and a streamed upload's first window). When the detection is unsure between two
+languages, that job also decodes the first window in both and keeps the likelier reading (``language_choice``):
+the first window is then decoded already. The windows then go to the shared WindowBatcher, batched with other
+uploads' windows, the uploads taking turns.
 
 A window's audio is a copy of its speech pieces (a view when it is one piece): they are handed over a group of
 ``GROUP_S`` at a time, at most ``GROUPS_IN_FLIGHT`` groups at once, so the copies never grow with the upload
@@ -32,9 +34,10 @@ import numpy as np
 from stt.engines.base import Engine, Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult
 from stt.audio import SAMPLE_RATE
 from stt.inference.chunking import Chunking
+from stt.inference.language_choice import choose_upload_language
 from stt.inference.speech_windows import (Language, SpeechSearch, SpeechWindow, assemble, cut_windows,
-                                         in_language, needs_language, upload_language, window_detects,
-                                         window_request, window_segments)
+                                         in_language, needs_language, window_detects, window_request,
+                                         window_segments)
 
 T = TypeVar("T")
 
@@ -72,31 +75,40 @@ class WindowText:
         return "".join(s.text for s in self.segments)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    windows: list[SpeechWindow]
+    options: TranscribeOptions  # what its windows are decoded with (the language detected once)
+    detected: Language | None
+    in_window: bool  # its one window finds the language itself (decoded asking for none: no pass of its own)
+    first: WindowResult | None = None  # the first window, decoded already while choosing the language
+
+
 async def _windows(engine: Engine, audio: np.ndarray, run: RunJob, chunking: Chunking | None,
-                   options: TranscribeOptions) -> tuple[list[SpeechWindow], TranscribeOptions, Language | None, bool]:
-    """The upload's speech windows, the options its windows are decoded with (its language detected once, see
-    ``upload_language``), the language, and whether its one window finds that language itself (decoded asking
-    for none, on the encoding ``upload_language`` would detect on: no pass of its own)."""
+                   options: TranscribeOptions) -> _Plan:
+    """The upload's speech windows and how they are decoded: the language detected once (``upload_language``;
+    between two close languages, chosen by decoding the first window in both: ``choose_upload_language``)."""
     speech = await run(lambda: engine.find_speech(audio))
     windows = cut_windows(chunking.apply(speech, len(audio)) if chunking else speech, len(audio))
     if not needs_language(engine, options, speech):
-        return windows, options, None, False
+        return _Plan(windows, options, None, False)
     if len(windows) == 1 and window_detects(engine, windows[0]):
-        return windows, options, None, True
-    detected = await run(lambda: upload_language(engine, audio, speech, options, windows[0] if windows else None))
-    return windows, in_language(options, detected), detected, False
+        return _Plan(windows, options, None, True)
+    choice = await run(lambda: choose_upload_language(engine, audio, speech, options, windows[0] if windows else None))
+    return _Plan(windows, in_language(options, choice.language), choice.language, False, choice.first)
 
 
 async def transcribe_windows(engine: Engine, audio: np.ndarray, options: TranscribeOptions,
                              run: RunJob, decode: Decode, chunking: Chunking | None = None) -> Transcript:
     """``run`` runs a blocking job under the scheduler; ``decode`` hands windows to the batcher; ``chunking``:
     the client's say in the cuts (OpenAI's server_vad)."""
-    windows, options, detected, in_window = await _windows(engine, audio, run, chunking, options)
+    plan = await _windows(engine, audio, run, chunking, options)
+    windows, options, detected = plan.windows, plan.options, plan.detected
     speech = sum(w.samples for w in windows)
     pending: list[asyncio.Future[list[WindowResult]]] = []
-    results: list[WindowResult] = []
+    results: list[WindowResult] = [plan.first] if plan.first else []
     try:
-        for group in _groups(windows):
+        for group in _groups(windows[len(results):]):
             pending.append(asyncio.ensure_future(decode([window_request(w, audio, options) for w in group], speech)))
             if len(pending) >= GROUPS_IN_FLIGHT:
                 results += await pending.pop(0)
@@ -105,7 +117,7 @@ async def transcribe_windows(engine: Engine, audio: np.ndarray, options: Transcr
     finally:
         for future in pending:
             future.cancel()
-    if in_window:
+    if plan.in_window:
         detected = (results[0].language, results[0].language_probability)
     # In a thread: an hour's windows hold ~10k words to place in segments (pure Python, ~0.1 s).
     return await asyncio.to_thread(assemble, windows, results, audio, options, detected)
@@ -138,8 +150,9 @@ async def stream_windows(engine: Engine, audio: np.ndarray, options: TranscribeO
     # (the detection ``upload_language`` makes for the other paths), with no pass of its own before the first text.
     detect = needs_language(engine, options, search.speech)
     in_window = detect and first is not None and window_detects(engine, first)
-    detected = (await run(lambda: upload_language(engine, audio, search.speech, options, first))
-                if detect and not in_window else None)
+    choice = (await run(lambda: choose_upload_language(engine, audio, search.speech, options, first))
+              if detect and not in_window else None)
+    detected = choice.language if choice else None
     options = in_language(options, detected)
     windows: list[SpeechWindow] = []
     in_flight: list[list[asyncio.Future[WindowResult]]] = []
@@ -155,10 +168,14 @@ async def stream_windows(engine: Engine, audio: np.ndarray, options: TranscribeO
 
     try:
         if first is not None:
-            # Alone, to the short clips' queue: the first text comes as soon as a short clip's would.
-            in_flight.append(submit([window_request(first, audio, options)], first.samples, True))
+            # Alone, to the short clips' queue: the first text comes as soon as a short clip's would (unless
+            # choosing the language decoded it already).
             windows.append(first)
-            text = decoded(await in_flight.pop(0)[0])
+            if choice and choice.first:
+                text = decoded(choice.first)
+            else:
+                in_flight.append(submit([window_request(first, audio, options)], first.samples, True))
+                text = decoded(await in_flight.pop(0)[0])
             if in_window:
                 detected = (results[0].language, results[0].language_probability)
                 options = in_language(options, detected)

@@ -38,8 +38,9 @@ from stt.errors import ApiError
 from stt.inference.engine_calls import guarded
 from stt.inference.scheduler import JOBS_LANE, Priority
 from stt.inference.transcriber import Transcriber
+from stt.inference.language_choice import LanguageChoice, choose_upload_language
 from stt.inference.speech_windows import (SpeechWindow, assemble, cut_windows, in_language, needs_language,
-                                         upload_language, window_request)
+                                         window_request)
 from stt.jobs import results
 from stt.jobs.model import COMPLETED, FAILED, Job, woken_or_polled
 from stt.jobs.store import AsyncJobStore
@@ -270,14 +271,19 @@ class JobRunner:
             layout = json.dumps([[int(start), int(end)] for start, end in speech])
             await self._renew(job, windows=[(base + SPEECH_KEY, layout)])
         windows = cut_windows(speech, len(audio))
-        # Detected again on a resumed job: the same audio gives the same language.
+        # Detected again on a resumed job: the same audio gives the same language (and the same choice
+        # between two close ones, which decodes the first window: kept as its result, if not recorded yet).
         first = windows[0] if windows else None
-        detected = (await self._run_engine(lambda: upload_language(engine, audio, speech, options, first),
-                                           on_copy=True)
-                    if needs_language(engine, options, speech) else None)
-        options = in_language(options, detected)
+        choice = (await self._run_engine(lambda: choose_upload_language(engine, audio, speech, options, first),
+                                         on_copy=True)
+                  if needs_language(engine, options, speech) else LanguageChoice(None))
+        options = in_language(options, choice.language)
         done: dict[int, WindowResult] = {i: results.window_from_json(stored[base + i]) for i in range(len(windows))
                                          if base + i in stored}
+        if choice.first is not None and 0 not in done:
+            done[0] = choice.first
+            await self._renew(job, done_s=offset_s + _done_until(windows, done, len(audio)),
+                              windows=[(base, results.window_to_json(choice.first))])
         if done:
             log.info("job %s: resuming: %d of %d windows were done before", job.id, len(done), len(windows))
         # Chunks cut from all the windows, then those not done: a resumed job decodes the same batches.
@@ -300,7 +306,7 @@ class JobRunner:
             for task in pending:
                 task.cancel()
         return await asyncio.to_thread(assemble, windows, [done[i] for i in range(len(windows))], audio, options,
-                                       detected)
+                                       choice.language)
 
     async def _decode_chunk(self, job: Job, windows: list[SpeechWindow], indices: list[int], audio: np.ndarray,
                             options: TranscribeOptions) -> tuple[list[int], list[WindowResult]]:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from stt.engines.batched_windows import _inside, _unfinished, repeated_run
+from stt.engines.batched_windows import _inside, _unfinished
+from stt.engines.repetition import repeated_run
 from stt.engines.languages import allowed_languages, choose_language
 from stt.errors import BadRequest
 from stt.http.faces.deepgram.params import deepgram_detection, deepgram_request

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from stt.engines.base import Engine
-from stt.engines.batched_windows import repeated_run
+from stt.engines.repetition import repeated_run
 from stt.engines.factory import load_engine
 from tests.conftest import AUTH, make_settings
 from tests.helpers import Clip, manifest
