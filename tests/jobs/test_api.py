@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from stt.engines.base import WindowScores
 from stt.jobs import webhooks
 from tests.helpers import TOKEN, FakeEngine, tone, wav
 
@@ -488,3 +490,39 @@ def test_results_are_kept_for_the_retention_then_removed(tmp_path: Path) -> None
         assert store.purge(retention_s=0.01) == 1 and store.get("calling") is None
     finally:
         store.close()
+
+
+class UnsureEngine(FakeEngine):
+    """Detection unsure between Chinese and English, English the far likelier reading (as on short accented
+    English): records each decoded window's (seconds, language)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decoded: list[tuple[int, str | None]] = []
+
+    def detect_language(self, audio: Any) -> list[tuple[str, float]]:
+        return [("zh", 0.6), ("en", 0.4)]
+
+    def decode_windows(self, requests: Any) -> Any:
+        self.decoded += [(round(len(r.audio) / 16000), r.language) for r in requests]
+        return [dataclasses.replace(r, language=q.language or "en",
+                                    scores=WindowScores(-0.5, 1.2, 0.01, -5.0 if q.language == "en" else -30.0))
+                for q, r in zip(requests, super().decode_windows(requests))]
+
+
+async def test_a_job_chooses_the_language_as_an_upload_does(make_client: Any, tmp_path: Path) -> None:
+    """The first window decoded in both languages while choosing (stt.inference.language_choice), the likelier
+    kept as its result and recorded: the job answers what the upload answers, the first window never decoded a
+    third time."""
+    engine = UnsureEngine()
+    client = await make(make_client, tmp_path, engine)
+    audio = wav(tone(440, 70.0, 16000))  # windows of 30, 30 and 10 s
+    job_id = (await (await submit(client, audio)).json())["id"]
+    assert (await wait_for(client, job_id))["status"] == "completed"
+    job = await (await client.get(f"/v1/jobs/{job_id}/result", params={"output": "verbose_json"},
+                                  headers=AUTH)).json()
+    assert engine.decoded == [(30, "zh"), (30, "en"), (30, "en"), (10, "en")]
+    engine.decoded.clear()
+    upload = await (await client.post("/stt", params={"output": "verbose_json"}, data=audio, headers=AUTH)).json()
+    assert engine.decoded == [(30, "zh"), (30, "en"), (30, "en"), (10, "en")]
+    assert job["language"] == upload["language"] == "en" and job["text"] == upload["text"]
