@@ -106,7 +106,7 @@ async def transcribe_windows(engine: Engine, audio: np.ndarray, options: Transcr
     windows, options, detected = plan.windows, plan.options, plan.detected
     speech = sum(w.samples for w in windows)
     pending: list[asyncio.Future[list[WindowResult]]] = []
-    results: list[WindowResult] = [plan.first] if plan.first else []
+    results: list[WindowResult] = [] if plan.first is None else [plan.first]
     try:
         for group in _groups(windows[len(results):]):
             pending.append(asyncio.ensure_future(decode([window_request(w, audio, options) for w in group], speech)))
@@ -171,7 +171,7 @@ async def stream_windows(engine: Engine, audio: np.ndarray, options: TranscribeO
             # Alone, to the short clips' queue: the first text comes as soon as a short clip's would (unless
             # choosing the language decoded it already).
             windows.append(first)
-            if choice and choice.first:
+            if choice is not None and choice.first is not None:
                 text = decoded(choice.first)
             else:
                 in_flight.append(submit([window_request(first, audio, options)], first.samples, True))
