@@ -36,9 +36,9 @@ from stt.audio import SAMPLE_RATE, decode_audio, decode_channels
 from stt.engines.base import Engine, TranscribeOptions, Transcript, WindowResult
 from stt.errors import ApiError
 from stt.inference.engine_calls import guarded
+from stt.inference.language_choice import LanguageChoice, choose_upload_language
 from stt.inference.scheduler import JOBS_LANE, Priority
 from stt.inference.transcriber import Transcriber
-from stt.inference.language_choice import LanguageChoice, choose_upload_language
 from stt.inference.speech_windows import (SpeechWindow, assemble, cut_windows, in_language, needs_language,
                                          window_request)
 from stt.jobs import results
@@ -280,12 +280,12 @@ class JobRunner:
         options = in_language(options, choice.language)
         done: dict[int, WindowResult] = {i: results.window_from_json(stored[base + i]) for i in range(len(windows))
                                          if base + i in stored}
+        if done:
+            log.info("job %s: resuming: %d of %d windows were done before", job.id, len(done), len(windows))
         if choice.first is not None and 0 not in done:
             done[0] = choice.first
             await self._renew(job, done_s=offset_s + _done_until(windows, done, len(audio)),
                               windows=[(base, results.window_to_json(choice.first))])
-        if done:
-            log.info("job %s: resuming: %d of %d windows were done before", job.id, len(done), len(windows))
         # Chunks cut from all the windows, then those not done: a resumed job decodes the same batches.
         shape = getattr(engine, "batch_shape", None)
         chunks = [todo for chunk in _chunks(windows, self._chunk,
