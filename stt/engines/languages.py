@@ -32,11 +32,17 @@ def choose_language(ranked: Sequence[tuple[str, float]], allowed: Sequence[str] 
     """The most likely language of ``ranked`` ((code, probability), most likely first), among ``allowed``
     when given (a client's or the server's list): detection never answers outside it. The probability is
     then the share among the allowed languages."""
+    return allowed_shares(ranked, allowed)[0]
+
+
+def allowed_shares(ranked: Sequence[tuple[str, float]], allowed: Sequence[str] = ()) -> list[tuple[str, float]]:
+    """``ranked`` (most likely first) narrowed to ``allowed`` when given, each probability then its share among
+    the allowed languages (the first allowed language at 0.0 when detection ranked none of them)."""
     if not allowed:
-        return ranked[0][0], float(ranked[0][1])
+        return [(lang, float(p)) for lang, p in ranked]
     kept = [(lang, float(p)) for lang, p in ranked if lang in allowed] or [(allowed[0], 0.0)]
     total = sum(p for _, p in kept)
-    return kept[0][0], kept[0][1] / total if total > 0 else 0.0
+    return [(lang, p / total if total > 0 else 0.0) for lang, p in kept]
 
 
 def allowed_languages(requested: Sequence[str], server: Sequence[str]) -> tuple[str, ...]:

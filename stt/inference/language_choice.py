@@ -34,6 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from stt.engines.base import Engine, TranscribeOptions, WindowResult
+from stt.engines.languages import allowed_shares
 from stt.engines.repetition import looks_repeated
 from stt.inference.speech_windows import (Language, SpeechWindow, in_language, needs_language, upload_language,
                                          upload_ranking, window_detects, window_request)
@@ -66,12 +67,7 @@ def choose_upload_language(engine: Engine, upload: np.ndarray, speech: Sequence[
 def rivals(ranked: Sequence[Language], allowed: Sequence[str] = ()) -> list[Language]:
     """The detection's first language, and its second when that is at least RIVAL_RATIO as likely; only
     ``allowed`` languages when given (their probabilities then shares among them, as ``choose_language``)."""
-    kept = [(lang, float(p)) for lang, p in ranked if not allowed or lang in allowed]
-    if allowed:
-        if not kept:
-            return [(allowed[0], 0.0)]
-        total = sum(p for _, p in kept)
-        kept = [(lang, p / total if total > 0 else 0.0) for lang, p in kept]
+    kept = allowed_shares(ranked, allowed)
     if len(kept) > 1 and kept[1][1] >= RIVAL_RATIO * kept[0][1] and kept[1][1] > 0:
         return kept[:2]
     return kept[:1]
