@@ -17,7 +17,7 @@ FROM ${BASE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    MALLOC_ARENA_MAX=2 \
+    MALLOC_ARENA_MAX=1 \
     STT_CONFIG=/etc/stt/config.json
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin stt
 COPY --from=build /opt/venv /opt/venv

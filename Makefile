@@ -42,9 +42,9 @@ ops-tools:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq postgresql) \
 		>/dev/null 2>&1 || echo "postgresql not installed (needs root + apt): the jobs' PostgreSQL tests will be skipped"; }
 
-# MALLOC_ARENA_MAX=2: glibc keeps fewer heaps, so an unloaded model's memory goes back (README, Several models).
+# MALLOC_ARENA_MAX=1: glibc keeps one heap, so an unloaded model's memory goes back (README, Several models).
 run: install
-	MALLOC_ARENA_MAX=2 $(PY) server.py --config $(CONFIG)
+	MALLOC_ARENA_MAX=1 $(PY) server.py --config $(CONFIG)
 
 test: install-dev newman browser ops-tools
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -12,7 +12,9 @@ The baseline, in its own process: faster-whisper's ``WhisperModel.transcribe`` (
 on the same files one after the other (the clip, the chapter, the clip again), its peak RSS after each; the
 last lines print each configuration's peak over the chapter + clips against it (issue 19's target: <= 1.1x).
 ``--configs default`` runs only the named configurations; "huge pages" is the default with the opt-in glibc
-tunables server.py starts itself with under ``STT_HUGE_PAGES=1`` (stt/memory_budget.py).
+tunables server.py starts itself with under ``STT_HUGE_PAGES=1`` (stt/memory_budget.py); "one arena" and "two
+arenas" are the default with ``MALLOC_ARENA_MAX`` set in the server's environment (server.py's own cap is one:
+``--configs "two arenas,one arena"`` measures what the second arena costs; not run by default).
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ from tests.helpers import manifest  # noqa: E402
 from tests.serverproc import ServerProcess  # noqa: E402
 
 CONFIGS = {"default": {}, "one window per job": {"upload_batch_seconds": 30},
-           "lean": {"reserved_workers": 0, "upload_batch_seconds": 30}, "huge pages": {}}
+           "lean": {"reserved_workers": 0, "upload_batch_seconds": 30}, "huge pages": {}, "one arena": {},
+           "two arenas": {}}
 # The server's environment per configuration: "huge pages" is the default with the opt-in glibc tunables that
 # server.py starts itself with under STT_HUGE_PAGES=1 (stt/memory_budget.py, huge_page_tunables).
-ENVS = {"huge pages": {"STT_HUGE_PAGES": "1"}}
+ENVS = {"huge pages": {"STT_HUGE_PAGES": "1"}, "one arena": {"MALLOC_ARENA_MAX": "1"},
+        "two arenas": {"MALLOC_ARENA_MAX": "2"}}
 
 
 def measure(extra: dict[str, Any], env: dict[str, str]) -> list[tuple[str, float, float]]:
@@ -128,7 +132,7 @@ def measure_in_process() -> list[tuple[str, float, float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
+    parser.add_argument("--configs", default=",".join(c for c in CONFIGS if "arena" not in c), help="comma-separated: " + ", ".join(CONFIGS))
     args = parser.parse_args()
     print("in-process faster-whisper (baseline)", flush=True)
     baseline = measure_in_process()

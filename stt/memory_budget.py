@@ -198,12 +198,17 @@ TRIM_AFTER_BYTES = 32 * MiB
 # glibc gives each thread that allocates under contention a heap arena of its own, up to 8 per core, and a
 # freed buffer stays in the arena that allocated it: the server's many threads (CTranslate2's, ONNX's, the
 # scheduler's, the decoders') each kept a few tens of MB. Measured on the chapter + 11 s clip (bench_memory):
-# peak 836 MB with the default arenas, 702 MB with two, the chapter's time unchanged. MALLOC_ARENA_MAX=2 in the
+# peak 836 MB with the default arenas, 702 MB with two. One arena, not two: malloc_trim gives back the free
+# pages inside every arena but the free top of a second arena's heap, and glibc trims that top by itself only
+# above its dynamic threshold (up to 64 MB), so an unloaded model left up to ~50 MB there for good (48 MB after
+# some unloads of base under load, none after 25 with one arena). One arena also peaked lower on the chapter +
+# clips (499-512 MB against 553-556 with two), the chapter's time and CPU unchanged (19.1-19.2 s, 25.8 CPU-s
+# both; bench_memory, configurations "one arena" and "two arenas", two runs). MALLOC_ARENA_MAX=1 in the
 # environment does this too (make run and the Docker image set it); set here, ``python server.py`` alone gets
 # it as well. It must run before any other thread allocates (numpy starts its BLAS threads at import), so the
 # entry point calls it before importing anything but the standard library. ``MALLOC_ARENA_MAX`` set in the
 # environment wins (glibc read it at start).
-HEAP_ARENAS = 2
+HEAP_ARENAS = 1
 M_ARENA_MAX = -8  # mallopt's parameter number (glibc's malloc.h)
 
 

@@ -1,5 +1,5 @@
 """server.py caps glibc's heap arenas itself, before numpy's threads start (issue 19, memory at rest): the same
-as MALLOC_ARENA_MAX=2 in the environment, which wins when it is set. The memory it saves is measured by
+as MALLOC_ARENA_MAX=1 in the environment, which wins when it is set. The memory it saves is measured by
 bench/bench_memory.py (peak over the chapter + clips)."""
 
 from __future__ import annotations
