@@ -29,9 +29,9 @@ from faster_whisper.audio import pad_or_trim
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens, merge_punctuations
 
 from stt.audio import SAMPLE_RATE
-from stt.engines.languages import choose_language
 from stt.engines.base import WindowRequest, WindowResult, WindowScores, Word
 from stt.engines.repetition import looks_repeated
+from stt.engines.rivals import likeliest, rivals
 
 PAD_S = 5.0  # silence after the audio, so the decoder sees where speech ends
 # Live passes' encoder inputs come in steps of this (window_seconds): one pass alone costs +2 % CPU over its
@@ -86,15 +86,6 @@ def detects_in_window(samples: int) -> bool:
     return window_seconds(min(samples, MAX_WINDOW)) >= DETECT_IN_WINDOW_S
 
 
-def window_language(model: WhisperModel, request: WindowRequest) -> tuple[str, float]:
-    """The language ``decode_batch`` detects for ``request`` (a window that ``detects_in_window``, asking for no
-    language): the same encoding, the same choice, so a caller that needs it first gets what the window's
-    decoding would find."""
-    audio = request.audio[-MAX_WINDOW:]
-    encoded = model.model.encode(_features(model, [audio], input_seconds(request)))
-    return detect_languages(model, [request], [audio], encoded)[0]
-
-
 def text_budget(samples: int) -> int:
     """The most tokens a window of ``samples`` may decode (a bound on runaway text): its length rounded up to
     STEP_S, at TOKENS_PER_S. A function of the window alone, as ``window_seconds``."""
@@ -145,37 +136,62 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
     """``stamped``: decoded with timestamps, as Whisper decodes: the decoder places each sentence in time, so
     text it places after the window's real audio (in the silent pad: a sentence said again) is dropped. A
     window whose decoding ends with Whisper's "the rest is unfinished" mark before its audio ends is decoded
-    again without timestamps (its last words would be lost)."""
+    again without timestamps (its last words would be lost). A window asking for no language whose detection
+    is unsure between two is decoded in both, on the one encoding, and the likelier reading is kept
+    (stt.engines.rivals)."""
     audios = [r.audio[-MAX_WINDOW:] for r in requests]
     window_s = MAX_WINDOW_S if full else input_seconds(requests[0])  # the same for the whole batch (_groups)
     encoded = model.model.encode(_features(model, audios, window_s))
-    if languages is None:
-        languages = detect_languages(model, requests, audios, encoded if window_s >= DETECT_IN_WINDOW_S else None)
+    candidates = ([[lang] for lang in languages] if languages is not None else
+                  detect_candidates(model, requests, audios, encoded if window_s >= DETECT_IN_WINDOW_S else None))
+    rows = [(i, lang) for i, langs in enumerate(candidates) for lang in langs]  # (request, language) decoded
+    row_requests = [requests[i] for i, _ in rows]
     tokenizers = [Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task=r.task, language=lang)
-                  for r, (lang, _) in zip(requests, languages)]
-    prompts = _prompts(tokenizers, requests, stamped)
+                  for r, (_, (lang, _)) in zip(row_requests, rows)]
+    prompts = _prompts(tokenizers, row_requests, stamped)
     longest = max(len(p) for p in prompts)
     new_tokens = text_budget(len(audios[0]))  # the same for the whole batch (see _groups)
     generated = model.model.generate(
-        encoded, prompts, beam_size=max(r.beam_size for r in requests),
+        _rows(encoded, [i for i, _ in rows], len(requests)), prompts, beam_size=max(r.beam_size for r in requests),
         max_length=min(model.max_length, longest + new_tokens), suppress_blank=True,
         suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])), return_scores=True,
         return_no_speech_prob=True, max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX)
-    texts = [_inside(g.sequences_ids[0], tok, len(a) / SAMPLE_RATE) if stamped else
-             [t for t in g.sequences_ids[0] if t < tok.eot] for g, tok, a in zip(generated, tokenizers, audios)]
-    aligned = _align(model, tokenizers, requests, texts, encoded, audios)
+    texts = [_inside(g.sequences_ids[0], tok, len(audios[i]) / SAMPLE_RATE) if stamped else
+             [t for t in g.sequences_ids[0] if t < tok.eot] for g, tok, (i, _) in zip(generated, tokenizers, rows)]
     decoded = [tok.decode(tokens).strip() for tok, tokens in zip(tokenizers, texts)]
+    kept = _winners(rows, [WindowResult(text, (), lang, p, _scores(g, text))
+                           for g, text, (_, (lang, p)) in zip(generated, decoded, rows)])
+    rows, tokenizers, generated, texts, decoded = ([xs[k] for k in kept]
+                                                   for xs in (rows, tokenizers, generated, texts, decoded))
+    aligned = _align(model, tokenizers, requests, texts, encoded, audios)
     results = [WindowResult(text, _words(words, len(a) / SAMPLE_RATE, text) if r.words else (), lang, p,
                             _scores(g, text))
-               for r, g, text, words, a, (lang, p) in zip(requests, generated, decoded, aligned, audios, languages)]
+               for r, g, text, words, a, (_, (lang, p)) in zip(requests, generated, decoded, aligned, audios, rows)]
     unfinished = [i for i, (g, tok, a) in enumerate(zip(generated, tokenizers, audios))
                   if stamped and _unfinished(g.sequences_ids[0], tok, len(a) / SAMPLE_RATE)]
     if unfinished:
         again = _decode(model, [requests[i] for i in unfinished], full=full, stamped=False,
-                        languages=[languages[i] for i in unfinished])
+                        languages=[rows[i][1] for i in unfinished])
         for i, result in zip(unfinished, again):
             results[i] = result
     return results
+
+
+def _rows(encoded: ctranslate2.StorageView, rows: list[int], windows: int) -> ctranslate2.StorageView:
+    """The encoder's output for each decoded row: a window decoded in two languages has its row twice."""
+    if rows == list(range(windows)):
+        return encoded
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[rows]))
+
+
+def _winners(rows: Sequence[tuple[int, tuple[str, float]]], readings: Sequence[WindowResult]) -> list[int]:
+    """For each window, in order, the index of the row kept: its only one, or of its two readings the likelier
+    (``likeliest``)."""
+    by_window: dict[int, list[int]] = {}
+    for k, (i, _) in enumerate(rows):
+        by_window.setdefault(i, []).append(k)
+    return [ks[likeliest([rows[k][1] for k in ks], [readings[k] for k in ks])] if len(ks) > 1 else ks[0]
+            for _, ks in sorted(by_window.items())]
 
 
 def _unfinished(tokens: Sequence[int], tok: Tokenizer, seconds: float) -> bool:
@@ -249,23 +265,24 @@ def _features(model: WhisperModel, audios: list[np.ndarray], window_s: float) ->
     return ctranslate2.StorageView.from_array(np.ascontiguousarray(batch, dtype=np.float32))
 
 
-def detect_languages(model: WhisperModel, requests: Sequence[WindowRequest], audios: Sequence[np.ndarray],
-                     encoded: ctranslate2.StorageView | None) -> list[tuple[str, float]]:
-    """Each window's language and its probability: the one asked for, else detected as faster-whisper's
-    ``transcribe`` detects it, on a full 30 s window (a short window's shortened encoder input answered
-    Chinese or Japanese for far more short accented English clips), or on the windows' own ``encoded`` input
-    when it is mostly speech (``DETECT_IN_WINDOW_S``; None: not)."""
+def detect_candidates(model: WhisperModel, requests: Sequence[WindowRequest], audios: Sequence[np.ndarray],
+                      encoded: ctranslate2.StorageView | None) -> list[list[tuple[str, float]]]:
+    """Each window's languages to decode it in, with their probabilities: the one asked for, else detected as
+    faster-whisper's ``transcribe`` detects it, on a full 30 s window (a short window's shortened encoder input
+    answered Chinese or Japanese for far more short accented English clips), or on the windows' own
+    ``encoded`` input when it is mostly speech (``DETECT_IN_WINDOW_S``; None: not); two where the detection is
+    unsure between them (``rivals``)."""
     if not model.model.is_multilingual:
-        return [("en", 1.0)] * len(requests)
+        return [[("en", 1.0)]] * len(requests)
     todo = [i for i, r in enumerate(requests) if not r.language]
     if not todo:
-        return [(r.language or "en", 1.0) for r in requests]
+        return [[(r.language or "en", 1.0)] for r in requests]
     if encoded is None:
         encoded = model.model.encode(_detection_features(model, [audios[i] for i in todo]))
         found = dict(zip(todo, model.model.detect_language(encoded)))
     else:
         found = dict(enumerate(model.model.detect_language(encoded)))
-    return [(r.language, 1.0) if r.language else choose_language(_codes(found[i]), r.languages)
+    return [[(r.language, 1.0)] if r.language else rivals(_codes(found[i]), r.languages)
             for i, r in enumerate(requests)]
 
 

@@ -16,7 +16,7 @@ from stt.audio import SAMPLE_RATE, duration_seconds
 from stt.engines.speech import join_stretches, silero_speech, silero_steps, sound_stretches, whisper_speech
 from stt.engines.base import (Segment, TranscribeOptions, Transcript, WindowRequest, WindowResult, Word,
                               join_segments)
-from stt.engines.batched_windows import batch_shape, decode_batch, detects_in_window, window_language
+from stt.engines.batched_windows import batch_shape, decode_batch, detects_in_window
 from stt.engines.languages import allowed_languages, choose_language
 
 
@@ -90,13 +90,6 @@ class FasterWhisperEngine:
     def detects_in_window(samples: int) -> bool:
         """A window of ``samples`` asking for no language gets it detected on its own encoding (mostly speech)."""
         return detects_in_window(samples)
-
-    def window_language(self, audio: np.ndarray, languages: tuple[str, ...] = ()) -> tuple[str, float]:
-        """The language ``decode_windows`` detects for a window of ``audio`` that ``detects_in_window`` and asks
-        for none (``languages``: what it may answer): an upload whose first window is mostly speech is detected
-        on that window, and its decoding, which encodes the same input, can find it with no pass of its own."""
-        request = WindowRequest(audio, None, languages=allowed_languages(languages, self.languages))
-        return window_language(self._model, request)
 
     @staticmethod
     def batch_shape(samples: int, beam_size: int) -> tuple[object, ...]:

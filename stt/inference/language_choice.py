@@ -1,46 +1,27 @@
 """An upload's language when detection is unsure between two: the first window decoded in both, and the language
-of the likelier reading wins.
+of the likelier reading wins (the joint rule of stt.engines.rivals: P(language | audio) x P(text | audio,
+language)).
 
-Whisper's language detector weighs what the audio sounds like, not what it says: on short clips of accented
-English the base model answers Chinese, Japanese or Thai for about one clip in five (speechocean762: 38 of 200,
-faster-whisper's own ``transcribe`` as often), and the transcript then comes back in another language. Its
-probabilities say when it is unsure: in those clips English is mostly its second answer, close behind. Whisper
-is a model of language and text together, so the principled choice between two readings is the joint one:
-
-    P(language | audio) x P(text | audio, language)
-
-the detector's probability times the decoder's probability of the text it decoded in that language (the sum of
-its tokens' log-probabilities, ``WindowScores.logprob``). A reading in the wrong language is a strained one
-(a Chinese rendering of English sounds), and the decoder says so. A reading that fails Whisper's own
-repetition test (``looks_repeated``: "ni ni ni ni …") or says nothing does not compete: the decoder finds a loop
-likely once it is in one, and an empty text is not a reading of speech.
-
-When: the second language at least ``RIVAL_RATIO`` as likely as the first (within a factor of ten; a cost bound,
-not a tuned threshold: measured on every shared set, the result hardly moves from a factor of 3 to 50, see the
-README's accuracy section). Clear detections (native speech of any language: every FLEURS and LibriSpeech clip)
-cost nothing more. What it costs: one more decoding of the first window, batched with the first; the winner's
-decoding is the first window's result (the same request decodes to the same result whatever it is batched
-with), so it is not decoded again. Uploads whose language is given, or detected on their first window's own
-encoding (over 15 s of speech: ``window_detects``), are not concerned; a list of allowed languages narrows the
-candidates first, as it narrows detection.
+What it costs: one more decoding of the first window, batched with the first, only where the detection is
+unsure; the winner's decoding is the first window's result (the same request decodes to the same result
+whatever it is batched with), so it is not decoded again. An upload whose first window is mostly speech (over
+15 s: ``window_detects``) has that window decoded asking for no language: the engine detects the language on
+the window's own encoding and makes the same choice there, and the language of that decoding is the upload's.
+Uploads whose language is given are not concerned; a list of allowed languages narrows the candidates first, as
+it narrows detection.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from stt.engines.base import Engine, TranscribeOptions, WindowResult
-from stt.engines.languages import allowed_shares
-from stt.engines.repetition import looks_repeated
-from stt.inference.speech_windows import (Language, SpeechWindow, in_language, needs_language, upload_language,
-                                         upload_ranking, window_detects, window_request)
-
-RIVAL_RATIO = 0.1  # a second language at least this fraction as likely as the first is decoded too
-MIN_PROBABILITY = 1e-9  # log() of a probability the detector rounds to zero
+from stt.engines.rivals import likeliest, rivals
+from stt.inference.speech_windows import (Language, SpeechWindow, in_language, needs_language, upload_ranking,
+                                         window_detects, window_request)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,34 +32,19 @@ class LanguageChoice:
 
 def choose_upload_language(engine: Engine, upload: np.ndarray, speech: Sequence[tuple[int, int]],
                            options: TranscribeOptions, first: SpeechWindow | None) -> LanguageChoice:
-    """``upload_language``, and where its detection is unsure between two languages, the one whose decoding of
-    the ``first`` window is jointly likelier. Blocking: one encoder pass, and one batched decoding when unsure;
-    run it as a scheduler job."""
-    if first is None or not needs_language(engine, options, speech) or window_detects(engine, first):
-        return LanguageChoice(upload_language(engine, upload, speech, options, first))
+    """The upload's language, detected once (on 30 s of the upload from its first speech, as faster-whisper's
+    ``transcribe`` detects), and where that detection is unsure between two languages, the one whose decoding
+    of the ``first`` window is jointly likelier; a first window that ``window_detects`` is decoded asking for
+    none, and its language is the upload's. Blocking: one encoder pass and, when unsure, one batched decoding
+    (a first window that detects: its decoding); run it as a scheduler job."""
+    if first is None or not needs_language(engine, options, speech):
+        return LanguageChoice(None)
+    if window_detects(engine, first):
+        result = engine.decode_windows([window_request(first, upload, options)])[0]
+        return LanguageChoice((result.language, result.language_probability), result)
     candidates = rivals(upload_ranking(engine, upload, speech), options.languages)
     if len(candidates) < 2:
         return LanguageChoice(candidates[0] if candidates else None)
     results = engine.decode_windows([window_request(first, upload, in_language(options, c)) for c in candidates])
     best = likeliest(candidates, results)
     return LanguageChoice(candidates[best], results[best])
-
-
-def rivals(ranked: Sequence[Language], allowed: Sequence[str] = ()) -> list[Language]:
-    """The detection's first language, and its second when that is at least RIVAL_RATIO as likely; only
-    ``allowed`` languages when given (their probabilities then shares among them, as ``choose_language``)."""
-    kept = allowed_shares(ranked, allowed)
-    if len(kept) > 1 and kept[1][1] >= RIVAL_RATIO * kept[0][1] and kept[1][1] > 0:
-        return kept[:2]
-    return kept[:1]
-
-
-def likeliest(candidates: Sequence[Language], results: Sequence[WindowResult]) -> int:
-    """The index of the reading with the highest joint log-probability among those that compete (text that
-    does not repeat itself, with the decoder's score known); the detector's first when none does."""
-    competing = [i for i, r in enumerate(results)
-                 if r.text.strip() and r.scores is not None and r.scores.logprob is not None and not looks_repeated(r)]
-    if not competing:
-        return 0
-    return max(competing, key=lambda i: math.log(max(candidates[i][1], MIN_PROBABILITY))
-               + results[i].scores.logprob)  # type: ignore[union-attr,operator]

@@ -119,21 +119,15 @@ class SpeechSearch:
 
 
 def upload_language(engine: Engine, upload: np.ndarray, speech: Sequence[tuple[int, int]],
-                    options: TranscribeOptions, first: SpeechWindow | None = None) -> Language | None:
-    """The upload's language, detected once, and every window is then decoded in it, as faster-whisper's
-    ``transcribe`` decodes a file in one language. None: the language was given, or there is no speech.
-    Blocking: one encoder pass; run it as a scheduler job.
-
-    On what: when the upload's ``first`` window is mostly speech (``window_detects``: over 15 s of it, the usual
-    case in a long recording), that window as its decoding encodes it, and that decoding can then find the
-    language itself (an upload of one window, a streamed upload's first window: no pass of its own). Otherwise
-    30 s of the upload itself (its pauses kept, not a short window padded with silence, which answered Chinese
-    or Japanese for short accented English far more often than the engine), from just before its first
-    speech (a long silent or musical intro does not decide it). bench/bench_language.py compares the two."""
+                    options: TranscribeOptions) -> Language | None:
+    """The upload's language as detection alone finds it, on 30 s of the upload itself from just before its first
+    speech (its pauses kept, as faster-whisper's ``transcribe`` detects; a short window padded with silence
+    answered Chinese or Japanese for short accented English far more often than the engine; a long silent or
+    musical intro does not decide it). None: the language was given, or there is no speech. Blocking: one
+    encoder pass. The server uses ``choose_upload_language`` (stt.inference.language_choice), which starts from
+    this detection; bench/bench_language.py compares them."""
     if not needs_language(engine, options, speech):
         return None
-    if first is not None and window_detects(engine, first):
-        return engine.window_language(first.audio(upload), options.languages)  # type: ignore[attr-defined]
     ranked = upload_ranking(engine, upload, speech)
     return choose_language(ranked, options.languages) if ranked else None
 
@@ -147,10 +141,10 @@ def upload_ranking(engine: Engine, upload: np.ndarray, speech: Sequence[tuple[in
 
 def window_detects(engine: Engine, window: SpeechWindow) -> bool:
     """Whether ``window``, asking for no language, gets the upload's language detected in its own decoding: on
-    an engine that detects it on a window's own encoding (``detects_in_window``, ``window_language``), a window
-    that holds enough speech for it."""
+    an engine that detects it on a window's own encoding (``detects_in_window``), a window that holds enough
+    speech for it."""
     detects = getattr(engine, "detects_in_window", None)
-    return detects is not None and hasattr(engine, "window_language") and bool(detects(window.samples))
+    return detects is not None and bool(detects(window.samples))
 
 
 def needs_language(engine: Engine, options: TranscribeOptions, speech: Sequence[tuple[int, int]]) -> bool:

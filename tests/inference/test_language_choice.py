@@ -4,6 +4,7 @@ window's result, never decoded a third time; plain and streamed alike), and the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -13,10 +14,10 @@ import pytest
 
 from stt.audio import SAMPLE_RATE, decode_audio
 from stt.engines.base import Engine, TranscribeOptions, Transcript, WindowRequest, WindowResult, WindowScores, Word
-from stt.inference.language_choice import RIVAL_RATIO, likeliest, rivals
-from stt.inference.speech_windows import upload_ranking
+from stt.engines.rivals import RIVAL_RATIO, likeliest, rivals
+from stt.inference.speech_windows import cut_windows, upload_ranking
 from tests.conftest import AUTH
-from tests.helpers import manifest, wer
+from tests.helpers import joined_with_gaps, manifest, wav, wer
 from tests.inference.test_inference_windows import WindowEngine
 from tests.inference.test_speech_search import streamed_and_plain
 from tests.inference.test_upload_language import three_windows
@@ -113,7 +114,7 @@ async def test_a_sure_detection_decodes_nothing_more() -> None:
 # -- the real model ----------------------------------------------------------------------------------------
 
 # Short clips of accented English (speechocean762) whose detection puts another language first.
-ACCENTED = ["eval/speechocean762/0461/004610065.wav", "eval/speechocean762/1039/010390004.wav",
+ACCENTED = ["eval/speechocean762/0461/004610065.wav", "eval/speechocean762/0096/000960071.wav",
             "eval/speechocean762/0457/004570106.wav"]
 
 
@@ -132,3 +133,47 @@ async def test_real_accented_english_detected_elsewhere_comes_back_in_english(ma
     assert body["language"] == "en"
     assert body["language_probability"] == pytest.approx(dict(ranked)["en"], abs=1e-4)
     assert wer(clip.transcript, body["text"]) < 0.5
+
+
+# Accented English utterances joined into uploads whose first (only) window holds over 15 s of speech: detected
+# on that window's own encoding, whose detection puts Chinese first and English second.
+JOINED = [["0461/004610037", "0461/004610054", "0461/004610065", "0461/004610129", "0461/004610148"],
+          ["1109/011090011", "1109/011090020", "1109/011090034", "1109/011090089", "1109/011090140"]]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("names", JOINED, ids=lambda names: names[0].split("/")[1])
+async def test_real_long_window_unsure_of_its_language_comes_back_in_english(make_client: Any, fw_base: Any,
+                                                                            names: list[str]) -> None:
+    """The choice made in the window's own decoding (stt.engines.rivals in the batched decoder): an upload of one
+    window over 15 s asks for no language, its own detection is unsure between Chinese and English, and `/stt`
+    answers in English with the detector's probability of English; the same decoding alone, or batched with other
+    windows, gives the same result."""
+    clips = [manifest()[f"eval/speechocean762/{n}.wav"] for n in names]
+    upload = joined_with_gaps(clips, 1.0)[0]
+    windows = cut_windows(fw_base.find_speech(upload), len(upload))
+    assert len(windows) == 1 and fw_base.detects_in_window(windows[0].samples)
+    audio = windows[0].audio(upload)
+    ranked = own_input_language_ranking(fw_base, audio)
+    assert ranked[0][0] != "en" and [lang for lang, _ in rivals(ranked)] == [ranked[0][0], "en"]
+    client = await make_client(fw_base)
+    resp = await client.post("/stt", params={"output": "verbose_json"}, data=wav(upload), headers=AUTH)
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["language"] == "en", body["text"]
+    assert body["language_probability"] == pytest.approx(dict(ranked)["en"], abs=1e-3)
+    assert wer(" ".join(c.transcript for c in clips), body["text"]) < 0.5, body["text"]
+    request = WindowRequest(audio, None, None, 5)
+    alone = fw_base.decode_windows([request])[0]
+    other = WindowRequest(decode_audio(manifest()["en/jfk.flac"].path.read_bytes()), None, None, 5)
+    batched = fw_base.decode_windows([dataclasses.replace(other, audio=audio[: len(other.audio)]), request])[1]
+    assert alone.language == batched.language == "en" and alone.text == batched.text
+
+
+def own_input_language_ranking(engine: Any, audio: np.ndarray) -> list[tuple[str, float]]:
+    """Detection alone on the window's own encoder input (what the batched decoder detects on)."""
+    from stt.engines.batched_windows import _codes, _features, input_seconds
+
+    model = engine._model
+    encoded = model.model.encode(_features(model, [audio], input_seconds(WindowRequest(audio, None))))
+    return _codes(model.model.detect_language(encoded)[0])

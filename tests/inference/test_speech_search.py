@@ -169,17 +169,12 @@ async def test_stream_decodes_the_first_window_before_searching_the_rest() -> No
 
 class DetectsInWindow(Ordered):
     """Detects a window's language on its own encoding when it holds enough speech (here over 25 s; the
-    faster-whisper engine: over 15 s): such a window asking for no language gets "fr"; ``window_language``
-    answers what that decoding would find."""
+    faster-whisper engine: over 15 s): such a window asking for no language gets "fr"."""
 
     FULL = 25 * S
 
     def detects_in_window(self, samples: int) -> bool:
         return samples > self.FULL
-
-    def window_language(self, audio: np.ndarray, languages: tuple[str, ...] = ()) -> tuple[str, float]:
-        self.log.append(f"window language {audio[0]:g}")
-        return ("fr", 0.6)
 
     def decode_windows(self, requests: Sequence[WindowRequest]) -> list[WindowResult]:
         self.log += [f"decode {r.audio[0]:g} in {r.language}" for r in requests]
@@ -190,14 +185,14 @@ class DetectsInWindow(Ordered):
 
 async def test_a_full_first_window_finds_the_language_itself_when_streamed() -> None:
     """The first text of a streamed upload waits for no detection pass of its own when its first window detects
-    in itself: that window is decoded asking for no language, and the language its decoding finds is the upload's, the
-    one the plain path detects on the same window (``window_language``) and decodes every window in."""
+    in itself: that window is decoded asking for no language, and the language its decoding finds is the upload's;
+    the plain path decodes that window the same way, once, and every other window in its language."""
     engine = DetectsInWindow()
     events, streamed_log, plain = await streamed_and_plain(engine, four_windows(), log=engine.log)
     assert streamed_log[:3] == ["search 0", "decode 1 in None", "search 1"]  # no detection before the first text
     assert streamed_log[3:] == ["search 2", "decode 2 in fr", "decode 3 in fr", "decode 4 in fr"]
-    assert "detect" not in engine.log and "window language 1" in engine.log  # plain: on the same first window
-    assert [e for e in engine.log if e.startswith("decode")] == [f"decode {v} in fr" for v in (1, 2, 3, 4)]
+    assert "detect" not in engine.log  # plain: the same first window's decoding gives the language
+    assert [e for e in engine.log if e.startswith("decode")] == ["decode 1 in None", *(f"decode {v} in fr" for v in (2, 3, 4))]
     assert events[-1] == plain and (plain.language, plain.language_probability) == ("fr", 0.6)
 
 
@@ -209,14 +204,14 @@ async def test_a_short_first_window_is_detected_on_the_upload_itself() -> None:
     audio = np.concatenate([gap, np.full(10 * S, 1, np.float32), np.zeros(40 * S, np.float32),
                             np.full(29 * S, 2, np.float32)])
     events, _, plain = await streamed_and_plain(engine, audio)
-    assert "window language 1" not in engine.log and engine.log.count("detect") == 2
+    assert "decode 1 in None" not in engine.log and engine.log.count("detect") == 2
     assert engine.log.index("detect") < engine.log.index("decode 1 in de")
     assert events[-1] == plain and plain.language == "de"
 
 
 async def test_an_upload_of_one_window_that_detects_in_it_finds_its_language_itself() -> None:
     """Plain or streamed, an upload whose only window finds the language on its own encoding is decoded asking for
-    none: no detection pass, no ``window_language`` pass, and its language is the one the decoding found."""
+    none: no detection pass, and its language is the one the decoding found."""
     engine = DetectsInWindow()
     audio = np.concatenate([np.zeros(2 * S, np.float32), np.full(27 * S, 1, np.float32)])
     events, streamed_log, plain = await streamed_and_plain(engine, audio, log=engine.log)

@@ -13,6 +13,7 @@ from stt.audio import SAMPLE_RATE, decode_audio
 from stt.engines.base import Engine, TranscribeOptions, Transcript, WindowRequest, WindowResult
 from stt.engines.languages import choose_language
 from stt.inference.scheduler import Priority, Scheduler
+from stt.inference.language_choice import choose_upload_language
 from stt.inference.speech_windows import cut_windows, upload_language
 from stt.inference.uploads import transcribe_windows
 from stt.inference.window_batcher import WindowBatcher
@@ -119,16 +120,18 @@ def fleurs(lang: str, count: int) -> np.ndarray:
 @pytest.mark.model
 @pytest.mark.parametrize("lang", ["de", "en"])
 def test_real_full_first_window_language_is_what_its_decoding_finds(fw_base: Any, lang: str) -> None:
-    """An upload whose first window is a full one is detected on that window (``window_language``): the very
-    language and probability the window's decoding finds on its own encoding when it asks for none, which a
-    streamed upload relies on to skip the detection pass before its first text."""
+    """An upload whose first window is a full one takes the language that window's decoding finds on its own
+    encoding when it asks for none (``choose_upload_language``), and that decoding is the first window's result:
+    the very language, probability and text of the window decoded alone asking for none."""
     upload = fleurs(lang, 4)
-    first = cut_windows(fw_base.find_speech(upload), len(upload))[0]
+    speech = fw_base.find_speech(upload)
+    first = cut_windows(speech, len(upload))[0]
     assert first.samples > 25 * S and fw_base.detects_in_window(first.samples)
-    detected = upload_language(fw_base, upload, fw_base.find_speech(upload), TranscribeOptions(), first)
-    decoded = fw_base.decode_windows([WindowRequest(first.audio(upload), None, None, 5)])[0]
-    assert detected is not None and detected[0] == decoded.language == lang
-    assert detected[1] == pytest.approx(decoded.language_probability, abs=1e-6)
+    choice = choose_upload_language(fw_base, upload, speech, TranscribeOptions(), first)
+    decoded = fw_base.decode_windows([WindowRequest(first.audio(upload), None, None, 5, words=True)])[0]
+    assert choice.language is not None and choice.language[0] == decoded.language == lang
+    assert choice.language[1] == pytest.approx(decoded.language_probability, abs=1e-6)
+    assert choice.first is not None and choice.first.text == decoded.text
 
 
 @pytest.mark.model
@@ -156,15 +159,12 @@ class Counting:
         self.detections += 1
         return self.inner.detect_language(audio)
 
-    def window_language(self, audio: np.ndarray, languages: tuple[str, ...] = ()) -> tuple[str, float]:
-        self.detections += 1
-        return self.inner.window_language(audio, languages)
 
 
 @pytest.mark.model
 async def test_real_upload_of_one_window_of_speech_finds_its_language_itself(make_client: Any, fw_base: Any) -> None:
     """A 21 s Spanish clip (one window, over 15 s of speech) through `/stt`: no detection pass of its own, and the
-    language and probability are what ``window_language`` detects on that window."""
+    language and probability are what that window's decoding asking for none finds."""
     body_bytes = wav(decode_audio(manifest()["eval/fleurs/es/es-001.ogg"].path.read_bytes()))
     upload = decode_audio(body_bytes)
     windows = cut_windows(fw_base.find_speech(upload), len(upload))
@@ -174,6 +174,6 @@ async def test_real_upload_of_one_window_of_speech_finds_its_language_itself(mak
     resp = await client.post("/stt", params={"output": "verbose_json"}, data=body_bytes, headers=AUTH)
     body = await resp.json()
     assert resp.status == 200 and engine.detections == 0, body
-    expected = fw_base.window_language(windows[0].audio(upload))
-    assert body["language"] == expected[0] == "es"
-    assert body["language_probability"] == pytest.approx(expected[1], abs=1e-4)
+    expected = fw_base.decode_windows([WindowRequest(windows[0].audio(upload), None, None, 5, words=True)])[0]
+    assert body["language"] == expected.language == "es"
+    assert body["language_probability"] == pytest.approx(expected.language_probability, abs=1e-4)
