@@ -12,8 +12,10 @@ the numbers it gets alone; tests/inference/test_batch_invariance.py).
 Windows are decoded with timestamps, as Whisper decodes: text the decoder places in the silent pad (a
 short sentence said again, up to three times) is dropped, and a result that still repeats itself is decoded
 again on a full window. The language is detected on a full window, as faster-whisper's ``transcribe`` does
-(or on the window's own input when that is mostly speech, ``DETECT_IN_WINDOW_S``),
-and every window gets the decoder's scores (avg_logprob, compression_ratio, no_speech_prob).
+(or on the window's own input when that is mostly speech, ``DETECT_IN_WINDOW_S``); where that detection is unsure
+between two languages the window is decoded in both on its one encoding and the jointly likelier reading is
+kept (stt.engines.rivals). Every window gets the decoder's scores (avg_logprob, compression_ratio,
+no_speech_prob).
 """
 
 from __future__ import annotations
