@@ -143,7 +143,8 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
     (stt.engines.rivals)."""
     audios = [r.audio[-MAX_WINDOW:] for r in requests]
     window_s = MAX_WINDOW_S if full else input_seconds(requests[0])  # the same for the whole batch (_groups)
-    encoded = model.model.encode(_features(model, audios, window_s))
+    features = _features(model, audios, window_s)
+    encoded = model.model.encode(features)
     candidates = ([[lang] for lang in languages] if languages is not None else
                   detect_candidates(model, requests, audios, encoded if window_s >= DETECT_IN_WINDOW_S else None))
     rows = [(i, lang) for i, langs in enumerate(candidates) for lang in langs]  # (request, language) decoded
@@ -154,7 +155,7 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
     longest = max(len(p) for p in prompts)
     new_tokens = text_budget(len(audios[0]))  # the same for the whole batch (see _groups)
     generated = model.model.generate(
-        _rows(encoded, [i for i, _ in rows], len(requests)), prompts, beam_size=max(r.beam_size for r in requests),
+        _rows(model, encoded, features, [i for i, _ in rows]), prompts, beam_size=max(r.beam_size for r in requests),
         max_length=min(model.max_length, longest + new_tokens), suppress_blank=True,
         suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])), return_scores=True,
         return_no_speech_prob=True, max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX)
@@ -179,11 +180,16 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
     return results
 
 
-def _rows(encoded: ctranslate2.StorageView, rows: list[int], windows: int) -> ctranslate2.StorageView:
-    """The encoder's output for each decoded row: a window decoded in two languages has its row twice."""
-    if rows == list(range(windows)):
+def _rows(model: WhisperModel, encoded: ctranslate2.StorageView, features: ctranslate2.StorageView,
+          rows: list[int]) -> ctranslate2.StorageView:
+    """The encoder's output for each decoded row (a window decoded in two languages has its row twice): taken
+    from ``encoded`` on the CPU; on a GPU, where it cannot be indexed from here, the rows' ``features`` (host
+    memory) are encoded again (a row's numbers do not depend on its batch)."""
+    if rows == list(range(len(rows))) and len(rows) == encoded.shape[0]:
         return encoded
-    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[rows]))
+    source = encoded if encoded.device == "cpu" else features
+    picked = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(source)[rows]))
+    return picked if source is encoded else model.model.encode(picked)
 
 
 def _winners(rows: Sequence[tuple[int, tuple[str, float]]], readings: Sequence[WindowResult]) -> list[int]:

@@ -177,3 +177,32 @@ def own_input_language_ranking(engine: Any, audio: np.ndarray) -> list[tuple[str
     model = engine._model
     encoded = model.model.encode(_features(model, [audio], input_seconds(WindowRequest(audio, None))))
     return _codes(model.model.detect_language(encoded)[0])
+
+
+def test_rows_decoded_twice_take_their_encoding_on_a_gpu_from_the_features() -> None:
+    """A window decoded in two languages needs its encoder output twice in the generate batch: indexed on the
+    CPU, and on a GPU (whose output cannot be indexed from the host) its features encoded again."""
+    import ctranslate2
+
+    from stt.engines.batched_windows import _rows
+
+    features = ctranslate2.StorageView.from_array(np.arange(6, dtype=np.float32).reshape(2, 3))
+    encoded_cpu = ctranslate2.StorageView.from_array(10 * np.arange(6, dtype=np.float32).reshape(2, 3))
+
+    class GpuEncoded:
+        device, shape = "cuda", [2, 3]
+
+    class Model:
+        class model:
+            encoded: list[list[list[float]]] = []
+
+            @classmethod
+            def encode(cls, rows: Any) -> Any:
+                cls.encoded.append(np.asarray(rows).tolist())
+                return rows
+
+    assert _rows(Model, encoded_cpu, features, [0, 1]) is encoded_cpu  # one row each: the batch as it is
+    assert np.asarray(_rows(Model, encoded_cpu, features, [0, 1, 1])).tolist() == [[0, 10, 20], [30, 40, 50], [30, 40, 50]]
+    assert Model.model.encoded == []
+    _rows(Model, GpuEncoded(), features, [0, 0, 1])
+    assert Model.model.encoded == [[[0, 1, 2], [0, 1, 2], [3, 4, 5]]]

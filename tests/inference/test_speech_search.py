@@ -192,7 +192,8 @@ async def test_a_full_first_window_finds_the_language_itself_when_streamed() -> 
     assert streamed_log[:3] == ["search 0", "decode 1 in None", "search 1"]  # no detection before the first text
     assert streamed_log[3:] == ["search 2", "decode 2 in fr", "decode 3 in fr", "decode 4 in fr"]
     assert "detect" not in engine.log  # plain: the same first window's decoding gives the language
-    assert [e for e in engine.log if e.startswith("decode")] == ["decode 1 in None", *(f"decode {v} in fr" for v in (2, 3, 4))]
+    decodes = [e for e in engine.log if e.startswith("decode")]
+    assert decodes == ["decode 1 in None", *(f"decode {v} in fr" for v in (2, 3, 4))]
     assert events[-1] == plain and (plain.language, plain.language_probability) == ("fr", 0.6)
 
 
