@@ -17,7 +17,11 @@ concurrency) -> rows`` and ``print_table(rows)``), run against the same server.
 ``--live`` adds the live finals (``bench/accuracy_live.py``: each clip streamed to ``/v1/listen`` with its
 language given, 1 and 4 streams at a time): WER and runaway outputs (their language column is the one given).
 
-Usage: .venv/bin/python bench/bench_accuracy.py [--quick] [--live] [--sets librispeech,speechocean762,...] [--modes "server x1"]
+``--joined`` adds each set's clips joined in order with 1 s pauses into uploads of ~60 s ("joined <set>" rows):
+a shared clip is one speech window, a real recording is cut into many, and what happens where windows meet or
+fill their 30 s (a window's last sentence dropped) shows only there.
+
+Usage: .venv/bin/python bench/bench_accuracy.py [--quick] [--live] [--joined] [--sets librispeech,speechocean762,...] [--modes "server x1"]
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from stt.http import aiohttp_patches  # noqa: E402
 from stt.http.app import PARSER_OPTIONS, create_app  # noqa: E402
 from stt.http.keys import ENGINE  # noqa: E402
 from stt.settings import settings_from_dict  # noqa: E402
-from tests.helpers import TOKEN, Clip, manifest  # noqa: E402
+from tests.helpers import TOKEN, Clip, joined_with_gaps, manifest, wav  # noqa: E402
 from bench.accuracy_live import live_answers  # noqa: E402
 
 RUNAWAY_RATIO, RUNAWAY_SLACK = 1.5, 3
@@ -75,6 +79,29 @@ def shared_sets(quick: bool, only: Sequence[str]) -> dict[str, list[Clip]]:
         sets = {name: clips[::max(1, len(clips) // (40 if name == "speechocean762" else 5))]
                 for name, clips in sets.items()}
     return sets
+
+
+JOIN_S = 60.0  # --joined: each set's clips joined in order, with 1 s pauses, into uploads of about this length
+
+
+def joined_uploads(sets: dict[str, list[Clip]]) -> dict[str, list[tuple[Clip, bytes]]]:
+    """Each set's clips joined into uploads of several speech windows (a real recording is cut into many; a
+    single shared clip is one window): a Clip standing for each upload (its transcript the clips' joined) and the
+    upload's WAV bytes. The "other" clips are one per language: not joined."""
+    out: dict[str, list[tuple[Clip, bytes]]] = {}
+    for name, clips in sets.items():
+        if name == "other":
+            continue
+        parts: list[list[Clip]] = [[]]
+        for clip in clips:
+            if sum(c.seconds + 1.0 for c in parts[-1]) >= JOIN_S:
+                parts.append([])
+            parts[-1].append(clip)
+        out[f"joined {name}"] = [(dataclasses.replace(part[0], file=f"{part[0].file} +{len(part) - 1}",
+                                                      transcript=" ".join(c.transcript for c in part),
+                                                      seconds=sum(c.seconds + 1.0 for c in part)),
+                                  wav(joined_with_gaps(part, 1.0)[0])) for part in parts if part]
+    return out
 
 
 def normalise(text: str, lang: str) -> str:
@@ -200,6 +227,8 @@ async def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a stride through every set (about 80 clips)")
     parser.add_argument("--sets", default="", help="comma-separated set names (e.g. librispeech,fleurs)")
     parser.add_argument("--no-diarization", action="store_true")
+    parser.add_argument("--joined", action="store_true",
+                        help=f"also each set's clips joined into uploads of ~{JOIN_S:g} s (several windows each)")
     parser.add_argument("--live", action="store_true",
                         help="also stream each clip to /v1/listen (its language given) and score the finals")
     parser.add_argument("--threads", type=int, default=2)
@@ -220,9 +249,12 @@ async def main() -> int:
     model = server.app[ENGINE]._model  # the server's own WhisperModel: the very same weights  # type: ignore[attr-defined]
     rows: list[Row] = []
     try:
-        for name, clips in sets.items():
+        uploads = {name: [(c, c.path.read_bytes()) for c in clips] for name, clips in sets.items()}
+        if args.joined:
+            uploads |= joined_uploads(sets)
+        for name, pairs in uploads.items():
             started = time.monotonic()
-            data = [c.path.read_bytes() for c in clips]
+            clips, data = [c for c, _ in pairs], [blob for _, blob in pairs]
             audios = [decode_audio(blob) for blob in data]
             before = len(rows)
             if MODES[0] in modes:
@@ -232,7 +264,7 @@ async def main() -> int:
                 if mode in modes:
                     rows.append(score(name, mode, clips, await server_answers(url, data, concurrency)))
             r = rows[before:]
-            if args.live:
+            if args.live and not name.startswith("joined"):  # live streams the shared clips' own files
                 for mode, concurrency in zip(LIVE_MODES, (1, 4)):
                     texts = await live_answers(url, TOKEN, clips, concurrency)
                     rows.append(score(name, mode, clips, [Answer(t, c.lang) for t, c in zip(texts, clips)]))
