@@ -84,6 +84,16 @@ def shared_sets(quick: bool, only: Sequence[str]) -> dict[str, list[Clip]]:
 JOIN_S = 60.0  # --joined: each set's clips joined in order, with 1 s pauses, into uploads of about this length
 
 
+def joins(clips: list[Clip], seconds: float) -> list[list[Clip]]:
+    """The clips in order, in joins of at least ``seconds`` with their 1 s pauses (the last one may be shorter)."""
+    out: list[list[Clip]] = [[]]
+    for clip in clips:
+        if sum(c.seconds + 1.0 for c in out[-1]) >= seconds:
+            out.append([])
+        out[-1].append(clip)
+    return [j for j in out if j]
+
+
 def joined_uploads(sets: dict[str, list[Clip]]) -> dict[str, list[tuple[Clip, bytes]]]:
     """Each set's clips joined into uploads of several speech windows (a real recording is cut into many; a
     single shared clip is one window): a Clip standing for each upload (its transcript the clips' joined) and the
@@ -92,15 +102,11 @@ def joined_uploads(sets: dict[str, list[Clip]]) -> dict[str, list[tuple[Clip, by
     for name, clips in sets.items():
         if name == "other":
             continue
-        parts: list[list[Clip]] = [[]]
-        for clip in clips:
-            if sum(c.seconds + 1.0 for c in parts[-1]) >= JOIN_S:
-                parts.append([])
-            parts[-1].append(clip)
+        parts = joins(clips, JOIN_S)
         out[f"joined {name}"] = [(dataclasses.replace(part[0], file=f"{part[0].file} +{len(part) - 1}",
                                                       transcript=" ".join(c.transcript for c in part),
                                                       seconds=sum(c.seconds + 1.0 for c in part)),
-                                  wav(joined_with_gaps(part, 1.0)[0])) for part in parts if part]
+                                  wav(joined_with_gaps(part, 1.0)[0])) for part in parts]
     return out
 
 

@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_accuracy import shared_sets  # noqa: E402
+from bench.bench_accuracy import joins, shared_sets  # noqa: E402
 from stt.audio import SAMPLE_RATE  # noqa: E402
-from stt.engines.base import TranscribeOptions, WindowRequest  # noqa: E402
-from stt.engines.batched_windows import _codes, _features, input_seconds  # noqa: E402
+from stt.engines.base import TranscribeOptions  # noqa: E402
+from stt.engines.batched_windows import window_ranking  # noqa: E402
 from stt.engines.languages import choose_language  # noqa: E402
 from stt.inference.language_choice import choose_upload_language  # noqa: E402
 from stt.inference.speech_windows import cut_windows, upload_language  # noqa: E402
@@ -40,26 +37,6 @@ BANDS = ((0, 10), (10, 15), (15, 20), (20, 25), (25, 31))  # seconds of speech i
 def sets() -> dict[str, list[Clip]]:
     """bench_accuracy's shared sets, in file order, but its "other" clips (one clip per language: no joins)."""
     return {name: clips for name, clips in shared_sets(False, []).items() if name != "other"}
-
-
-def joins(clips: list[Clip], seconds: float) -> list[list[Clip]]:
-    """The clips in order, in joins of at least ``seconds`` (the last one may be shorter)."""
-    out: list[list[Clip]] = [[]]
-    for clip in clips:
-        if sum(c.seconds + 1.0 for c in out[-1]) >= seconds:
-            out.append([])
-        out[-1].append(clip)
-    return [j for j in out if j]
-
-
-def own_input_language(engine: Any, audio: np.ndarray) -> tuple[str, float]:
-    """Detection alone on the window's own encoder input (its speech and at least 5 s of silence, or a full
-    window: what ``decode_batch`` encodes it on), without the choice between two close languages that the
-    window's decoding then makes (stt.engines.rivals)."""
-    model = engine._model  # the engine's WhisperModel
-    request = WindowRequest(audio, None)
-    encoded = model.model.encode(_features(model, [audio], input_seconds(request)))
-    return choose_language(_codes(model.model.detect_language(encoded)[0]))
 
 
 def band(seconds: float) -> tuple[int, int]:
@@ -84,7 +61,7 @@ def main() -> None:
                     continue
                 first = cut_windows(speech, len(audio))[0]
                 upload = upload_language(engine, audio, speech, TranscribeOptions())  # no first window: 30 s of it
-                own = own_input_language(engine, first.audio(audio))
+                own = choose_language(window_ranking(engine._model, first.audio(audio)))
                 served = choose_upload_language(engine, audio, speech, TranscribeOptions(beam_size=5), first).language
                 assert upload is not None and served is not None  # speech, and a multilingual model
                 row = tally[band(first.samples / SAMPLE_RATE), name]

@@ -132,7 +132,8 @@ def measure_in_process() -> list[tuple[str, float, float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--configs", default=",".join(c for c in CONFIGS if "arena" not in c), help="comma-separated: " + ", ".join(CONFIGS))
+    parser.add_argument("--configs", default=",".join(c for c in CONFIGS if "arena" not in c),
+                        help="comma-separated: " + ", ".join(CONFIGS))
     args = parser.parse_args()
     print("in-process faster-whisper (baseline)", flush=True)
     baseline = measure_in_process()

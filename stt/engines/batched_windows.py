@@ -20,6 +20,7 @@ no_speech_prob).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -155,21 +156,22 @@ def _decode(model: WhisperModel, requests: Sequence[WindowRequest], *, full: boo
     longest = max(len(p) for p in prompts)
     new_tokens = text_budget(len(audios[0]))  # the same for the whole batch (see _groups)
     generated = model.model.generate(
-        _rows(model, encoded, features, [i for i, _ in rows]), prompts, beam_size=max(r.beam_size for r in requests),
+        _rows(model, encoded, features, [i for i, _ in rows]), prompts,
+        beam_size=max(r.beam_size for r in requests),
         max_length=min(model.max_length, longest + new_tokens), suppress_blank=True,
         suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])), return_scores=True,
         return_no_speech_prob=True, max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX)
     texts = [_inside(g.sequences_ids[0], tok, len(audios[i]) / SAMPLE_RATE) if stamped else
              [t for t in g.sequences_ids[0] if t < tok.eot] for g, tok, (i, _) in zip(generated, tokenizers, rows)]
     decoded = [tok.decode(tokens).strip() for tok, tokens in zip(tokenizers, texts)]
-    kept = _winners(rows, [WindowResult(text, (), lang, p, _scores(g, text))
-                           for g, text, (_, (lang, p)) in zip(generated, decoded, rows)])
-    rows, tokenizers, generated, texts, decoded = ([xs[k] for k in kept]
-                                                   for xs in (rows, tokenizers, generated, texts, decoded))
+    readings = [WindowResult(text, (), lang, p, _scores(g, text))
+                for g, text, (_, (lang, p)) in zip(generated, decoded, rows)]
+    kept = _winners(rows, readings)
+    rows, tokenizers, generated, texts, readings = ([xs[k] for k in kept]
+                                                    for xs in (rows, tokenizers, generated, texts, readings))
     aligned = _align(model, tokenizers, requests, texts, encoded, audios)
-    results = [WindowResult(text, _words(words, len(a) / SAMPLE_RATE, text) if r.words else (), lang, p,
-                            _scores(g, text))
-               for r, g, text, words, a, (_, (lang, p)) in zip(requests, generated, decoded, aligned, audios, rows)]
+    results = [dataclasses.replace(reading, words=_words(words, len(a) / SAMPLE_RATE, reading.text)) if r.words
+               else reading for r, reading, words, a in zip(requests, readings, aligned, audios)]
     unfinished = [i for i, (g, tok, a) in enumerate(zip(generated, tokenizers, audios))
                   if stamped and _unfinished(g.sequences_ids[0], tok, len(a) / SAMPLE_RATE)]
     if unfinished:
@@ -292,6 +294,14 @@ def detect_candidates(model: WhisperModel, requests: Sequence[WindowRequest], au
         found = dict(enumerate(model.model.detect_language(encoded)))
     return [[(r.language, 1.0)] if r.language else rivals(_codes(found[i]), r.languages)
             for i, r in enumerate(requests)]
+
+
+def window_ranking(model: WhisperModel, audio: np.ndarray) -> list[tuple[str, float]]:
+    """Detection alone on a window's own encoder input (what ``decode_batch`` encodes it on), most likely first,
+    without the choice between two close languages its decoding then makes: for benchmarks and tests that look
+    at the detector itself."""
+    encoded = model.model.encode(_features(model, [audio], input_seconds(WindowRequest(audio, None))))
+    return _codes(model.model.detect_language(encoded)[0])
 
 
 def _codes(probabilities: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:

@@ -14,6 +14,7 @@ import pytest
 
 from stt.audio import SAMPLE_RATE, decode_audio
 from stt.engines.base import Engine, TranscribeOptions, Transcript, WindowRequest, WindowResult, WindowScores, Word
+from stt.engines.batched_windows import window_ranking
 from stt.engines.rivals import RIVAL_RATIO, likeliest, rivals
 from stt.inference.speech_windows import cut_windows, upload_ranking
 from tests.conftest import AUTH
@@ -154,7 +155,7 @@ async def test_real_long_window_unsure_of_its_language_comes_back_in_english(mak
     windows = cut_windows(fw_base.find_speech(upload), len(upload))
     assert len(windows) == 1 and fw_base.detects_in_window(windows[0].samples)
     audio = windows[0].audio(upload)
-    ranked = own_input_language_ranking(fw_base, audio)
+    ranked = window_ranking(fw_base._model, audio)
     assert ranked[0][0] != "en" and [lang for lang, _ in rivals(ranked)] == [ranked[0][0], "en"]
     client = await make_client(fw_base)
     resp = await client.post("/stt", params={"output": "verbose_json"}, data=wav(upload), headers=AUTH)
@@ -168,15 +169,6 @@ async def test_real_long_window_unsure_of_its_language_comes_back_in_english(mak
     other = WindowRequest(decode_audio(manifest()["en/jfk.flac"].path.read_bytes()), None, None, 5)
     batched = fw_base.decode_windows([dataclasses.replace(other, audio=audio[: len(other.audio)]), request])[1]
     assert alone.language == batched.language == "en" and alone.text == batched.text
-
-
-def own_input_language_ranking(engine: Any, audio: np.ndarray) -> list[tuple[str, float]]:
-    """Detection alone on the window's own encoder input (what the batched decoder detects on)."""
-    from stt.engines.batched_windows import _codes, _features, input_seconds
-
-    model = engine._model
-    encoded = model.model.encode(_features(model, [audio], input_seconds(WindowRequest(audio, None))))
-    return _codes(model.model.detect_language(encoded)[0])
 
 
 def test_rows_decoded_twice_take_their_encoding_on_a_gpu_from_the_features() -> None:
@@ -202,7 +194,8 @@ def test_rows_decoded_twice_take_their_encoding_on_a_gpu_from_the_features() -> 
                 return rows
 
     assert _rows(Model, encoded_cpu, features, [0, 1]) is encoded_cpu  # one row each: the batch as it is
-    assert np.asarray(_rows(Model, encoded_cpu, features, [0, 1, 1])).tolist() == [[0, 10, 20], [30, 40, 50], [30, 40, 50]]
+    doubled = np.asarray(_rows(Model, encoded_cpu, features, [0, 1, 1])).tolist()
+    assert doubled == [[0, 10, 20], [30, 40, 50], [30, 40, 50]]
     assert Model.model.encoded == []
     _rows(Model, GpuEncoded(), features, [0, 0, 1])
     assert Model.model.encoded == [[[0, 1, 2], [0, 1, 2], [3, 4, 5]]]

@@ -160,7 +160,6 @@ class Counting:
         return self.inner.detect_language(audio)
 
 
-
 @pytest.mark.model
 async def test_real_upload_of_one_window_of_speech_finds_its_language_itself(make_client: Any, fw_base: Any) -> None:
     """A 21 s Spanish clip (one window, over 15 s of speech) through `/stt`: no detection pass of its own, and the
