@@ -75,6 +75,10 @@ class WindowRequest:
     # Encoded on a full 30 s window, as Whisper encodes (uploads: the engine's accuracy); False: on the audio
     # plus a few seconds of silence (live passes: a fraction of the encoder's cost, for latency).
     full_window: bool = False
+    # Every second of the audio is speech (an upload's window, cut from the VAD's speech): a decoding that stops
+    # well before its end left speech out, and the rest is decoded (stt.engines.rests). Not a live pass, which
+    # holds the pauses of its utterance.
+    all_speech: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

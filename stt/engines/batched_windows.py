@@ -34,6 +34,7 @@ from faster_whisper.transcribe import get_compression_ratio, get_suppressed_toke
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import WindowRequest, WindowResult, WindowScores, Word
 from stt.engines.repetition import looks_repeated
+from stt.engines.rests import with_rests
 from stt.engines.rivals import likeliest, rivals
 
 PAD_S = 5.0  # silence after the audio, so the decoder sees where speech ends
@@ -60,6 +61,14 @@ DETECT_IN_WINDOW_S = 21.0
 
 
 def decode_batch(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
+    """Each window's reading, and the rest of a window whose decoding left speech out (stt.engines.rests)."""
+    def decode(batch: Sequence[WindowRequest]) -> list[WindowResult]:
+        return _decode_windows(model, batch)
+
+    return with_rests(decode, requests, decode(requests))
+
+
+def _decode_windows(model: WhisperModel, requests: Sequence[WindowRequest]) -> list[WindowResult]:
     results: dict[int, WindowResult] = {}
     for group in _groups(model, requests):
         for i, result in zip(group, _decode_group(model, [requests[i] for i in group])):

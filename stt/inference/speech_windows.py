@@ -165,7 +165,7 @@ def window_request(window: SpeechWindow, upload: np.ndarray, options: Transcribe
     # set (bench/bench_padding.py), a full window was no closer to the engine's WER and hallucinated a whole
     # sentence on a short non-native clip.
     return WindowRequest(window.audio(upload), options.language, prompt, options.beam_size, options.task,
-                         words=True, languages=options.languages)
+                         words=True, languages=options.languages, all_speech=True)
 
 
 def window_segments(window: SpeechWindow, result: WindowResult, first_id: int = 0) -> list[Segment]:
