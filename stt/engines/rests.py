@@ -17,7 +17,7 @@ over ``UNREAD_S`` with no word, or one word longer than that, is speech left out
 
 Such a stretch is decoded as Whisper decodes its next window: on its own, with the text before it as its
 prompt (the decoder keeps the speaker's words and style), in the language the window was read in; its reading
-replaces the stretch (and the word stretched across it). Its own unread stretches are checked again, at most
+replaces the stretch (a word stretched across it stays where the reading does not end with it). Its own unread stretches are checked again, at most
 ``MAX_RESTS`` times (each is shorter than the window it came from). A stretch the decoder judges silent, by
 Whisper's own rule (no-speech probability above 0.6 and the text's average log-probability below -1), is left
 as it was: a VAD piece can hold a cough or a chair. A function of the window alone, as every window's decoding
@@ -38,6 +38,7 @@ UNREAD_S = 2.0  # a stretch of a window's speech this long with no word read in 
 MAX_RESTS = 3  # rounds of unread stretches decoded for one window, at most
 NO_SPEECH = 0.6  # Whisper's no_speech_threshold
 SILENT_LOGPROB = -1.0  # Whisper's logprob_threshold: with NO_SPEECH, a silent window
+STRETCHED_WORD_S = 0.5  # the time given to a stretched word kept at the end of its stretch
 
 Decode = Callable[[Sequence[WindowRequest]], list[WindowResult]]
 
@@ -110,6 +111,8 @@ def filled(result: WindowResult, rests: Sequence[tuple[Stretch, WindowResult]]) 
     for stretch, rest in rests:  # in order, and apart: ``unread`` gives them so
         words += result.words[taken:stretch.first]
         words += [Word(w.start + stretch.start, w.end + stretch.start, w.word, w.probability) for w in rest.words]
+        if stretch.last < len(result.words):  # text follows: the stretched word was read where it resumed
+            words += _stretched(result.words[stretch.first:stretch.last], words, stretch.end)
         taken = stretch.last
         scores = _scores(scores, rest.scores)
     words += result.words[taken:]
@@ -117,6 +120,22 @@ def filled(result: WindowResult, rests: Sequence[tuple[Stretch, WindowResult]]) 
     if scores is not None:
         scores = dataclasses.replace(scores, compression_ratio=get_compression_ratio(text))
     return dataclasses.replace(result, text=text, words=tuple(words), scores=scores)
+
+
+def _stretched(replaced: Sequence[Word], words: Sequence[Word], end: float) -> list[Word]:
+    """The word stretched across a stretch that text follows, kept unless the stretch's reading ends with it:
+    the decoder read it where it started again after the speech it skipped (the stretch's end, right before the
+    next word), and the stretch's audio, cut right after it, often loses it ("Er" of "Er griff auch alles an"
+    after a skipped FLEURS de sentence). A stretch after the last word read holds its word at its start,
+    whole: its reading has it."""
+    if not replaced or (words and _bare(words[-1].word) == _bare(replaced[0].word)):
+        return []
+    start = max(end - STRETCHED_WORD_S, words[-1].end if words else 0.0)
+    return [dataclasses.replace(replaced[0], start=min(start, end), end=end)]
+
+
+def _bare(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalnum())
 
 
 def _scores(first: WindowScores | None, rest: WindowScores | None) -> WindowScores | None:

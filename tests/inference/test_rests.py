@@ -88,6 +88,16 @@ def test_skipped_speech_at_the_start_and_a_word_stretched_across_it_are_read_aga
     assert [w.start for w in joined.words] == [0.5, 2.0, 4.0, 6.0, 6.6, 6.6 + 1.5]
 
 
+def test_a_stretched_word_the_reading_cut_off_is_kept_where_the_text_resumed() -> None:
+    # FLEURS de: "Er" aligned across a skipped sentence; the sentence's reading, cut right after "Er", lacks it.
+    first = _result(_words((0.0, 10.8, "Er"), (10.8, 11.2, "griff")))
+    decode = Decoder([_result(_words((0.0, 2.0, "Für"), (2.0, 4.0, "die"), (4.0, 5.0, "Insel."), (5.0, 6.0, "x"),
+                                     (6.0, 8.0, "y"), (8.0, 10.0, "fahren.")))])
+    [joined] = with_rests(decode, [_request(11.4)], [first])
+    assert joined.text == "Für die Insel. x y fahren. Er griff"
+    assert [(w.start, w.end) for w in joined.words][-2:] == [(10.3, 10.8), (10.8, 11.2)]
+
+
 def test_a_gap_between_words_is_read_and_put_between_them() -> None:
     first = _result(_words((0.0, 1.0, "a"), (4.0, 5.0, "d")))
     decode = Decoder([_result(_words((0.2, 1.0, "b"), (1.0, 2.5, "c")))])

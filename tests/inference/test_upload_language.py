@@ -128,7 +128,8 @@ def test_real_full_first_window_language_is_what_its_decoding_finds(fw_base: Any
     first = cut_windows(speech, len(upload))[0]
     assert first.samples > 25 * S and fw_base.detects_in_window(first.samples)
     choice = choose_upload_language(fw_base, upload, speech, TranscribeOptions(), first)
-    decoded = fw_base.decode_windows([WindowRequest(first.audio(upload), None, None, 5, words=True)])[0]
+    decoded = fw_base.decode_windows([WindowRequest(first.audio(upload), None, None, 5, words=True,
+                                                    all_speech=True)])[0]
     assert choice.language is not None and choice.language[0] == decoded.language == lang
     assert choice.language[1] == pytest.approx(decoded.language_probability, abs=1e-6)
     assert choice.first is not None and choice.first.text == decoded.text
