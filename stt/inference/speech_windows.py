@@ -9,7 +9,9 @@ segment ends at a pause, as Whisper's own segments mostly do.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import math
 import statistics
 from collections.abc import Iterator, Sequence
 
@@ -205,17 +207,22 @@ def _pieces(window: SpeechWindow, result: WindowResult) -> list[tuple[float, flo
         return [(first / SAMPLE_RATE, last / SAMPLE_RATE, " " + result.text.strip(), ())]
     mapped = [Word(round(window.original_time(w.start), 3), round(window.original_time(w.end), 3), w.word,
                    w.probability) for w in result.words]
-    out: list[tuple[float, float, str, tuple[Word, ...]]] = []
-    for start, end in window.pieces:
-        inside = tuple(w for w in mapped if start / SAMPLE_RATE <= (w.start + w.end) / 2 < end / SAMPLE_RATE)
-        for words in _sentences(inside):
-            out.append((words[0].start, words[-1].end, "".join(w.word for w in words), words))
-    placed = {id(w) for *_, words in out for w in words}  # by identity: linear, and equal words stay apart
-    missed = [w for w in mapped if id(w) not in placed]
-    if missed:  # a word whose middle fell into a cut-out pause: keep it in the nearest segment's place
-        out.append((missed[0].start, missed[-1].end, "".join(w.word for w in missed), tuple(missed)))
-        out.sort(key=lambda piece: piece[0])
-    return out
+    by_piece: list[list[Word]] = [[] for _ in window.pieces]
+    for word in mapped:
+        by_piece[_piece_of(window.pieces, (word.start + word.end) / 2)].append(word)
+    return [(words[0].start, words[-1].end, "".join(w.word for w in words), words)
+            for inside in by_piece for words in _sentences(tuple(inside))]
+
+
+def _piece_of(pieces: Sequence[tuple[int, int]], t: float) -> int:
+    """The piece that holds the time ``t`` (seconds), or, where ``t`` falls in a pause cut out between two, the
+    nearer one: a word mapped across a cut-out pause stays with its neighbours, in order (such words were once
+    gathered into a segment of their own, which put a piece's last word before the next piece's first)."""
+    sample = t * SAMPLE_RATE
+    k = max(0, bisect.bisect_right(pieces, (sample, math.inf)) - 1)
+    if sample <= pieces[k][1] or k + 1 == len(pieces):
+        return k
+    return k if sample - pieces[k][1] <= pieces[k + 1][0] - sample else k + 1
 
 
 def _sentences(words: tuple[Word, ...]) -> list[tuple[Word, ...]]:

@@ -299,6 +299,20 @@ def test_words_make_one_segment_per_speech_piece_on_the_upload_timeline() -> Non
     assert (transcript.language, transcript.language_probability) == ("de", 0.7)
 
 
+def test_words_mapped_across_cut_out_pauses_stay_in_order_with_their_nearer_piece() -> None:
+    # Three pieces (2-5 s, 9-10 s, 14-16 s of the upload): "a" ends 0.4 s into the second piece, "c" starts
+    # 0.2 s before the second ends and ends 0.4 s into the third; both words' middles fall into cut-out pauses.
+    # They were once gathered into one segment at "a"'s start, which put "c" before "b" (FLEURS pt joined:
+    # "largada. O Skelegel. romantismo").
+    window = SpeechWindow(((2 * S, 5 * S), (9 * S, 10 * S), (14 * S, 16 * S)))
+    words = (Word(0.5, 1.0, " x", 0.9), Word(2.0, 3.4, " a", 0.9), Word(3.5, 3.6, " b", 0.9),
+             Word(3.8, 4.4, " c", 0.9), Word(4.5, 5.0, " d.", 0.9))
+    transcript = assemble([window], [WindowResult("x a b c d.", words, "pt")], np.zeros(17 * S, np.float32),
+                          TranscribeOptions())
+    assert transcript.text == "x a b c d."
+    assert [(s.start, s.text) for s in transcript.segments] == [(2.5, " x a"), (9.5, " b"), (9.8, " c d.")]
+
+
 # -- the HTTP faces -------------------------------------------------------------------------------------
 
 class RecordingEngine(FakeEngine):
