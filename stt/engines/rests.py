@@ -17,8 +17,11 @@ over ``UNREAD_S`` with no word, or one word longer than that, is speech left out
 
 Such a stretch is decoded as Whisper decodes its next window: on its own, with the text before it as its
 prompt (the decoder keeps the speaker's words and style), in the language the window was read in; its reading
-replaces the stretch (a word stretched across it stays where the reading does not end with it). Its own unread stretches are checked again, at most
-``MAX_RESTS`` times (each is shorter than the window it came from). A stretch the decoder judges silent, by
+replaces the stretch (a word stretched across it stays where the reading does not end with it). Its own
+unread stretches are checked again, at most ``MAX_RESTS`` times: each is shorter than the window it came from,
+and the stretches of one round are apart, so a round decodes at most the window's own audio again. A stretch
+that is the whole window (a one-word text, which the alignment spans across the window) is not decoded again:
+the same audio would read the same. A stretch the decoder judges silent, by
 Whisper's own rule (no-speech probability above 0.6 and the text's average log-probability below -1), is left
 as it was: a VAD piece can hold a cough or a chair. A function of the window alone, as every window's decoding
 here: no transcript depends on what else the server decodes.
@@ -86,7 +89,7 @@ def unread(request: WindowRequest, result: WindowResult) -> list[Stretch]:
     seconds = len(request.audio) / SAMPLE_RATE
     if seconds - read_to > UNREAD_S:
         stretches.append(Stretch(read_to, seconds, len(result.words), len(result.words)))
-    return stretches
+    return [s for s in stretches if not (s.start <= 0.0 and s.end >= seconds)]
 
 
 def _rest_request(request: WindowRequest, result: WindowResult, stretch: Stretch) -> WindowRequest:

@@ -28,7 +28,8 @@ def _words(*spans: tuple[float, float, str]) -> tuple[Word, ...]:
 
 def _result(words: tuple[Word, ...], no_speech: float = 0.01, avg: float = -0.2) -> WindowResult:
     text = "".join(w.word for w in words).strip()
-    return WindowResult(text, words, "de", 0.9, WindowScores(avg, 1.0, no_speech, avg * (len(words) + 1)))  # a token a word
+    logprob = avg * (len(words) + 1)  # a token a word, and the end of text
+    return WindowResult(text, words, "de", 0.9, WindowScores(avg, 1.0, no_speech, logprob))
 
 
 def _read_to(until: float, tag: str = "w", **kw: float) -> WindowResult:
@@ -96,6 +97,13 @@ def test_a_stretched_word_the_reading_cut_off_is_kept_where_the_text_resumed() -
     [joined] = with_rests(decode, [_request(11.4)], [first])
     assert joined.text == "Für die Insel. x y fahren. Er griff"
     assert [(w.start, w.end) for w in joined.words][-2:] == [(10.3, 10.8), (10.8, 11.2)]
+
+
+def test_a_one_word_text_spanning_the_whole_window_is_not_read_again() -> None:
+    # The alignment gives a single word the whole window: decoding the same audio again would read the same.
+    request, result = _request(6.0), _result(_words((0.0, 6.0, "Yes.")))
+    assert unread(request, result) == []
+    assert with_rests(Decoder([]), [request], [result]) == [result]
 
 
 def test_a_gap_between_words_is_read_and_put_between_them() -> None:
