@@ -47,6 +47,16 @@ MIN_ENDPOINTING_S = 0.25
 SENTENCE_ENDS = ".!?…。！？"
 PAST_AUDIO_S = 0.04  # two steps of Whisper's word alignment (20 ms frames)
 SAME_WORD_S = 0.1  # Whisper's word ends from two windows differ by about this much for the same word
+# A Finalize in the middle of speech: a final's last word that ends this close to the cut was still being said
+# there (Whisper's aligner ends a word cut off by the window at the window's last frames). It is left to the
+# continuation, whose window then starts this much before it: the word is heard whole once, not guessed from its
+# first half by the final and heard again by the continuation ("and brews." + "Bruse potatoes").
+SPLIT_WORD_S = 0.1
+# openai-whisper's test for a hallucinated segment (transcribe.py, is_segment_anomaly): its first 8 words scored by
+# how unlikely the decoder found each (probability under 0.15) and how little audio the aligner could give it (under
+# 0.133 s) or how much (over 2 s).
+ANOMALY_WORDS = 8
+COPIED_WORDS = 3  # a run of this many words of the prompt, said again by a pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +147,8 @@ class _FinalDue:
     speech_final: bool
     from_finalize: bool = False
     event: Transcribed | None = None  # made, not out yet
+    # The utterance a Finalize in the middle of speech opened at the cut: it takes the word the cut splits.
+    continuation: _Utterance | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,15 +347,14 @@ class StreamSession:
             self._in_speech, self._speech_run = False, 0
             events.append(SpeechStopped(round(self._speech_end / SAMPLE_RATE, 3), utt.turn))
         due = _FinalDue(utt, self._total, need, speech_final=not goes_on, from_finalize=from_finalize)
-        events += self._finish(due)
         if goes_on:
             # The speaker goes on: the words after the cut belong to a new utterance of the same turn, opened now
             # (the speech detector does not report an onset in the middle of speech). Its window starts a pre-roll
-            # before the cut so a word cut in two is heard whole; words the final already holds are not said twice
-            # (see _unsaid).
+            # before the cut, and before the word the cut splits when the final leaves it (_split_word); words the
+            # final already holds are not said twice (see _unsaid).
             begin = max(self._buf_start, self._total - int(self.config.preroll_s * SAMPLE_RATE))
-            self._utt = _Utterance(next(self._ids), begin, utt.turn, cut=self._total)
-        return events
+            self._utt = due.continuation = _Utterance(next(self._ids), begin, utt.turn, cut=self._total)
+        return events + self._finish(due)
 
     def _start_pass(self, utt: _Utterance, end: int, due: _FinalDue | None, urgent: bool = False) -> Pass:
         end = max(end, utt.start)
@@ -382,12 +393,13 @@ class StreamSession:
         words = [] if result is None else self._unsaid(_heard([
             Word(w.start + offset, min(w.end + offset, done.end / SAMPLE_RATE), w.word, w.probability)
             for w in result.words], done.end / SAMPLE_RATE), done.cut)
+        if _anomalous(words) and _copies(words, done.request.prompt):
+            words = []  # the decoder wrote its prompt again into what it heard as silence (see _copies)
         if done.final is not None:
             due = done.final
             if due.event is not None or due not in self._finals:
                 return []  # a pass that ran beside it already made that final
-            due.event = self._final_event(due.utterance, due.utterance.begins, done.end,
-                                          words or due.utterance.hypothesis, due.speech_final, due.from_finalize)
+            due.event = self._made(due, done.end, words or due.utterance.hypothesis)
             return self._release()
         due = next((f for f in self._finals if f.utterance.id == done.utterance_id and f.event is None), None)
         utt = due.utterance if due else self._utt
@@ -396,7 +408,7 @@ class StreamSession:
         shown = self._agree(utt, words, done.end)
         if due is not None and done.end >= due.need:
             # This pass already heard the whole utterance: it is the final, no further decoding.
-            due.event = self._final_event(utt, utt.begins, done.end, words, due.speech_final, due.from_finalize)
+            due.event = self._made(due, done.end, words)
             return self._release()
         return [Transcribed(round(utt.begins / SAMPLE_RATE, 3), round(done.end / SAMPLE_RATE, 3),
                             _text(shown), tuple(shown), is_final=False, turn=utt.turn)] if shown else []
@@ -436,10 +448,33 @@ class StreamSession:
             # its turn still ends with a final (an empty one).
             due.event = self._final_event(utt, utt.begins, due.end, [], due.speech_final, due.from_finalize)
         elif utt.hypothesis and utt.covered >= due.need:
-            due.event = self._final_event(utt, utt.begins, utt.covered, utt.hypothesis, due.speech_final,
-                                          due.from_finalize)
+            due.event = self._made(due, utt.covered, utt.hypothesis)
         self._finals.append(due)
         return self._release()
+
+    def _made(self, due: _FinalDue, end: int, words: list[Word]) -> Transcribed:
+        """``due``'s final from a pass that heard its utterance up to ``end``, less the word a Finalize in the middle
+        of speech split (_split_word): it then ends where that word starts."""
+        words, end = self._split_word(due, words, end)
+        return self._final_event(due.utterance, due.utterance.begins, end, words, due.speech_final,
+                                 due.from_finalize)
+
+    def _split_word(self, due: _FinalDue, words: list[Word], end: int) -> tuple[list[Word], int]:
+        """``words`` without the last ones still being said at a Finalize's cut in the middle of speech (they end
+        within SPLIT_WORD_S of it), and where the final then ends. The continuation opened at the cut takes them:
+        its window and its own speech start at the first of them (before its first pass, which waits for this
+        final's), so they are decoded once, whole, and not dropped as said (_unsaid compares with this final)."""
+        cont = due.continuation
+        cut = due.end / SAMPLE_RATE
+        keep = len(words)
+        while cont is not None and keep and words[keep - 1].end >= cut - SPLIT_WORD_S:
+            keep -= 1
+        if cont is None or keep == len(words) or cont.cut is None:
+            return words, end
+        start = max(due.utterance.begins, _seconds_to_sample(words[keep].start))
+        cont.cut = min(cont.cut, start)
+        cont.start = max(self._buf_start, min(cont.start, start - int(SPLIT_WORD_S * SAMPLE_RATE)))
+        return words[:keep], min(end, start)
 
     def _release(self) -> list[Event]:
         """The finals made, in the order owed, up to the first one still waiting for its pass. Their text is the
@@ -471,6 +506,31 @@ def _heard(words: list[Word], end: float) -> list[Word]:
     while keep and words[keep - 1].start >= end - PAST_AUDIO_S:
         keep -= 1
     return words[:keep]
+
+
+def _anomalous(words: list[Word]) -> bool:
+    """openai-whisper's hallucination test for a segment (``is_segment_anomaly``): its first words are ones the
+    decoder itself found unlikely or the aligner squeezed into (or stretched across) an implausible stretch."""
+    scored = [w for w in words if _normal(w.word)][:ANOMALY_WORDS]
+    score = sum(_anomaly(w) for w in scored)
+    return bool(scored) and (score >= 3 or score + 0.01 >= len(scored))
+
+
+def _anomaly(word: Word) -> float:
+    duration = word.end - word.start
+    return float(word.probability < 0.15) + max(0.0, 0.133 - duration) * 15 + max(0.0, duration - 2.0)
+
+
+def _copies(words: list[Word], prompt: str | None) -> bool:
+    """``words`` say a run of COPIED_WORDS words of ``prompt`` again. With ``_anomalous`` it marks Whisper's known
+    failure on a window of little or no speech: it writes out its prompt (the earlier finals) once more, with
+    unlikely words the aligner has no audio for (the few tenths of a second left after a cut at 15 s of speech read
+    "t he found an arid pleasure in following", the sentence's beginning). Each alone is no proof: people repeat
+    themselves, and fast or accented speech has short or unlikely words."""
+    said = [_normal(w) for w in (prompt or "").split()]
+    heard = [_normal(w.word) for w in words]
+    runs = {tuple(said[i:i + COPIED_WORDS]) for i in range(len(said) - COPIED_WORDS + 1)}
+    return any(tuple(heard[i:i + COPIED_WORDS]) in runs for i in range(len(heard) - COPIED_WORDS + 1))
 
 
 def _already_said(word: Word, said: Word, continues: bool) -> bool:

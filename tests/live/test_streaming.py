@@ -10,7 +10,7 @@ from stt.audio import SAMPLE_RATE, decode_audio
 from stt.engines.base import Word
 from stt.engines.windows import WindowResult
 from stt.live.speech_detector import FRAME, SpeechDetector
-from stt.live.session import SpeechStarted, SpeechStopped, StreamConfig, StreamSession, Transcribed
+from stt.live.session import Pass, SpeechStarted, SpeechStopped, StreamConfig, StreamSession, Transcribed
 from tests.helpers import AUDIO_DIR
 
 CHUNK = SAMPLE_RATE // 10
@@ -297,3 +297,81 @@ def test_a_final_owed_before_the_end_of_a_turn_comes_out_before_it() -> None:
     finals = finals_of(events)
     assert check_turns(events) == 1 and len(finals) == 2
     assert finals[0].text and not finals[0].speech_final and finals[1].speech_final  # the owed one first
+
+
+def on_grid(step: Pass) -> WindowResult:
+    """A decoder over a fixed script of words on the stream's own timeline (w0 at 0.0-0.45 s, w1 at 0.5-0.95 s,
+    ...), as Whisper reads them: the words a window holds, a word its end cuts off ending at the window's end and
+    misread ("w4~": Whisper guesses a word from its first half)."""
+    start, end = step.start / SAMPLE_RATE, step.end / SAMPLE_RATE
+    words = []
+    for k in range(int(start / 0.5), int(end / 0.5) + 1):
+        begin, finish = k * 0.5, k * 0.5 + 0.45
+        if begin < start or begin >= end - 0.05:
+            continue
+        cut_off = finish > end
+        words.append(Word(begin - start, min(finish, end) - start, f" w{k}" + ("~" if cut_off else ""), 0.9))
+    return WindowResult("", tuple(words), "en")
+
+
+def test_a_word_a_finalize_cuts_in_two_is_left_to_the_speech_after_it_and_said_once_whole() -> None:
+    """Deepgram's Finalize in the middle of a word: the final's window ends in it, so the decoder can only guess
+    the word from its first half ("and brews." for "and bruised"), and the speech after the cut heard it again
+    whole ("Bruse potatoes"). The final now stops before that word; the next utterance's window starts before it,
+    and the word comes out once, whole, in order."""
+    speech = clip("1089-134686-0001.flac")
+    session = StreamSession(StreamConfig(endpointing_s=0.5), DETECTOR)
+    cut = int(2.2 * SAMPLE_RATE)  # inside w4 (2.0-2.45 s)
+    events: list = []
+
+    def feed(audio: np.ndarray) -> None:
+        for i in range(0, len(audio), CHUNK):
+            events.extend(session.feed(audio[i:i + CHUNK]))
+            drain_grid()
+
+    def drain_grid() -> None:
+        while (step := session.next_pass()) is not None:
+            starts.append(step.start)
+            events.extend(session.apply(step, on_grid(step)))
+
+    starts: list[int] = []
+    feed(speech[:cut])
+    events.extend(session.flush())
+    drain_grid()
+    flushed = finals_of(events)
+    assert len(flushed) == 1 and flushed[0].from_finalize
+    assert flushed[0].text.split()[-1] == "w3" and flushed[0].end == 2.0  # it ends where the cut word starts
+    starts.clear()
+    feed(np.concatenate([speech[cut:cut + 2 * SAMPLE_RATE], np.zeros(SAMPLE_RATE, np.float32)]))
+    finals = finals_of(events)
+    assert starts and min(starts) <= int(1.9 * SAMPLE_RATE)  # the continuation's window holds w4 whole
+    said = " ".join(f.text for f in finals).split()
+    assert "w4" in said and not any(w.endswith("~") for w in said)
+    assert said == sorted(set(said), key=lambda w: int(w[1:]))  # each word once, in order
+    assert finals[1].start == 2.0
+
+
+def copied(prompt: str, probability: float, seconds: float) -> WindowResult:
+    words = prompt.split()
+    return WindowResult("", tuple(Word(i * seconds, (i + 1) * seconds, " " + w, probability)
+                                  for i, w in enumerate(words)), "en")
+
+
+def test_a_pass_that_writes_its_prompt_again_into_silence_is_dropped_but_a_real_repetition_is_kept() -> None:
+    """Whisper's failure on a window of little speech (the tenths of a second left after a cut at 15 s): it writes
+    its prompt out again, unlikely words crammed into no time ("t he found an arid pleasure in following"). Such
+    text is no final. The same words said again as speech (likely, each given its time) are kept."""
+    speech = clip("1089-134686-0001.flac")
+    for probability, seconds, kept in ((0.02, 0.0, False), (0.9, 0.3, True)):
+        session = StreamSession(StreamConfig(endpointing_s=0.5, prompt="he found an arid pleasure in following"),
+                                DETECTOR)
+        events: list = []
+        for i in range(0, 3 * SAMPLE_RATE, CHUNK):
+            events += session.feed(speech[i:i + CHUNK])
+            while (step := session.next_pass()) is not None:
+                assert step.request.prompt and "arid pleasure" in step.request.prompt
+                events += session.apply(step, copied("found an arid pleasure", probability, seconds))
+        events += session.flush()
+        while (step := session.next_pass()) is not None:
+            events += session.apply(step, copied("found an arid pleasure", probability, seconds))
+        assert [f.text for f in finals_of(events)] == (["found an arid pleasure"] if kept else [""])
