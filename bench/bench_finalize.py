@@ -28,32 +28,13 @@ from stt.engines.base import Engine  # noqa: E402
 from stt.live.session import StreamConfig, StreamSession, Transcribed  # noqa: E402
 from stt.live.speech_detector import SpeechDetector  # noqa: E402
 from tests.helpers import _EN, manifest  # noqa: E402
+from tests.live_helpers import finalized_stream  # noqa: E402
 
-CHUNK = SAMPLE_RATE // 10
 
 
 def stream(engine: Engine, detector: SpeechDetector, audio: np.ndarray, cut: int | None, interim_s: float) -> str:
     session = StreamSession(StreamConfig(interim_interval_s=interim_s), detector)
-    events: list = []
-
-    def feed(samples: np.ndarray) -> None:
-        for i in range(0, len(samples), CHUNK):
-            events.extend(session.feed(samples[i:i + CHUNK]))
-            drain()
-
-    def drain() -> None:
-        while (step := session.next_pass()) is not None:
-            events.extend(session.apply(step, engine.decode_windows([step.request])[0]))
-
-    parts = [audio] if cut is None else [audio[:cut], audio[cut:]]
-    for part in parts:
-        feed(part)
-        if cut is not None:
-            events.extend(session.flush(from_finalize=True))
-            drain()
-    feed(np.zeros(3 * SAMPLE_RATE, dtype=np.float32))
-    events.extend(session.flush(from_finalize=False))
-    drain()
+    events = finalized_stream(session, lambda step: engine.decode_windows([step.request])[0], audio, cut)
     return " ".join(e.text for e in events if isinstance(e, Transcribed) and e.is_final and e.text)
 
 

@@ -8,11 +8,15 @@ import json
 import time
 from typing import Any
 
+from collections.abc import Callable
+
 import aiohttp
 import jiwer
 import numpy as np
 
 from stt.audio import SAMPLE_RATE, decode_audio
+from stt.engines.base import WindowResult
+from stt.live.session import Event, Pass, StreamSession
 from tests.helpers import _EN, AUDIO_DIR, joined_with_gaps, manifest
 
 CHUNK_S = 0.1  # 100 ms frames, as a microphone client sends them
@@ -119,3 +123,30 @@ def words_lost(reference: str, hypothesis: str) -> int:
     """Reference words missing from the hypothesis (deletions after Whisper's normaliser): what a stream lost,
     apart from words the model heard wrong."""
     return jiwer.process_words(_EN(reference), _EN(hypothesis)).deletions
+
+
+def finalized_stream(session: StreamSession, decode: Callable[[Pass], WindowResult], audio: np.ndarray,
+                     cut: int | None, silence_s: float = 3.0) -> list[Event]:
+    """Issue 17's Finalize client, in process (no server): ``audio`` in 100 ms chunks, each pass the session asks
+    for decoded at once by ``decode``; with ``cut`` (a sample), a Finalize there, then the rest and another
+    Finalize; then ``silence_s`` of silence and the close. The session's events, in order."""
+    events: list[Event] = []
+
+    def feed(samples: np.ndarray) -> None:
+        for i in range(0, len(samples), int(CHUNK_S * SAMPLE_RATE)):
+            events.extend(session.feed(samples[i:i + int(CHUNK_S * SAMPLE_RATE)]))
+            drain()
+
+    def drain() -> None:
+        while (step := session.next_pass()) is not None:
+            events.extend(session.apply(step, decode(step)))
+
+    for part in [audio] if cut is None else [audio[:cut], audio[cut:]]:
+        feed(part)
+        if cut is not None:
+            events.extend(session.flush())
+            drain()
+    feed(np.zeros(int(silence_s * SAMPLE_RATE), dtype=np.float32))
+    events.extend(session.flush(from_finalize=False))
+    drain()
+    return events

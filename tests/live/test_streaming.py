@@ -12,6 +12,7 @@ from stt.engines.windows import WindowResult
 from stt.live.speech_detector import FRAME, SpeechDetector
 from stt.live.session import Pass, SpeechStarted, SpeechStopped, StreamConfig, StreamSession, Transcribed
 from tests.helpers import AUDIO_DIR
+from tests.live_helpers import finalized_stream
 
 CHUNK = SAMPLE_RATE // 10
 DETECTOR = SpeechDetector()
@@ -322,29 +323,16 @@ def test_a_word_a_finalize_cuts_in_two_is_left_to_the_speech_after_it_and_said_o
     speech = clip("1089-134686-0001.flac")
     session = StreamSession(StreamConfig(endpointing_s=0.5), DETECTOR)
     cut = int(2.2 * SAMPLE_RATE)  # inside w4 (2.0-2.45 s)
-    events: list = []
+    windows: list[tuple[int, int]] = []
 
-    def feed(audio: np.ndarray) -> None:
-        for i in range(0, len(audio), CHUNK):
-            events.extend(session.feed(audio[i:i + CHUNK]))
-            drain_grid()
+    def decode(step: Pass) -> WindowResult:
+        windows.append((step.start, step.end))
+        return on_grid(step)
 
-    def drain_grid() -> None:
-        while (step := session.next_pass()) is not None:
-            starts.append(step.start)
-            events.extend(session.apply(step, on_grid(step)))
-
-    starts: list[int] = []
-    feed(speech[:cut])
-    events.extend(session.flush())
-    drain_grid()
-    flushed = finals_of(events)
-    assert len(flushed) == 1 and flushed[0].from_finalize
-    assert flushed[0].text.split()[-1] == "w3" and flushed[0].end == 2.0  # it ends where the cut word starts
-    starts.clear()
-    feed(np.concatenate([speech[cut:cut + 2 * SAMPLE_RATE], np.zeros(SAMPLE_RATE, np.float32)]))
-    finals = finals_of(events)
-    assert starts and min(starts) <= int(1.9 * SAMPLE_RATE)  # the continuation's window holds w4 whole
+    finals = finals_of(finalized_stream(session, decode, speech[:cut + 2 * SAMPLE_RATE], cut))
+    assert finals[0].from_finalize
+    assert finals[0].text.split()[-1] == "w3" and finals[0].end == 2.0  # it ends where the cut word starts
+    assert min(start for start, end in windows if end > cut) <= int(1.9 * SAMPLE_RATE)  # after it: w4 whole
     said = " ".join(f.text for f in finals).split()
     assert "w4" in said and not any(w.endswith("~") for w in said)
     assert said == sorted(set(said), key=lambda w: int(w[1:]))  # each word once, in order

@@ -4,45 +4,25 @@ speech and a length cut lose no word and add none (issue 17's Finalize, issue 15
 from __future__ import annotations
 
 import jiwer
-import numpy as np
 import pytest
 
-from stt.audio import SAMPLE_RATE, decode_audio
+from stt.audio import decode_audio
 from stt.engines.base import Engine
 from stt.live.session import StreamConfig, StreamSession, Transcribed
 from stt.live.speech_detector import SpeechDetector
 from tests.helpers import _EN, AUDIO_DIR, manifest
+from tests.live_helpers import finalized_stream
 
 pytestmark = pytest.mark.model
-CHUNK = SAMPLE_RATE // 10
 
 
 def stream(engine: Engine, name: str, cut_at: float | None) -> str:
-    """The clip in 100 ms chunks, each due pass decoded at once; with ``cut_at`` (a fraction of the clip) a
-    Finalize there, then the rest, another Finalize, 3 s of silence and the close, as issue 17's client sends
-    it. The finals' text, normalised."""
+    """The clip as issue 17's client sends it, with a Finalize at ``cut_at`` (a fraction of the clip) or none; the
+    finals' text, normalised."""
     audio = decode_audio((AUDIO_DIR / name).read_bytes())
-    session = StreamSession(StreamConfig(), SpeechDetector())
-    events: list = []
-
-    def feed(samples: np.ndarray) -> None:
-        for i in range(0, len(samples), CHUNK):
-            events.extend(session.feed(samples[i:i + CHUNK]))
-            drain()
-
-    def drain() -> None:
-        while (step := session.next_pass()) is not None:
-            events.extend(session.apply(step, engine.decode_windows([step.request])[0]))
-
-    cut = len(audio) if cut_at is None else int(cut_at * len(audio))
-    for part in (audio[:cut], audio[cut:]):
-        feed(part)
-        if cut_at is not None:
-            events.extend(session.flush())
-            drain()
-    feed(np.zeros(3 * SAMPLE_RATE, dtype=np.float32))
-    events.extend(session.flush(from_finalize=False))
-    drain()
+    cut = None if cut_at is None else int(cut_at * len(audio))
+    events = finalized_stream(StreamSession(StreamConfig(), SpeechDetector()),
+                              lambda step: engine.decode_windows([step.request])[0], audio, cut)
     return _EN(" ".join(e.text for e in events if isinstance(e, Transcribed) and e.is_final and e.text))
 
 
