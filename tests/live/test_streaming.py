@@ -339,10 +339,12 @@ def test_a_word_a_finalize_cuts_in_two_is_left_to_the_speech_after_it_and_said_o
     assert finals[1].start == 2.0
 
 
-def copied(prompt: str, probability: float, seconds: float) -> WindowResult:
-    words = prompt.split()
-    return WindowResult("", tuple(Word(i * seconds, (i + 1) * seconds, " " + w, probability)
-                                  for i, w in enumerate(words)), "en")
+def copied(text: str, probability: float, seconds: float, likely: str = "") -> WindowResult:
+    """``text`` as unlikely words of ``seconds`` each, then ``likely`` words of 0.3 s."""
+    words = [Word(i * seconds, (i + 1) * seconds, " " + w, probability) for i, w in enumerate(text.split())]
+    at = words[-1].end if words else 0.0
+    words += [Word(at + i * 0.3, at + (i + 1) * 0.3, " " + w, 0.9) for i, w in enumerate(likely.split())]
+    return WindowResult("", tuple(words), "en")
 
 
 def test_a_pass_that_writes_its_prompt_again_into_silence_is_dropped_but_a_real_repetition_is_kept() -> None:
@@ -350,7 +352,10 @@ def test_a_pass_that_writes_its_prompt_again_into_silence_is_dropped_but_a_real_
     its prompt out again, unlikely words crammed into no time ("t he found an arid pleasure in following"). Such
     text is no final. The same words said again as speech (likely, each given its time) are kept."""
     speech = clip("1089-134686-0001.flac")
-    for probability, seconds, kept in ((0.02, 0.0, False), (0.9, 0.3, True)):
+    # The third: a copy of the prompt's start said unlikely, then five likely words (tiny.en on JFK's "ask not what
+    # you can do for your country" after its own "AS NOT! What your country can do for you"): real speech, kept.
+    cases = ((0.02, 0.0, "", False), (0.9, 0.3, "", True), (0.02, 0.3, "to it in the end", True))
+    for probability, seconds, likely, kept in cases:
         session = StreamSession(StreamConfig(endpointing_s=0.5, prompt="he found an arid pleasure in following"),
                                 DETECTOR)
         events: list = []
@@ -358,8 +363,9 @@ def test_a_pass_that_writes_its_prompt_again_into_silence_is_dropped_but_a_real_
             events += session.feed(speech[i:i + CHUNK])
             while (step := session.next_pass()) is not None:
                 assert step.request.prompt and "arid pleasure" in step.request.prompt
-                events += session.apply(step, copied("found an arid pleasure", probability, seconds))
+                events += session.apply(step, copied("found an arid pleasure", probability, seconds, likely))
         events += session.flush()
         while (step := session.next_pass()) is not None:
-            events += session.apply(step, copied("found an arid pleasure", probability, seconds))
-        assert [f.text for f in finals_of(events)] == (["found an arid pleasure"] if kept else [""])
+            events += session.apply(step, copied("found an arid pleasure", probability, seconds, likely))
+        said = " ".join(["found an arid pleasure", likely]).strip()
+        assert [f.text for f in finals_of(events)] == ([said] if kept else [""])
