@@ -6,9 +6,8 @@ import asyncio
 import dataclasses
 import json
 import time
-from typing import Any
-
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import jiwer
