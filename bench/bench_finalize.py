@@ -23,13 +23,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stt.audio import SAMPLE_RATE, decode_audio  # noqa: E402
+from stt.audio import decode_audio  # noqa: E402
 from stt.engines.base import Engine  # noqa: E402
 from stt.live.session import StreamConfig, StreamSession, Transcribed  # noqa: E402
 from stt.live.speech_detector import SpeechDetector  # noqa: E402
 from tests.helpers import _EN, manifest  # noqa: E402
 from tests.live_helpers import finalized_stream  # noqa: E402
-
 
 
 def stream(engine: Engine, detector: SpeechDetector, audio: np.ndarray, cut: int | None, interim_s: float) -> str:

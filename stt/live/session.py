@@ -465,11 +465,12 @@ class StreamSession:
         its window and its own speech start at the first of them (before its first pass, which waits for this
         final's), so they are decoded once, whole, and not dropped as said (_unsaid compares with this final)."""
         cont = due.continuation
-        cut = due.end / SAMPLE_RATE
+        if cont is None or cont.cut is None:
+            return words, end
         keep = len(words)
-        while cont is not None and keep and words[keep - 1].end >= cut - SPLIT_WORD_S:
+        while keep and words[keep - 1].end >= due.end / SAMPLE_RATE - SPLIT_WORD_S:
             keep -= 1
-        if cont is None or keep == len(words) or cont.cut is None:
+        if keep == len(words):
             return words, end
         start = max(due.utterance.begins, _seconds_to_sample(words[keep].start))
         cont.cut = min(cont.cut, start)
