@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from stt.engines.base import Engine, Segment, TranscribeOptions, WindowRequest, WindowResult, WindowScores
 
-__all__ = ["WindowRequest", "WindowResult", "decode_by_transcribe"]
+__all__ = ["WindowRequest", "WindowResult", "WindowScores", "decode_by_transcribe"]
 
 
 def decode_by_transcribe(engine: Engine, requests: Sequence[WindowRequest]) -> list[WindowResult]:

@@ -36,7 +36,8 @@ import numpy as np
 
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import Word
-from stt.engines.windows import WindowRequest, WindowResult
+from stt.engines.repetition import MAX_COMPRESSION
+from stt.engines.windows import WindowRequest, WindowResult, WindowScores
 from stt.live.speech_detector import FRAME, LOOKBACK, SpeechDetector
 
 START_FRAMES = 3  # consecutive speech frames (96 ms) that open speech: one loud click does not
@@ -57,6 +58,11 @@ SPLIT_WORD_S = 0.1
 # 0.133 s) or how much (over 2 s).
 ANOMALY_WORDS = 8
 COPIED_WORDS = 3  # a run of this many words of the prompt, said again by a pass
+# Whisper's own test of a failed decoding (transcribe.py's log_prob_threshold; compression above MAX_COMPRESSION):
+# its fallback decodes the window again. Live passes are greedy (beam 1) for speed; a final whose greedy reading
+# fails the test is decoded once more with beam search (StreamConfig.careful_beam_size), and the likelier reading
+# is the final (see _FinalDue.draft).
+UNSURE_LOGPROB = -1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +77,7 @@ class StreamConfig:
     vad_threshold: float = 0.5
     context_chars: int = 200  # earlier final text given as the prompt
     beam_size: int = 1
+    careful_beam_size: int = 5  # a final whose reading fails Whisper's test is decoded again so (1: never)
     prompt: str = ""  # text said before the stream (OpenAI's transcription prompt): the first passes' context
 
 
@@ -122,6 +129,7 @@ class _Utterance:
     previous: list[str] = dataclasses.field(default_factory=list)  # last hypothesis, normalised words
     hypothesis: list[Word] = dataclasses.field(default_factory=list)
     covered: int = 0  # absolute sample the latest hypothesis reached
+    unsure: WindowScores | None = None  # the latest hypothesis' scores when it failed Whisper's test (_unsure)
     # A continuation (cut by Finalize or by length in the middle of speech, no pause before it) starts its
     # own speech here; its window may start earlier (see flush). None: the utterance began after a pause.
     cut: int | None = None
@@ -149,6 +157,10 @@ class _FinalDue:
     event: Transcribed | None = None  # made, not out yet
     # The utterance a Finalize in the middle of speech opened at the cut: it takes the word the cut splits.
     continuation: _Utterance | None = None
+    # A greedy reading that failed Whisper's test (_unsure), and its scores: the final waits for a beam-search
+    # pass over the same audio and is the better of the two (_better).
+    draft: list[Word] | None = None
+    draft_scores: WindowScores | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -359,7 +371,8 @@ class StreamSession:
     def _start_pass(self, utt: _Utterance, end: int, due: _FinalDue | None, urgent: bool = False) -> Pass:
         end = max(end, utt.start)
         audio = self._audio[utt.start - self._buf_start:end - self._buf_start]
-        request = WindowRequest(audio, self.config.language, self._prompt(utt), self.config.beam_size)
+        beam = self.config.careful_beam_size if due is not None and due.draft is not None else self.config.beam_size
+        request = WindowRequest(audio, self.config.language, self._prompt(utt), beam)
         step = Pass(request, utt.id, utt.start, end, due, urgent, utt.cut)
         self._inflight.append(step)
         self._last_pass_end = max(self._last_pass_end, end)
@@ -396,22 +409,46 @@ class StreamSession:
         if _anomalous(words) and _copies(words, done.request.prompt):
             words = []  # the decoder wrote its prompt again into what it heard as silence (see _copies)
         if done.final is not None:
-            due = done.final
-            if due.event is not None or due not in self._finals:
-                return []  # a pass that ran beside it already made that final
-            due.event = self._made(due, done.end, words or due.utterance.hypothesis)
-            return self._release()
+            return self._final_pass(done, done.final, result, words)
         due = next((f for f in self._finals if f.utterance.id == done.utterance_id and f.event is None), None)
         utt = due.utterance if due else self._utt
         if utt is None or utt.id != done.utterance_id or result is None or done.end < utt.covered:
             return []  # a pass over an utterance already finalized, a failed interim, or an outrun one
         shown = self._agree(utt, words, done.end)
-        if due is not None and done.end >= due.need:
-            # This pass already heard the whole utterance: it is the final, no further decoding.
+        utt.unsure = self._unsure(done, result, words)
+        if due is not None and due.draft is None and done.end >= due.need:
+            # This pass already heard the whole utterance: it is the final, no further decoding (unless unsure).
+            if utt.unsure is not None:
+                due.draft, due.draft_scores = words, utt.unsure
+                return []
             due.event = self._made(due, done.end, words)
             return self._release()
         return [Transcribed(round(utt.begins / SAMPLE_RATE, 3), round(done.end / SAMPLE_RATE, 3),
                             _text(shown), tuple(shown), is_final=False, turn=utt.turn)] if shown else []
+
+    def _final_pass(self, done: Pass, due: _FinalDue, result: WindowResult | None, words: list[Word]) -> list[Event]:
+        """The result of a pass decoded for ``due``'s final: the final, or (a greedy reading that fails Whisper's
+        test) its draft, while a beam-search pass decodes the same audio again; of the two the likelier reading."""
+        if due.event is not None or due not in self._finals:
+            return []  # a pass that ran beside it already made that final
+        if due.draft is not None:  # this was the beam-search pass
+            scores = result.scores if result is not None else None
+            words = words if scores is not None and _better(scores, due.draft_scores) else due.draft
+        elif (unsure := self._unsure(done, result, words)) is not None:
+            due.draft, due.draft_scores = words, unsure
+            return []
+        due.event = self._made(due, done.end, words or due.utterance.hypothesis)
+        return self._release()
+
+    def _unsure(self, done: Pass, result: WindowResult | None, words: list[Word]) -> WindowScores | None:
+        """The scores of a greedy reading with words that fails Whisper's own test of a decoding (too unlikely,
+        or repeating itself: its cue for a fallback decoding); None when it passes or cannot be better decoded
+        (no scores, already a beam search)."""
+        scores = result.scores if result is not None else None
+        if not words or scores is None or done.request.beam_size >= self.config.careful_beam_size:
+            return None
+        failed = scores.avg_logprob < UNSURE_LOGPROB or scores.compression_ratio > MAX_COMPRESSION
+        return scores if failed else None
 
     def _agree(self, utt: _Utterance, words: list[Word], end: int) -> list[Word]:
         """LocalAgreement-2: the longest common prefix of two successive hypotheses is committed. Returns
@@ -447,6 +484,8 @@ class StreamSession:
             # Speech stopped right at the cut: its pre-roll holds only words already final. Nothing to decode, but
             # its turn still ends with a final (an empty one).
             due.event = self._final_event(utt, utt.begins, due.end, [], due.speech_final, due.from_finalize)
+        elif utt.hypothesis and utt.covered >= due.need and utt.unsure is not None:
+            due.draft, due.draft_scores = utt.hypothesis, utt.unsure  # unsure: a beam search first
         elif utt.hypothesis and utt.covered >= due.need:
             due.event = self._made(due, utt.covered, utt.hypothesis)
         self._finals.append(due)
@@ -507,6 +546,16 @@ def _heard(words: list[Word], end: float) -> list[Word]:
     while keep and words[keep - 1].start >= end - PAST_AUDIO_S:
         keep -= 1
     return words[:keep]
+
+
+def _better(reading: WindowScores, draft: WindowScores | None) -> bool:
+    """Whether a beam-search reading beats the greedy ``draft`` as Whisper picks among its fallback decodings: one
+    that does not repeat itself (compression ratio at most MAX_COMPRESSION) first, then the higher avg_logprob (a
+    beam search can loop too: "Hmmmm…" for a mumbled name, as likely to the decoder as it is wrong)."""
+    if draft is None:
+        return True
+    return ((reading.compression_ratio <= MAX_COMPRESSION, reading.avg_logprob)
+            >= (draft.compression_ratio <= MAX_COMPRESSION, draft.avg_logprob))
 
 
 def _anomalous(words: list[Word]) -> bool:

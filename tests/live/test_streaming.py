@@ -8,7 +8,7 @@ import numpy as np
 
 from stt.audio import SAMPLE_RATE, decode_audio
 from stt.engines.base import Word
-from stt.engines.windows import WindowResult
+from stt.engines.windows import WindowResult, WindowScores
 from stt.live.speech_detector import FRAME, SpeechDetector
 from stt.live.session import Pass, SpeechStarted, SpeechStopped, StreamConfig, StreamSession, Transcribed
 from tests.helpers import AUDIO_DIR
@@ -369,3 +369,50 @@ def test_a_pass_that_writes_its_prompt_again_into_silence_is_dropped_but_a_real_
             events += session.apply(step, copied("found an arid pleasure", probability, seconds, likely))
         said = " ".join(["found an arid pleasure", likely]).strip()
         assert [f.text for f in finals_of(events)] == ([said] if kept else [""])
+
+
+def greedy_or_beam(unsure: float, careful: float, loops: bool = False) -> tuple[list[int], object]:
+    """A decoder whose greedy reading scores ``unsure`` (avg_logprob) and says "the the the", and whose
+    beam-search reading scores ``careful`` and says "lee lilly" (repeating itself by Whisper's compression test
+    when it ``loops``); it records each pass's beam width."""
+    beams: list[int] = []
+
+    def decode(step: Pass) -> WindowResult:
+        beams.append(step.request.beam_size)
+        careful_pass = step.request.beam_size > 1
+        text, logprob = ("lee lilly", careful) if careful_pass else ("the the the", unsure)
+        words = tuple(Word(0.1 + 0.4 * i, 0.45 + 0.4 * i, " " + w, 0.5) for i, w in enumerate(text.split()))
+        compression = 3.0 if careful_pass and loops else 1.2
+        return WindowResult(text, words, "en", scores=WindowScores(logprob, compression, 0.1))
+    return beams, decode
+
+
+def test_a_final_whose_greedy_reading_fails_whispers_test_is_decoded_again_with_beam_search() -> None:
+    """Live passes are greedy. A final whose reading Whisper would not accept (avg_logprob under -1: its cue for
+    a fallback decoding) waits for one beam-search pass over the same audio, and is the likelier of the two
+    readings (one that repeats itself loses, as in Whisper's choice among its fallbacks); a sure reading is the
+    final at once, as before. Interims stay greedy."""
+    speech = clip("1089-134686-0001.flac")[:2 * SAMPLE_RATE]
+    audio = np.concatenate([speech, np.zeros(SAMPLE_RATE, np.float32)])
+    for unsure, careful, loops, said, beam_passes in ((-1.3, -0.6, False, "lee lilly", 1),
+                                                      (-1.3, -1.6, False, "the the the", 1),
+                                                      (-1.3, -0.2, True, "the the the", 1),
+                                                      (-0.4, -0.1, False, "the the the", 0)):
+        beams, decode = greedy_or_beam(unsure, careful, loops)
+        session = StreamSession(StreamConfig(endpointing_s=0.5), DETECTOR)
+        events: list = []
+        for i in range(0, len(audio), CHUNK):
+            events += session.feed(audio[i:i + CHUNK])
+            while (step := session.next_pass()) is not None:
+                events += session.apply(step, decode(step))
+        assert [f.text for f in finals_of(events)] == [said], (unsure, careful)
+        assert beams.count(5) == beam_passes and beams[-1] == (5 if beam_passes else 1)
+        assert all(not e.text.startswith("lee") for e in events if isinstance(e, Transcribed) and not e.is_final)
+    beams, decode = greedy_or_beam(-1.3, -0.6)  # careful_beam_size=1: never
+    session = StreamSession(StreamConfig(endpointing_s=0.5, careful_beam_size=1), DETECTOR)
+    events = []
+    for i in range(0, len(audio), CHUNK):
+        events += session.feed(audio[i:i + CHUNK])
+        while (step := session.next_pass()) is not None:
+            events += session.apply(step, decode(step))
+    assert [f.text for f in finals_of(events)] == ["the the the"] and set(beams) == {1}
