@@ -431,13 +431,14 @@ class StreamSession:
         test) its draft, while a beam-search pass decodes the same audio again; of the two the likelier reading."""
         if due.event is not None or due not in self._finals:
             return []  # a pass that ran beside it already made that final
-        if due.draft is not None:  # this was the beam-search pass
+        if due.draft is not None and done.request.beam_size >= self.config.careful_beam_size:  # the beam search
             scores = result.scores if result is not None else None
             words = words if scores is not None and _better(scores, due.draft_scores) else due.draft
         elif (unsure := self._unsure(done, result, words)) is not None:
-            due.draft, due.draft_scores = words, unsure
+            if due.draft is None or _better(unsure, due.draft_scores):  # (an interim beside it may have drafted)
+                due.draft, due.draft_scores = words, unsure
             return []
-        due.event = self._made(due, done.end, words or due.utterance.hypothesis)
+        due.event = self._made(due, done.end, words or due.draft or due.utterance.hypothesis)
         return self._release()
 
     def _unsure(self, done: Pass, result: WindowResult | None, words: list[Word]) -> WindowScores | None:
@@ -550,8 +551,8 @@ def _heard(words: list[Word], end: float) -> list[Word]:
 
 def _better(reading: WindowScores, draft: WindowScores | None) -> bool:
     """Whether a beam-search reading beats the greedy ``draft`` as Whisper picks among its fallback decodings: one
-    that does not repeat itself (compression ratio at most MAX_COMPRESSION) first, then the higher avg_logprob (a
-    beam search can loop too: "Hmmmm…" for a mumbled name, as likely to the decoder as it is wrong)."""
+    that does not repeat itself (compression ratio at most MAX_COMPRESSION) first (a beam search can loop too, and
+    a loop is likely to the decoder), then the higher avg_logprob."""
     if draft is None:
         return True
     return ((reading.compression_ratio <= MAX_COMPRESSION, reading.avg_logprob)
