@@ -11,7 +11,9 @@ How it works:
   as they were, followed by the newest hypothesis' unstable tail. (Forcing them as a decoding prefix was
   tried: the model then often says the whole utterance a second time after the prefix.)
 - The utterance ends after ``endpointing_s`` of silence. When the latest pass already covered the end of
-  speech, its text becomes the final at once, with no further decoding; otherwise one last pass runs.
+  speech, its text becomes the final at once, with no further decoding; otherwise one last pass runs. Passes
+  are greedy; a final whose reading fails Whisper's own test of a decoding waits for one beam-search pass over
+  the same audio and is the better reading of the two (``_FinalDue.draft``).
 - At most one interim pass and one urgent pass (the one that covers the end of speech, or the final's) are
   in flight: a final does not wait for an interim still decoding in a big batch of other streams' passes.
   A result older than what an utterance already heard, or for an utterance already final, is dropped.
