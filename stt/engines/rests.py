@@ -36,11 +36,11 @@ from faster_whisper.transcribe import get_compression_ratio
 
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import WindowRequest, WindowResult, WindowScores, Word
+from stt.engines.repetition import LOG_PROB_THRESHOLD
 
 UNREAD_S = 2.0  # a stretch of a window's speech this long with no word read in it was left out (see above)
 MAX_RESTS = 3  # rounds of unread stretches decoded for one window, at most
 NO_SPEECH = 0.6  # Whisper's no_speech_threshold
-SILENT_LOGPROB = -1.0  # Whisper's logprob_threshold: with NO_SPEECH, a silent window
 STRETCHED_WORD_S = 0.5  # the time given to a stretched word kept at the end of its stretch
 
 Decode = Callable[[Sequence[WindowRequest]], list[WindowResult]]
@@ -102,7 +102,7 @@ def _rest_request(request: WindowRequest, result: WindowResult, stretch: Stretch
 
 def _speech(rest: WindowResult) -> bool:
     scores = rest.scores
-    silent = scores is not None and scores.no_speech_prob > NO_SPEECH and scores.avg_logprob < SILENT_LOGPROB
+    silent = scores is not None and scores.no_speech_prob > NO_SPEECH and scores.avg_logprob < LOG_PROB_THRESHOLD
     return bool(rest.text.strip()) and not silent
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from stt.audio import SAMPLE_RATE
 from stt.engines.base import Word
-from stt.engines.repetition import MAX_COMPRESSION
+from stt.engines.repetition import MAX_COMPRESSION, fails_whisper_test
 from stt.engines.windows import WindowRequest, WindowResult, WindowScores
 from stt.live.speech_detector import FRAME, LOOKBACK, SpeechDetector
 
@@ -60,11 +60,6 @@ SPLIT_WORD_S = 0.1
 # 0.133 s) or how much (over 2 s).
 ANOMALY_WORDS = 8
 COPIED_WORDS = 3  # a run of this many words of the prompt, said again by a pass
-# Whisper's own test of a failed decoding (transcribe.py's log_prob_threshold; compression above MAX_COMPRESSION):
-# its fallback decodes the window again. Live passes are greedy (beam 1) for speed; a final whose greedy reading
-# fails the test is decoded once more with beam search (StreamConfig.careful_beam_size), and the likelier reading
-# is the final (see _FinalDue.draft).
-UNSURE_LOGPROB = -1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -450,8 +445,7 @@ class StreamSession:
         scores = result.scores if result is not None else None
         if not words or scores is None or done.request.beam_size >= self.config.careful_beam_size:
             return None
-        failed = scores.avg_logprob < UNSURE_LOGPROB or scores.compression_ratio > MAX_COMPRESSION
-        return scores if failed else None
+        return scores if fails_whisper_test(scores) else None
 
     def _agree(self, utt: _Utterance, words: list[Word], end: int) -> list[Word]:
         """LocalAgreement-2: the longest common prefix of two successive hypotheses is committed. Returns
