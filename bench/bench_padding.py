@@ -6,8 +6,9 @@ by ``decode_batch`` (beam 5, language detected) with the encoder input
 - ``audio+5``: the window's audio plus PAD_S of silence (the policy before window_seconds),
 - ``step``: ``window_seconds`` (audio + PAD_S rounded up to STEP_S; the server's policy),
 - ``full 30``: a full 30 s window (``WindowRequest.full_window``), as Whisper and ``transcribe`` encode it;
-and by ``WhisperModel.transcribe`` (beam 5, its defaults). The language of each window is detected once (on a
-full window, as the server does) and reused by every policy, so the rows differ only by the encoder input.
+and by ``WhisperModel.transcribe`` (beam 5, its defaults). The language is chosen once per clip, as the server
+chooses an upload's (``choose_upload_language``), and reused by every policy, so the rows differ only by the
+encoder input.
 Printed per set: WER (Whisper's normalisers, corpus-level), answers in another language, runaway outputs, and
 CPU seconds per clip (process time: robust on a shared machine).
 
@@ -30,6 +31,7 @@ from stt.audio import SAMPLE_RATE, decode_audio  # noqa: E402
 from stt.engines import batched_windows  # noqa: E402
 from stt.engines.base import TranscribeOptions  # noqa: E402
 from stt.engines.factory import load_engine  # noqa: E402
+from stt.inference.language_choice import choose_upload_language  # noqa: E402
 from stt.inference.speech_windows import assemble, cut_windows, window_request  # noqa: E402
 from stt.settings import settings_from_dict  # noqa: E402
 from bench.bench_accuracy import Answer, is_runaway, normalise, shared_sets  # noqa: E402
@@ -66,10 +68,12 @@ def main() -> int:
             segments, info = model.transcribe(audio, beam_size=5)
             text = "".join(s.text for s in segments).strip()
             answers["in-process"].append(Answer(text, info.language, time.process_time() - cpu))
-            windows = cut_windows(engine.find_speech(audio), len(audio))
+            speech = engine.find_speech(audio)
+            windows = cut_windows(speech, len(audio))
             requests = [window_request(w, audio, options) for w in windows]
             requests = [dataclasses.replace(r, words=False) for r in requests]
-            languages = batched_windows.detect_languages(model, requests, [r.audio for r in requests], None)
+            choice = choose_upload_language(engine, audio, speech, options, windows[0] if windows else None)
+            languages = [choice.language or (None, 1.0)] * len(requests)  # None: each window detects its own
             requests = [dataclasses.replace(r, language=lang) for r, (lang, _) in zip(requests, languages)]
             for policy in policies:
                 batched_windows.window_seconds = POLICIES[policy] or OWN
