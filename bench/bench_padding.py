@@ -6,6 +6,8 @@ by ``decode_batch`` (beam 5, language detected) with the encoder input
 - ``audio+5``: the window's audio plus PAD_S of silence (the policy before window_seconds),
 - ``step``: ``window_seconds`` (audio + PAD_S rounded up to STEP_S; the server's policy),
 - ``full 30``: a full 30 s window (``WindowRequest.full_window``), as Whisper and ``transcribe`` encode it;
+- ``whole step`` and ``whole 30``: a clip of at most 30 s not cut at all (its pauses and silent edges kept, as
+  ``transcribe`` reads a file) on ``window_seconds`` or on a full window; a longer clip as ``step``;
 and by ``WhisperModel.transcribe`` (beam 5, its defaults). The language is chosen once per clip, as the server
 chooses an upload's (``choose_upload_language``), and reused by every policy, so the rows differ only by the
 encoder input.
@@ -32,9 +34,9 @@ from stt.engines import batched_windows  # noqa: E402
 from stt.engines.base import TranscribeOptions  # noqa: E402
 from stt.engines.factory import load_engine  # noqa: E402
 from stt.inference.language_choice import choose_upload_language  # noqa: E402
-from stt.inference.speech_windows import assemble, cut_windows, window_request  # noqa: E402
+from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows, window_request  # noqa: E402
 from stt.settings import settings_from_dict  # noqa: E402
-from bench.bench_accuracy import Answer, is_runaway, normalise, shared_sets  # noqa: E402
+from bench.bench_accuracy import Answer, Clip, is_runaway, normalise, shared_sets  # noqa: E402
 
 import jiwer  # noqa: E402
 
@@ -43,7 +45,19 @@ POLICIES: dict[str, Callable[[int], float] | None] = {  # None: WindowRequest.fu
     "audio+5": lambda samples: min(batched_windows.MAX_WINDOW_S, samples / SAMPLE_RATE + batched_windows.PAD_S),
     "step": OWN,
     "full 30": None,
+    "whole step": OWN,
+    "whole 30": None,
 }
+WHOLE = ("whole step", "whole 30")  # policies that decode a clip of at most 30 s uncut
+
+
+def policy_windows(policy: str, speech: list[tuple[int, int]], windows: list[SpeechWindow],
+                   samples: int) -> list[SpeechWindow]:
+    """The windows a policy decodes: the speech windows, or for WHOLE the clip itself when it has speech and fits
+    one window."""
+    if policy in WHOLE and speech and samples <= batched_windows.MAX_WINDOW:
+        return [SpeechWindow(((0, samples),))]
+    return windows
 
 
 def main() -> int:
@@ -59,6 +73,7 @@ def main() -> int:
     options = TranscribeOptions(beam_size=5)
     modes = ["in-process", *policies]
     table: list[str] = []
+    done: dict[str, tuple[list[Clip], dict[str, list[Answer]]]] = {}
     for name, clips in shared_sets(False, [s for s in args.sets.split(",") if s]).items():
         clips = clips[::args.stride]
         answers: dict[str, list[Answer]] = {m: [] for m in modes}
@@ -70,42 +85,51 @@ def main() -> int:
             answers["in-process"].append(Answer(text, info.language, time.process_time() - cpu))
             speech = engine.find_speech(audio)
             windows = cut_windows(speech, len(audio))
-            requests = [window_request(w, audio, options) for w in windows]
-            requests = [dataclasses.replace(r, words=False) for r in requests]
             choice = choose_upload_language(engine, audio, speech, options, windows[0] if windows else None)
-            languages = [choice.language or (None, 1.0)] * len(requests)  # None: each window detects its own
-            requests = [dataclasses.replace(r, language=lang) for r, (lang, _) in zip(requests, languages)]
+            language, probability = choice.language or (None, 1.0)  # None: each window detects its own
             for policy in policies:
+                cut = policy_windows(policy, speech, windows, len(audio))
                 batched_windows.window_seconds = POLICIES[policy] or OWN
-                full = [dataclasses.replace(r, full_window=POLICIES[policy] is None) for r in requests]
+                requests = [dataclasses.replace(window_request(w, audio, options), words=False, language=language,
+                                                full_window=POLICIES[policy] is None, all_speech=cut is windows)
+                            for w in cut]
                 cpu = time.process_time()
-                results = batched_windows.decode_batch(model, full) if requests else []
+                results = batched_windows.decode_batch(model, requests) if requests else []
                 spent = time.process_time() - cpu
                 batched_windows.window_seconds = OWN
-                results = [dataclasses.replace(r, language_probability=p) for r, (_, p) in zip(results, languages)]
-                transcript = assemble(windows, results, audio, options)
+                results = [dataclasses.replace(r, language_probability=probability) for r in results]
+                transcript = assemble(cut, results, audio, options)
                 answers[policy].append(Answer(transcript.text, transcript.language, spent))
         if args.dump:
             with open(args.dump, "a", encoding="utf-8") as out:
                 for mode in modes:
                     for c, a in zip(clips, answers[mode]):
                         out.write(f"{c.file}\t{mode}\t{a.language}\t{a.text}\n")
-        refs = [normalise(c.transcript, c.lang) for c in clips]
-        cells = []
-        for mode in modes:
-            hyps = [normalise(a.text, c.lang) for c, a in zip(clips, answers[mode])]
-            wer = jiwer.wer(refs, hyps)
-            wrong = sum(a.language != c.lang for c, a in zip(clips, answers[mode]))
-            runaway = sum(is_runaway(c.transcript, a.text, c.lang) for c, a in zip(clips, answers[mode]))
-            cpu = sum(a.cpu_s for a in answers[mode]) / len(clips)
-            cells.append(f"{100 * wer:6.1f}{wrong:5d}{runaway:4d}{cpu:6.2f}")
-        line = f"{name:<16}{len(clips):>5}  " + "  ".join(cells)
-        table.append(line)
-        print(line, flush=True)
+        done[name] = (clips, answers)
+        table.append(row(name, clips, answers, modes))
+        print(table[-1], flush=True)
+    for pooled, names in (("FLEURS (all)", [n for n in done if n.startswith("fleurs")]),
+                          ("all but so762", [n for n in done if n != "speechocean762"])):
+        if len(names) > 1:  # a few words decide a 4-5 clip set: the pooled rows show what is systematic
+            table.append(row(pooled, [c for n in names for c in done[n][0]],
+                             {m: [a for n in names for a in done[n][1][m]] for m in modes}, modes))
     print(f"\n{'set':<16}{'clips':>5}  " + "  ".join(f"{m:>21}" for m in modes))
     print(f"{'':<16}{'':>5}  " + "  ".join(f"{'WER%':>6}{'lang':>5}{'run':>4}{'cpu s':>6}" for _ in modes))
     print("\n".join(table))
     return 0
+
+
+def row(name: str, clips: list[Clip], answers: dict[str, list[Answer]], modes: list[str]) -> str:
+    """One line of the table: per mode, corpus WER, answers in another language, runaways, CPU s per clip."""
+    refs = [normalise(c.transcript, c.lang) for c in clips]
+    cells = []
+    for mode in modes:
+        hyps = [normalise(a.text, c.lang) for c, a in zip(clips, answers[mode])]
+        wrong = sum(a.language != c.lang for c, a in zip(clips, answers[mode]))
+        runaway = sum(is_runaway(c.transcript, a.text, c.lang) for c, a in zip(clips, answers[mode]))
+        cpu = sum(a.cpu_s for a in answers[mode]) / len(clips)
+        cells.append(f"{100 * jiwer.wer(refs, hyps):6.1f}{wrong:5d}{runaway:4d}{cpu:6.2f}")
+    return f"{name:<16}{len(clips):>5}  " + "  ".join(cells)
 
 
 if __name__ == "__main__":
