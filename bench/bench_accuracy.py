@@ -180,7 +180,8 @@ async def server_answers(url: str, data: list[bytes], concurrency: int) -> list[
 POOLED = "pooled "  # the name of a pooled row starts so: a view across sets, with no target of its own
 
 
-def pooled_rows(answered: dict[tuple[str, str], tuple[list[Clip], list[Answer]]]) -> list[Row]:
+def pooled_rows(answered: dict[tuple[str, str], tuple[list[Clip], list[Answer]]],
+                modes: Sequence[str] = (*MODES, *LIVE_MODES)) -> list[Row]:
     """All FLEURS clips as one set, and every single clip but speechocean762's: on 4-5 clips a set's WER is
     decided by one or two words that flip either way (with the padding, the CPU's int8 rounding), so the
     pooled rows show what is systematic."""
@@ -188,7 +189,7 @@ def pooled_rows(answered: dict[tuple[str, str], tuple[list[Clip], list[Answer]]]
               f"{POOLED}not so762": lambda n: not n.startswith("joined") and n != "speechocean762"}
     rows = []
     for pooled, member in groups.items():
-        for mode in (*MODES, *LIVE_MODES):
+        for mode in modes:
             parts = [v for (name, m), v in answered.items() if m == mode and member(name)]
             if len(parts) > 1:
                 rows.append(score(pooled, mode, [c for clips, _ in parts for c in clips],

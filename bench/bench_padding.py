@@ -12,7 +12,8 @@ and by ``WhisperModel.transcribe`` (beam 5, its defaults). The language is chose
 chooses an upload's (``choose_upload_language``), and reused by every policy, so the rows differ only by the
 encoder input.
 Printed per set: WER (Whisper's normalisers, corpus-level), answers in another language, runaway outputs, and
-CPU seconds per clip (process time: robust on a shared machine).
+CPU seconds per clip (process time: robust on a shared machine), scored as bench_accuracy scores; then its
+pooled rows (all FLEURS clips, every clip but speechocean762's).
 
 Usage: .venv/bin/python bench/bench_padding.py [--sets speechocean762,fleurs] [--stride N]
 """
@@ -36,9 +37,7 @@ from stt.engines.factory import load_engine  # noqa: E402
 from stt.inference.language_choice import choose_upload_language  # noqa: E402
 from stt.inference.speech_windows import SpeechWindow, assemble, cut_windows, window_request  # noqa: E402
 from stt.settings import settings_from_dict  # noqa: E402
-from bench.bench_accuracy import Answer, Clip, is_runaway, normalise, shared_sets  # noqa: E402
-
-import jiwer  # noqa: E402
+from bench.bench_accuracy import Answer, Clip, Row, pooled_rows, score, shared_sets  # noqa: E402
 
 OWN = batched_windows.window_seconds
 POLICIES: dict[str, Callable[[int], float] | None] = {  # None: WindowRequest.full_window
@@ -73,7 +72,7 @@ def main() -> int:
     options = TranscribeOptions(beam_size=5)
     modes = ["in-process", *policies]
     table: list[str] = []
-    done: dict[str, tuple[list[Clip], dict[str, list[Answer]]]] = {}
+    answered: dict[tuple[str, str], tuple[list[Clip], list[Answer]]] = {}  # (set, mode) -> its clips, answers
     for name, clips in shared_sets(False, [s for s in args.sets.split(",") if s]).items():
         clips = clips[::args.stride]
         answers: dict[str, list[Answer]] = {m: [] for m in modes}
@@ -105,31 +104,22 @@ def main() -> int:
                 for mode in modes:
                     for c, a in zip(clips, answers[mode]):
                         out.write(f"{c.file}\t{mode}\t{a.language}\t{a.text}\n")
-        done[name] = (clips, answers)
-        table.append(row(name, clips, answers, modes))
+        answered |= {(name, mode): (clips, answers[mode]) for mode in modes}
+        table.append(line([score(name, mode, clips, answers[mode]) for mode in modes]))
         print(table[-1], flush=True)
-    for pooled, names in (("FLEURS (all)", [n for n in done if n.startswith("fleurs")]),
-                          ("all but so762", [n for n in done if n != "speechocean762"])):
-        if len(names) > 1:  # a few words decide a 4-5 clip set: the pooled rows show what is systematic
-            table.append(row(pooled, [c for n in names for c in done[n][0]],
-                             {m: [a for n in names for a in done[n][1][m]] for m in modes}, modes))
+    pooled = pooled_rows(answered, modes)  # a few words decide a 4-5 clip set: these show what is systematic
+    table += [line([r for r in pooled if r.name == name]) for name in dict.fromkeys(r.name for r in pooled)]
     print(f"\n{'set':<16}{'clips':>5}  " + "  ".join(f"{m:>21}" for m in modes))
     print(f"{'':<16}{'':>5}  " + "  ".join(f"{'WER%':>6}{'lang':>5}{'run':>4}{'cpu s':>6}" for _ in modes))
     print("\n".join(table))
     return 0
 
 
-def row(name: str, clips: list[Clip], answers: dict[str, list[Answer]], modes: list[str]) -> str:
-    """One line of the table: per mode, corpus WER, answers in another language, runaways, CPU s per clip."""
-    refs = [normalise(c.transcript, c.lang) for c in clips]
-    cells = []
-    for mode in modes:
-        hyps = [normalise(a.text, c.lang) for c, a in zip(clips, answers[mode])]
-        wrong = sum(a.language != c.lang for c, a in zip(clips, answers[mode]))
-        runaway = sum(is_runaway(c.transcript, a.text, c.lang) for c, a in zip(clips, answers[mode]))
-        cpu = sum(a.cpu_s for a in answers[mode]) / len(clips)
-        cells.append(f"{100 * jiwer.wer(refs, hyps):6.1f}{wrong:5d}{runaway:4d}{cpu:6.2f}")
-    return f"{name:<16}{len(clips):>5}  " + "  ".join(cells)
+def line(rows: list[Row]) -> str:
+    """One line of the table: the set, then per mode corpus WER, answers in another language, runaways, CPU s
+    per clip (bench_accuracy's ``score`` of each mode, in order)."""
+    cells = [f"{100 * r.wer:6.1f}{r.wrong_language:5d}{r.runaway:4d}{r.cpu_per_clip:6.2f}" for r in rows]
+    return f"{rows[0].name:<16}{rows[0].clips:>5}  " + "  ".join(cells)
 
 
 if __name__ == "__main__":
